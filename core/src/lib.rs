@@ -1,0 +1,3 @@
+//! `fennec-core`: reads GGUF models and runs them.
+
+pub mod gguf;
