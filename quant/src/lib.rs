@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod cpu;
+pub mod dot;
 pub mod types;
 
 pub use cpu::CpuLevel;
