@@ -1,1 +1,169 @@
-//! Shared helpers for Fennec integration tests.
+//! Shared helpers for Fennec's integration tests: where the real models and Python are,
+//! and the JSON summaries that are compared against reference tools.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fennec_core::gguf::{Array, GgufFile, Value};
+use serde_json::{json, Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+/// File name of the SmolLM2 test model inside the model cache.
+pub const SMOLLM2_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// A committed fixture, by path relative to `tests/fixtures`.
+pub fn fixture(relative: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(relative)
+}
+
+/// Where `scripts/fetch-models.sh` puts models: `$FENNEC_MODELS`, else `~/.cache/fennec/models`.
+pub fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FENNEC_MODELS") {
+        return dir.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    Path::new(&home).join(".cache/fennec/models")
+}
+
+/// The SmolLM2-135M-Instruct Q4_1 file. Panics with instructions when it was not fetched:
+/// the tests that need it are part of the suite, never silently skipped.
+pub fn smollm2_path() -> PathBuf {
+    let path = models_dir().join(SMOLLM2_FILE);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-models.sh (scripts/test.sh does) or set FENNEC_MODELS",
+        path.display()
+    );
+    path
+}
+
+/// A Python interpreter with gguf-py importable: `$FENNEC_PYTHON`, else `python3`.
+/// `None` only when no Python is installed at all.
+pub fn python_with_gguf() -> Option<PathBuf> {
+    let python: PathBuf = std::env::var_os("FENNEC_PYTHON")
+        .map(Into::into)
+        .unwrap_or_else(|| "python3".into());
+    let status = Command::new(&python)
+        .arg("-c")
+        .arg("import gguf, numpy")
+        .status();
+    match status {
+        Err(_) => None,
+        Ok(s) => {
+            assert!(
+                s.success(),
+                "{} cannot import gguf/numpy: run scripts/test.sh (it installs them) or set FENNEC_PYTHON",
+                python.display()
+            );
+            Some(python)
+        }
+    }
+}
+
+/// Runs `tests/fixtures/gguf/dump_gguf_py.py` on `gguf` and parses its JSON.
+pub fn dump_with_gguf_py(python: &Path, gguf: &Path) -> Json {
+    let out = Command::new(python)
+        .arg(fixture("gguf/dump_gguf_py.py"))
+        .arg(gguf)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "gguf-py failed to read {}: {}",
+        gguf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("gguf-py dump is JSON")
+}
+
+/// Fennec's view of a file in the format of `dump_gguf_py.py`.
+pub fn gguf_summary(file: &GgufFile) -> Json {
+    let header = file.header();
+    let metadata: Map<String, Json> = file
+        .metadata()
+        .iter()
+        .map(|(k, v)| (k.to_string(), value_summary(v)))
+        .collect();
+    let tensors: Vec<Json> = file
+        .tensor_infos()
+        .iter()
+        .map(|t| {
+            json!({"name": t.name, "type": t.ty.name(), "dims": t.dims,
+                   "offset": t.offset, "bytes": t.size})
+        })
+        .collect();
+    json!({"version": header.version, "alignment": header.alignment,
+           "data_offset": header.data_offset, "metadata": metadata, "tensors": tensors})
+}
+
+const HEAD: usize = 8;
+
+fn value_summary(v: &Value) -> Json {
+    let (ty, value) = match v {
+        Value::U8(x) => ("u8", json!(x)),
+        Value::I8(x) => ("i8", json!(x)),
+        Value::U16(x) => ("u16", json!(x)),
+        Value::I16(x) => ("i16", json!(x)),
+        Value::U32(x) => ("u32", json!(x)),
+        Value::I32(x) => ("i32", json!(x)),
+        Value::F32(x) => ("f32", json!(f64::from(*x))),
+        Value::Bool(x) => ("bool", json!(x)),
+        Value::String(x) => ("string", json!(x)),
+        Value::U64(x) => ("u64", json!(x)),
+        Value::I64(x) => ("i64", json!(x)),
+        Value::F64(x) => ("f64", json!(x)),
+        Value::Array(a) => return array_summary(a),
+    };
+    json!({"type": ty, "value": value})
+}
+
+fn array_summary(a: &Array) -> Json {
+    let mut hash = Sha256::new();
+    macro_rules! numeric {
+        ($v:expr, $conv:expr) => {{
+            for x in $v.iter() {
+                hash.update(x.to_le_bytes());
+            }
+            $v.iter().take(HEAD).map($conv).collect::<Vec<Json>>()
+        }};
+    }
+    let head: Vec<Json> = match a {
+        Array::U8(v) => numeric!(v, |x| json!(x)),
+        Array::I8(v) => numeric!(v, |x| json!(x)),
+        Array::U16(v) => numeric!(v, |x| json!(x)),
+        Array::I16(v) => numeric!(v, |x| json!(x)),
+        Array::U32(v) => numeric!(v, |x| json!(x)),
+        Array::I32(v) => numeric!(v, |x| json!(x)),
+        Array::F32(v) => numeric!(v, |x| json!(f64::from(*x))),
+        Array::U64(v) => numeric!(v, |x| json!(x)),
+        Array::I64(v) => numeric!(v, |x| json!(x)),
+        Array::F64(v) => numeric!(v, |x| json!(x)),
+        Array::Bool(v) => {
+            for &b in v {
+                hash.update([u8::from(b)]);
+            }
+            v.iter().take(HEAD).map(|x| json!(x)).collect()
+        }
+        Array::String(v) => {
+            for s in v {
+                hash.update(s.as_bytes());
+                hash.update([0]);
+            }
+            v.iter().take(HEAD).map(|x| json!(x)).collect()
+        }
+        Array::Array(v) => {
+            return json!({"type": "array", "element_type": "array", "len": v.len()});
+        }
+    };
+    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    json!({"type": "array", "element_type": a.element_type().name(), "len": a.len(),
+           "head": head, "sha256": digest})
+}

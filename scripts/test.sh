@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Everything CI runs, on a fresh Debian machine or a developer's: installs what it needs
+# (Rust components, nightly + cargo-fuzz, a Python venv with gguf-py, cross tools for the
+# aarch64 run), fetches the test models, then runs every check and prints
+# "N passed, N failed" (tests, plus one per failed stage) as its last line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+LOGS=$(mktemp -d)
+export CARGO_TERM_COLOR=never
+export FENNEC_MODELS="${FENNEC_MODELS:-$HOME/.cache/fennec/models}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-45}"
+
+passed=0
+failed=0
+failed_stages=()
+
+count_tests() { # sum cargo's "test result:" lines of a log
+  local p f
+  p=$(grep -hoE 'test result: [A-Za-z]+\. [0-9]+ passed' "$1" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -hoE '[0-9]+ failed;' "$1" | awk '{s+=$1} END {print s+0}')
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+stage() { # name command...: runs, logs, records a failed stage
+  local name=$1
+  shift
+  echo "=== $name"
+  local start=$SECONDS
+  "$@" >"$LOGS/$name.log" 2>&1
+  local rc=$?
+  count_tests "$LOGS/$name.log"
+  if [ $rc -ne 0 ]; then
+    tail -n 60 "$LOGS/$name.log"
+    echo "=== $name FAILED (exit $rc, $((SECONDS - start)) s)"
+    failed_stages+=("$name")
+  else
+    echo "=== $name ok ($((SECONDS - start)) s)"
+  fi
+  return $rc
+}
+
+setup_rust() {
+  rustup show active-toolchain # installs the pinned toolchain (rust-toolchain.toml) if absent
+  rustup component add rustfmt clippy
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+}
+
+setup_python() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check gguf==0.19.0 numpy
+}
+
+fuzz_gguf() {
+  local corpus
+  corpus=$(mktemp -d)
+  cp fuzz/corpus/gguf_parse/* "$corpus/"
+  cargo +nightly fuzz run gguf_parse "$corpus" -- \
+    -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10
+}
+
+stage setup-rust setup_rust
+stage setup-python setup_python
+export FENNEC_PYTHON="$ROOT/.venv/bin/python"
+stage fetch-models env FENNEC_PYTHON="$FENNEC_PYTHON" scripts/fetch-models.sh
+stage fmt cargo fmt --all -- --check
+stage clippy cargo clippy --workspace --all-targets -- -D warnings
+stage test cargo test --workspace --no-fail-fast
+if [ -x scripts/test-aarch64.sh ]; then
+  stage test-aarch64 scripts/test-aarch64.sh
+fi
+stage fuzz fuzz_gguf
+
+failed=$((failed + ${#failed_stages[@]}))
+echo
+[ ${#failed_stages[@]} -gt 0 ] && echo "failed stages: ${failed_stages[*]}"
+echo "logs in $LOGS"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
