@@ -3,13 +3,14 @@
 //! Each weight type is paired with the activation type llama.cpp pairs it with
 //! ([`activation_type`]); a kernel takes `n` elements of each, as raw block bytes.
 
-use crate::{CpuLevel, GgmlType};
+use crate::formats::check_bytes;
+use crate::{cpu, CpuLevel, GgmlType, QuantError};
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 pub(crate) mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
-#[cfg(target_arch = "aarch64")]
-pub(crate) mod neon;
 
 /// A dot-product kernel: `n` elements of a weight row (`w`, block bytes of the weight type)
 /// times `n` elements of an activation row (`a`, block bytes of [`activation_type`]).
@@ -41,4 +42,16 @@ pub fn kernel(level: CpuLevel, w: GgmlType) -> Option<VecDotFn> {
         _ => None,
     };
     simd.or_else(|| scalar::kernel(w))
+}
+
+/// `n` elements of weight row `w` (type `ty`) times activation row `a` (already quantized
+/// to [`activation_type`]`(ty)`), with the kernel of [`cpu::level`]. Both slices must be
+/// exactly `n` elements long.
+pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> Result<f32, QuantError> {
+    let unsupported = QuantError::Unsupported { ty, op: "vec_dot" };
+    let a_ty = activation_type(ty).ok_or(unsupported.clone())?;
+    let dot = kernel(cpu::level(), ty).ok_or(unsupported)?;
+    check_bytes(ty, n, w.len(), "weights")?;
+    check_bytes(a_ty, n, a.len(), "activations")?;
+    Ok(dot(n, w, a))
 }

@@ -1,0 +1,277 @@
+//! Several weight rows times one or more quantized activation vectors, written into an
+//! output laid out `[vector][row]`, so that threads can each take a range of rows.
+//!
+//! ```
+//! use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile};
+//! use fennec_quant::{quantize_row, GgmlType};
+//!
+//! let (n_rows, n_cols, n_vecs) = (4, 64, 2);
+//! let w_f32: Vec<f32> = (0..n_rows * n_cols).map(|i| (i % 7) as f32 - 3.0).collect();
+//! let mut weights = vec![0u8; n_rows * 2 * 34];
+//! quantize_row(GgmlType::Q8_0, &w_f32, &mut weights).unwrap();
+//! let x: Vec<f32> = (0..n_vecs * n_cols).map(|i| (i % 5) as f32).collect();
+//! let acts = ActivationBatch::quantize(GgmlType::Q8_0, n_cols, &x).unwrap();
+//!
+//! let mut out = vec![0.0f32; n_vecs * n_rows];
+//! // Two "threads": rows 0..1 and 1..4.
+//! let tiles = OutputTile::split(&mut out, n_rows, n_rows, n_vecs, &[1]).unwrap();
+//! for mut tile in tiles {
+//!     matmul(GgmlType::Q8_0, n_cols, &weights, &acts, &mut tile).unwrap();
+//! }
+//! ```
+
+use std::ops::Range;
+
+use crate::dot::{activation_type, kernel};
+use crate::formats::{quantize_row, row_bytes};
+use crate::{cpu, GgmlType, QuantError};
+
+/// One or more activation rows, quantized to the activation type of a weight type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationBatch {
+    /// The activation type (`Q8_0`, `Q8_1`, `Q8_K`, `F16`, …).
+    ty: GgmlType,
+    /// Elements per row.
+    n_cols: usize,
+    /// Number of rows (vectors).
+    n_vecs: usize,
+    /// The rows' blocks, back to back.
+    data: Vec<u8>,
+}
+
+impl ActivationBatch {
+    /// Quantizes `x` (`n_vecs * n_cols` f32, row-major) into the activation type llama.cpp
+    /// pairs with `weight_ty`.
+    pub fn quantize(weight_ty: GgmlType, n_cols: usize, x: &[f32]) -> Result<Self, QuantError> {
+        let mut batch = Self {
+            ty: paired_activation(weight_ty)?,
+            n_cols,
+            n_vecs: 0,
+            data: Vec::new(),
+        };
+        batch.requantize(x)?;
+        Ok(batch)
+    }
+
+    /// Quantizes new rows of the same width into this batch, reusing its buffer.
+    pub fn requantize(&mut self, x: &[f32]) -> Result<(), QuantError> {
+        let n_vecs = vectors_in(x.len(), self.n_cols)?;
+        let bytes = row_bytes(self.ty, self.n_cols)?;
+        self.data.resize(n_vecs * bytes, 0);
+        for (src, dst) in x
+            .chunks_exact(self.n_cols.max(1))
+            .zip(self.data.chunks_exact_mut(bytes.max(1)))
+        {
+            quantize_row(self.ty, src, dst)?;
+        }
+        self.n_vecs = n_vecs;
+        Ok(())
+    }
+
+    /// Wraps rows already quantized to `ty` (`n_cols` elements each, back to back).
+    pub fn from_quantized(ty: GgmlType, n_cols: usize, data: Vec<u8>) -> Result<Self, QuantError> {
+        let bytes = row_bytes(ty, n_cols)?;
+        if bytes == 0 || !data.len().is_multiple_of(bytes) {
+            return Err(QuantError::Shape(format!(
+                "{} bytes is not a whole number of {ty} rows of {n_cols} elements",
+                data.len()
+            )));
+        }
+        Ok(Self {
+            ty,
+            n_cols,
+            n_vecs: data.len() / bytes,
+            data,
+        })
+    }
+
+    /// The activation type of the rows.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Elements per row.
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    /// Number of rows (vectors).
+    pub fn n_vecs(&self) -> usize {
+        self.n_vecs
+    }
+
+    /// All rows' bytes, back to back.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The bytes of row `v`.
+    pub fn row(&self, v: usize) -> &[u8] {
+        let bytes = self.data.len() / self.n_vecs.max(1);
+        &self.data[v * bytes..(v + 1) * bytes]
+    }
+}
+
+/// The activation type of `weight_ty`, or `Unsupported`.
+fn paired_activation(weight_ty: GgmlType) -> Result<GgmlType, QuantError> {
+    activation_type(weight_ty).ok_or(QuantError::Unsupported {
+        ty: weight_ty,
+        op: "matmul",
+    })
+}
+
+/// How many rows of `n_cols` make `len` elements.
+fn vectors_in(len: usize, n_cols: usize) -> Result<usize, QuantError> {
+    if n_cols == 0 || !len.is_multiple_of(n_cols) {
+        return Err(QuantError::Shape(format!(
+            "{len} elements is not a whole number of rows of {n_cols}"
+        )));
+    }
+    Ok(len / n_cols)
+}
+
+/// The part of a `[vector][row]` output that covers weight rows `rows`: one mutable slice
+/// per vector. Tiles from [`OutputTile::split`] are disjoint, so each can go to a thread.
+#[derive(Debug)]
+pub struct OutputTile<'a> {
+    /// The weight rows this tile covers.
+    rows: Range<usize>,
+    /// `per_vector[v][r - rows.start]` is the output for vector `v`, weight row `r`.
+    per_vector: Vec<&'a mut [f32]>,
+}
+
+impl<'a> OutputTile<'a> {
+    /// The whole output: `out[v * stride + r]` for `r < n_rows`, `v < n_vecs`.
+    pub fn whole(
+        out: &'a mut [f32],
+        n_rows: usize,
+        stride: usize,
+        n_vecs: usize,
+    ) -> Result<Self, QuantError> {
+        let mut tiles = Self::split(out, n_rows, stride, n_vecs, &[])?;
+        Ok(tiles.pop().expect("one tile"))
+    }
+
+    /// Splits the output `out[v * stride + r]` (`r < n_rows`, `v < n_vecs`) at the
+    /// ascending row boundaries `cuts`, giving `cuts.len() + 1` disjoint tiles.
+    pub fn split(
+        out: &'a mut [f32],
+        n_rows: usize,
+        stride: usize,
+        n_vecs: usize,
+        cuts: &[usize],
+    ) -> Result<Vec<Self>, QuantError> {
+        if stride < n_rows {
+            return Err(QuantError::Shape(format!(
+                "stride {stride} < {n_rows} rows"
+            )));
+        }
+        let needed = if n_vecs == 0 {
+            0
+        } else {
+            (n_vecs - 1) * stride + n_rows
+        };
+        if out.len() < needed {
+            return Err(QuantError::BufferSize {
+                ty: GgmlType::F32,
+                what: "output",
+                got: out.len(),
+                expected: needed,
+                unit: "elements",
+            });
+        }
+        let mut bounds = Vec::with_capacity(cuts.len() + 2);
+        bounds.push(0);
+        for &c in cuts {
+            if c < *bounds.last().expect("non-empty") || c > n_rows {
+                return Err(QuantError::Shape(format!(
+                    "row cuts {cuts:?} are not ascending within 0..={n_rows}"
+                )));
+            }
+            bounds.push(c);
+        }
+        bounds.push(n_rows);
+        let mut tiles: Vec<Self> = bounds
+            .windows(2)
+            .map(|w| Self {
+                rows: w[0]..w[1],
+                per_vector: Vec::with_capacity(n_vecs),
+            })
+            .collect();
+        let mut rest = &mut out[..needed];
+        for _ in 0..n_vecs {
+            let take = rest.len().min(stride);
+            let (vector, tail) = rest.split_at_mut(take);
+            rest = tail;
+            let mut vector = &mut vector[..n_rows];
+            for tile in tiles.iter_mut() {
+                let (part, tail) = vector.split_at_mut(tile.rows.len());
+                vector = tail;
+                tile.per_vector.push(part);
+            }
+        }
+        Ok(tiles)
+    }
+
+    /// The weight rows this tile covers.
+    pub fn rows(&self) -> Range<usize> {
+        self.rows.clone()
+    }
+
+    /// Number of vectors.
+    pub fn n_vecs(&self) -> usize {
+        self.per_vector.len()
+    }
+
+    /// The outputs of vector `v` for this tile's rows.
+    pub fn vector(&self, v: usize) -> &[f32] {
+        self.per_vector[v]
+    }
+}
+
+/// Computes `out[v][r] = dot(weight row r, activation row v)` for every row `r` of `tile`
+/// and every vector of `acts`. `weights` holds whole rows of `n_cols` elements of `ty`,
+/// starting at row 0 (at least `tile.rows().end` rows); the kernel is chosen once per call.
+pub fn matmul(
+    ty: GgmlType,
+    n_cols: usize,
+    weights: &[u8],
+    acts: &ActivationBatch,
+    tile: &mut OutputTile<'_>,
+) -> Result<(), QuantError> {
+    let a_ty = paired_activation(ty)?;
+    let dot = kernel(cpu::level(), ty).ok_or(QuantError::Unsupported { ty, op: "matmul" })?;
+    if acts.ty != a_ty || acts.n_cols != n_cols {
+        return Err(QuantError::Shape(format!(
+            "activations are {} x {} {}, weights need {a_ty} rows of {n_cols}",
+            acts.n_vecs, acts.n_cols, acts.ty
+        )));
+    }
+    if acts.n_vecs != tile.n_vecs() {
+        return Err(QuantError::Shape(format!(
+            "{} activation vectors but the output tile has {}",
+            acts.n_vecs,
+            tile.n_vecs()
+        )));
+    }
+    let w_row = row_bytes(ty, n_cols)?;
+    let rows = tile.rows();
+    let needed = rows.end * w_row;
+    if weights.len() < needed || (w_row > 0 && !weights.len().is_multiple_of(w_row)) {
+        return Err(QuantError::BufferSize {
+            ty,
+            what: "weights",
+            got: weights.len(),
+            expected: needed,
+            unit: "bytes",
+        });
+    }
+    let a_row = row_bytes(a_ty, n_cols)?;
+    for (i, r) in rows.enumerate() {
+        let w = &weights[r * w_row..(r + 1) * w_row];
+        for (v, out) in tile.per_vector.iter_mut().enumerate() {
+            out[i] = dot(n_cols, w, &acts.data[v * a_row..(v + 1) * a_row]);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! The row-block matmul: tiles, strides, threads, and shape errors.
+
+use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile};
+use fennec_quant::{quantize_row, row_bytes, vec_dot, GgmlType, QuantError};
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 24) as f32
+                - 0.5
+        })
+        .collect()
+}
+
+fn weights(ty: GgmlType, n_rows: usize, n_cols: usize) -> Vec<u8> {
+    let mut w = vec![0u8; n_rows * row_bytes(ty, n_cols).unwrap()];
+    quantize_row(ty, &data(n_rows * n_cols, 7), &mut w).unwrap();
+    w
+}
+
+/// The expected output `[vector][row]` from one `vec_dot` per element.
+fn expected(
+    ty: GgmlType,
+    n_rows: usize,
+    n_cols: usize,
+    w: &[u8],
+    acts: &ActivationBatch,
+) -> Vec<f32> {
+    let wb = row_bytes(ty, n_cols).unwrap();
+    let mut out = vec![0.0; acts.n_vecs() * n_rows];
+    for v in 0..acts.n_vecs() {
+        for r in 0..n_rows {
+            out[v * n_rows + r] =
+                vec_dot(ty, n_cols, &w[r * wb..(r + 1) * wb], acts.row(v)).unwrap();
+        }
+    }
+    out
+}
+
+#[test]
+fn split_tiles_on_threads_match_vec_dot() {
+    let (n_rows, n_cols, n_vecs) = (37, 512, 3);
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q4K,
+        GgmlType::Q6K,
+        GgmlType::F16,
+    ] {
+        let w = weights(ty, n_rows, n_cols);
+        let acts = ActivationBatch::quantize(ty, n_cols, &data(n_vecs * n_cols, 3)).unwrap();
+        let want = expected(ty, n_rows, n_cols, &w, &acts);
+        let mut out = vec![f32::NAN; n_vecs * n_rows];
+        let tiles = OutputTile::split(&mut out, n_rows, n_rows, n_vecs, &[5, 5, 20, 33]).unwrap();
+        assert_eq!(tiles.len(), 5);
+        std::thread::scope(|s| {
+            for mut tile in tiles {
+                let (w, acts) = (&w, &acts);
+                s.spawn(move || matmul(ty, n_cols, w, acts, &mut tile).unwrap());
+            }
+        });
+        assert_eq!(out, want, "{ty}");
+    }
+}
+
+#[test]
+fn stride_leaves_padding_untouched() {
+    let (n_rows, n_cols, n_vecs, stride) = (4, 256, 2, 6);
+    let ty = GgmlType::Q8_0;
+    let w = weights(ty, n_rows, n_cols);
+    let acts = ActivationBatch::quantize(ty, n_cols, &data(n_vecs * n_cols, 9)).unwrap();
+    let want = expected(ty, n_rows, n_cols, &w, &acts);
+    let mut out = vec![-1.0f32; (n_vecs - 1) * stride + n_rows];
+    let mut tile = OutputTile::whole(&mut out, n_rows, stride, n_vecs).unwrap();
+    assert_eq!(tile.rows(), 0..n_rows);
+    matmul(ty, n_cols, &w, &acts, &mut tile).unwrap();
+    assert_eq!(tile.vector(1), &want[n_rows..]);
+    assert_eq!(&out[..n_rows], &want[..n_rows]);
+    assert_eq!(&out[n_rows..stride], &[-1.0, -1.0]);
+    assert_eq!(&out[stride..], &want[n_rows..]);
+}
+
+#[test]
+fn activation_batch_pairs_and_reuses() {
+    let mut acts = ActivationBatch::quantize(GgmlType::Q5_1, 64, &data(128, 1)).unwrap();
+    assert_eq!(
+        (acts.ty(), acts.n_cols(), acts.n_vecs()),
+        (GgmlType::Q8_1, 64, 2)
+    );
+    assert_eq!(acts.as_bytes().len(), 2 * 2 * 36);
+    acts.requantize(&data(192, 2)).unwrap();
+    assert_eq!(acts.n_vecs(), 3);
+    assert!(acts.requantize(&data(100, 2)).is_err());
+    assert!(ActivationBatch::quantize(GgmlType::Q4K, 100, &data(100, 1)).is_err());
+    assert!(matches!(
+        ActivationBatch::quantize(GgmlType::Iq2Xxs, 256, &data(256, 1)),
+        Err(QuantError::Unsupported { .. })
+    ));
+    let raw = acts.as_bytes().to_vec();
+    let again = ActivationBatch::from_quantized(GgmlType::Q8_1, 64, raw).unwrap();
+    assert_eq!(again, acts);
+    assert!(ActivationBatch::from_quantized(GgmlType::Q8_1, 64, vec![0; 35]).is_err());
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let (n_rows, n_cols) = (4, 64);
+    let ty = GgmlType::Q4_0;
+    let w = weights(ty, n_rows, n_cols);
+    let acts = ActivationBatch::quantize(ty, n_cols, &data(2 * n_cols, 1)).unwrap();
+    let mut out = vec![0.0f32; 2 * n_rows];
+    // Cuts out of order or past the end; stride too small; output too short.
+    assert!(OutputTile::split(&mut out, n_rows, n_rows, 2, &[3, 2]).is_err());
+    assert!(OutputTile::split(&mut out, n_rows, n_rows, 2, &[5]).is_err());
+    assert!(OutputTile::split(&mut out, n_rows, n_rows - 1, 2, &[]).is_err());
+    assert!(OutputTile::split(&mut out[..7], n_rows, n_rows, 2, &[]).is_err());
+    // Too few weight rows, wrong activation type, wrong vector count.
+    let mut tile = OutputTile::whole(&mut out, n_rows, n_rows, 2).unwrap();
+    assert!(matmul(ty, n_cols, &w[..w.len() - 36], &acts, &mut tile).is_err());
+    assert!(matmul(GgmlType::Q4_1, n_cols, &w, &acts, &mut tile).is_err());
+    let one = ActivationBatch::quantize(ty, n_cols, &data(n_cols, 1)).unwrap();
+    assert!(matmul(ty, n_cols, &w, &one, &mut tile).is_err());
+    assert!(matmul(ty, n_cols, &w, &acts, &mut tile).is_ok());
+}
