@@ -1,6 +1,11 @@
 //! `fennec`: run, inspect and measure GGUF models on this device.
 
+mod generate;
 mod inspect;
+mod logits;
+mod measure;
+mod npy;
+mod text;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -20,6 +25,18 @@ struct Cli {
 enum Command {
     /// Print a GGUF file's architecture, hyperparameters, tokenizer and tensors.
     Inspect(inspect::InspectArgs),
+    /// Generate text from a prompt (streams it; --json for one object).
+    Run(generate::RunArgs),
+    /// Chat with the model through its chat template (reads turns from stdin).
+    Chat(generate::ChatArgs),
+    /// Print the token ids of a text as a JSON array.
+    Tokenize(generate::TokenizeArgs),
+    /// Perplexity of a text file with llama.cpp's convention.
+    Perplexity(measure::PerplexityArgs),
+    /// Prompt and generation speed, like llama-bench.
+    Bench(measure::BenchArgs),
+    /// Write the float32 logits of every position of a prompt as a .npy file.
+    Logits(logits::LogitsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,5 +59,11 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Logits(args) => logits::run(&args),
+        Command::Run(args) => generate::run(&args),
+        Command::Chat(args) => generate::chat(&args),
+        Command::Tokenize(args) => generate::tokenize(&args),
+        Command::Perplexity(args) => measure::perplexity(&args),
+        Command::Bench(args) => measure::bench(&args),
     }
 }

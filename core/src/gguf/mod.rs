@@ -145,6 +145,11 @@ impl GgufFile {
         self.bytes.as_slice().len() as u64
     }
 
+    /// The whole file's bytes (tensor data included, still unread until touched).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
     /// The tensor called `name`, if present.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
         let info = &self.header.tensors[*self.by_name.get(name)?];

@@ -1,0 +1,93 @@
+//! Quantized weight matrices times activation rows, split across threads by output row.
+
+use fennec_quant::matmul::{matmul as tile_matmul, ActivationBatch, OutputTile};
+use fennec_quant::{dequantize_row, GgmlType};
+
+use super::ThreadPool;
+use crate::error::Result;
+
+/// A 2-D weight matrix borrowed from the model file: `n_out` rows of `n_in` elements.
+#[derive(Clone, Copy, Debug)]
+pub struct Weight<'a> {
+    /// Element type.
+    pub ty: GgmlType,
+    /// Elements per row (the input width).
+    pub n_in: usize,
+    /// Rows (the output width).
+    pub n_out: usize,
+    /// The rows' bytes.
+    pub data: &'a [u8],
+}
+
+impl Weight<'_> {
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        self.data.len() / self.n_out.max(1)
+    }
+
+    /// Dequantizes row `r` into `out` (embedding lookup).
+    pub fn row_to_f32(&self, r: usize, out: &mut [f32]) -> Result<()> {
+        let bytes = self.row_bytes();
+        dequantize_row(self.ty, &self.data[r * bytes..(r + 1) * bytes], out)?;
+        Ok(())
+    }
+}
+
+/// Activation rows quantized once for every weight type they meet (Q, K and V share one).
+pub struct Activations<'x> {
+    x: &'x [f32],
+    n_in: usize,
+    quantized: Vec<ActivationBatch>,
+}
+
+impl<'x> Activations<'x> {
+    /// Wraps `x`: rows of `n_in` f32.
+    pub fn new(x: &'x [f32], n_in: usize) -> Self {
+        Self {
+            x,
+            n_in,
+            quantized: Vec::new(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.x.len() / self.n_in
+    }
+
+    fn for_weight(&mut self, ty: GgmlType) -> Result<&ActivationBatch> {
+        let a_ty = fennec_quant::dot::activation_type(ty);
+        let pos = self.quantized.iter().position(|b| Some(b.ty()) == a_ty);
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                self.quantized
+                    .push(ActivationBatch::quantize(ty, self.n_in, self.x)?);
+                self.quantized.len() - 1
+            }
+        };
+        Ok(&self.quantized[i])
+    }
+
+    /// `out[t][r] = w.row(r) · x[t]` for every row `t` of `x`, on all of `pool`'s threads.
+    pub fn matmul(&mut self, w: &Weight<'_>, out: &mut [f32], pool: &ThreadPool) -> Result<()> {
+        let n_vecs = self.n_rows();
+        let acts = self.for_weight(w.ty)?;
+        let n_threads = pool.n_threads().min(w.n_out.div_ceil(16)).max(1);
+        // Cut at multiples of 16 rows so threads start on cache-line-friendly boundaries.
+        let cuts: Vec<usize> = (1..n_threads)
+            .map(|i| (w.n_out * i / n_threads) / 16 * 16)
+            .collect();
+        let tiles = OutputTile::split(out, w.n_out, w.n_out, n_vecs, &cuts)?;
+        let errors = std::sync::Mutex::new(None);
+        pool.each_mut(tiles, |mut tile| {
+            if let Err(e) = tile_matmul(w.ty, w.n_in, w.data, acts, &mut tile) {
+                *errors.lock().expect("error slot") = Some(e);
+            }
+        });
+        match errors.into_inner().expect("error slot") {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! SmolLM2-135M-Instruct Q4_1 in Fennec against llama.cpp's goldens
+//! (`tests/fixtures/llamacpp/make_goldens.py`, llama.cpp 0c1e57098, f32 KV, no flash attention).
+//!
+//! Tolerance. Q4_1 and Q8_0 matmuls quantize activations to 8 bits, so a change in float
+//! summation order anywhere (SIMD width, thread split) can flip one activation's rounding
+//! and the difference grows through 30 layers. Fennec's own scalar and AVX-512 kernels,
+//! both exact in their integer parts, disagree by up to 1.13 in a logit (0.25 mean) on these
+//! prompts; llama.cpp's differs from either by the same amount. The bounds below sit just
+//! above that noise floor, and are far below what a real bug causes (a dropped norm, a
+//! wrong RoPE or a wrong head mapping moves logits by several units and flips most argmaxes).
+
+use std::sync::Arc;
+
+use fennec_core::chat::ChatMessage;
+use fennec_core::sampler::argmax;
+use fennec_core::{KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_tests::{fixture, smollm2_path};
+use serde_json::Value;
+
+fn load_json(path: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(path)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn model() -> Arc<Model> {
+    Model::load(smollm2_path(), &LoadOptions { n_threads: 2 }).unwrap()
+}
+
+fn session(model: &Arc<Model>, n_ctx: usize) -> Session {
+    Session::new(
+        model.clone(),
+        SessionOptions {
+            n_ctx,
+            kv_type: KvType::F32,
+            n_ubatch: 512,
+        },
+    )
+    .unwrap()
+}
+
+/// Below this logit margin between llama.cpp's top two tokens, the two runtimes' noise can
+/// pick either one; the comparison of a continuation ends there.
+const NEAR_TIE: f32 = 0.35;
+
+#[test]
+fn greedy_continuations_match_llama_cpp_until_a_near_tie() {
+    let golden = load_json("llamacpp/smollm2/greedy.json");
+    let model = model();
+    let tokenizer = model.tokenizer().unwrap();
+    let template = model.chat_template().unwrap();
+    let mut compared = 0;
+    let mut report = Vec::new();
+    for case in golden["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        // The prompt ids are ours, checked against llama.cpp's.
+        let prompt = match case["kind"].as_str().unwrap() {
+            "chat" => {
+                let messages: Vec<ChatMessage> = case["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| {
+                        ChatMessage::new(
+                            m["role"].as_str().unwrap(),
+                            m["content"].as_str().unwrap(),
+                        )
+                    })
+                    .collect();
+                let rendered = template.render(&messages, true).unwrap();
+                assert_eq!(
+                    rendered,
+                    case["rendered"].as_str().unwrap(),
+                    "{name}: template"
+                );
+                tokenizer
+                    .encode(&rendered, tokenizer.add_bos_token(), true)
+                    .unwrap()
+            }
+            _ => tokenizer
+                .encode(
+                    case["text"].as_str().unwrap(),
+                    tokenizer.add_bos_token(),
+                    false,
+                )
+                .unwrap(),
+        };
+        assert_eq!(prompt, ids(&case["prompt"]), "{name}: prompt tokens");
+        let expected = ids(&case["generated"]);
+        let margins: Vec<f32> = case["margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap() as f32)
+            .collect();
+
+        let mut s = session(&model, 512);
+        let mut logits = s.eval(&prompt, Logits::Last).unwrap();
+        let mut matched = 0;
+        for (i, &want) in expected.iter().enumerate() {
+            let got = argmax(&logits);
+            if got != want {
+                assert!(
+                    margins[i] < NEAR_TIE,
+                    "{name}: token {i} is {got}, llama.cpp chose {want} with a margin of {} (matched {matched} before)",
+                    margins[i]
+                );
+                break;
+            }
+            matched += 1;
+            if tokenizer.is_eog(got) {
+                break;
+            }
+            logits = s.eval(&[got], Logits::Last).unwrap();
+        }
+        report.push(format!("{name}: {matched}/{}", expected.len()));
+        compared += matched;
+    }
+    eprintln!(
+        "greedy tokens identical to llama.cpp: {}",
+        report.join(", ")
+    );
+    // Most of the 12 x 32 tokens must be compared and equal (180 here; SmolLM2-135M has many
+    // near-ties, so continuations often part at one).
+    assert!(
+        compared >= 150,
+        "only {compared} tokens matched: {report:?}"
+    );
+}
+
+#[test]
+fn all_position_logits_match_llama_cpp_within_the_noise_floor() {
+    let model = model();
+    for name in ["prose", "chat", "mixed", "long"] {
+        let golden = load_json(&format!("llamacpp/smollm2/logits/{name}.json"));
+        let tokens = ids(&golden["ids"]);
+        let n_vocab = model.n_vocab();
+        let mut s = session(&model, tokens.len());
+        let logits = s.eval(&tokens, Logits::All).unwrap();
+        let (mut sum, mut count, mut max, mut argmax_agree, mut decisive) =
+            (0.0f64, 0usize, 0.0f32, 0, 0);
+        for (pos, (top_ids, top_logits)) in golden["top_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(golden["top_logits"].as_array().unwrap())
+            .enumerate()
+        {
+            let row = &logits[pos * n_vocab..(pos + 1) * n_vocab];
+            let top_ids = ids(top_ids);
+            let top: Vec<f32> = top_logits
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            for (&id, &want) in top_ids.iter().zip(&top) {
+                let d = (row[id as usize] - want).abs();
+                sum += f64::from(d);
+                count += 1;
+                max = max.max(d);
+            }
+            if top[0] - top[1] > NEAR_TIE {
+                decisive += 1;
+                argmax_agree += usize::from(argmax(row) == top_ids[0]);
+            }
+        }
+        let mean = sum / count as f64;
+        eprintln!("{name}: {} positions, top-64 logits max |diff| {max:.3}, mean {mean:.4}, argmax {argmax_agree}/{decisive}", tokens.len());
+        assert!(max < 2.0, "{name}: max |diff| {max}");
+        assert!(mean < 0.35, "{name}: mean |diff| {mean}");
+        assert_eq!(
+            argmax_agree, decisive,
+            "{name}: argmax differs where llama.cpp is decisive"
+        );
+    }
+}
+
+#[test]
+fn batch_micro_batch_and_one_by_one_prefill_agree() {
+    let model = model();
+    let golden = load_json("llamacpp/smollm2/logits/mixed.json");
+    let tokens = ids(&golden["ids"]);
+    let run = |ubatch: usize| {
+        let mut s = session(&model, tokens.len());
+        s.eval_with_ubatch(&tokens, Logits::All, ubatch).unwrap()
+    };
+    let batch = run(512);
+    for ubatch in [1, 7, 32] {
+        let other = run(ubatch);
+        let max = batch
+            .iter()
+            .zip(&other)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        // Rows are computed independently of the batch they are in: identical results.
+        assert_eq!(max, 0.0, "ubatch {ubatch} differs from one batch by {max}");
+    }
+}
+
+#[test]
+fn perplexity_is_within_half_a_percent_of_llama_cpp() {
+    let golden = load_json("llamacpp/smollm2/perplexity.json");
+    let reference = golden["runs"][0]["ppl"].as_f64().unwrap();
+    let model = model();
+    let text = std::fs::read_to_string(fixture("llamacpp/ppl.txt")).unwrap();
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let tokens = model
+        .tokenizer()
+        .unwrap()
+        .encode(text, true, false)
+        .unwrap();
+    assert_eq!(
+        tokens,
+        ids(&golden["token_ids"]),
+        "perplexity text tokenizes differently"
+    );
+    let n_ctx = 512;
+    let n_vocab = model.n_vocab();
+    let mut s = session(&model, n_ctx);
+    let (mut nll, mut count) = (0.0f64, 0usize);
+    for chunk in tokens.chunks_exact(n_ctx) {
+        s.clear();
+        let logits = s.eval(chunk, Logits::All).unwrap();
+        for j in n_ctx / 2..n_ctx - 1 {
+            let row = &logits[j * n_vocab..(j + 1) * n_vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = row
+                .iter()
+                .map(|&l| (l as f64 - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
+            nll += lse - row[chunk[j + 1] as usize] as f64;
+            count += 1;
+        }
+    }
+    let ppl = (nll / count as f64).exp();
+    let rel = (ppl - reference).abs() / reference;
+    eprintln!(
+        "perplexity {ppl:.4} vs llama.cpp {reference:.4} ({:.3} %)",
+        rel * 100.0
+    );
+    assert!(rel < 0.005, "perplexity {ppl} vs llama.cpp {reference}");
+}
