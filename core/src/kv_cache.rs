@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use fennec_quant::{dequantize_row, quantize_row, GgmlType};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::error::{Error, Result};
 
@@ -55,28 +56,88 @@ impl fmt::Display for KvType {
     }
 }
 
+/// One layer's rows of one kind (keys or values), in the cache's element type.
+#[derive(Clone, Debug)]
+enum Rows {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    /// Q8_0 blocks, `row_bytes` per row.
+    Q8_0(Vec<u8>),
+}
+
+impl Rows {
+    fn new(ty: KvType, row_len: usize, n_cells: usize) -> Result<Self> {
+        let overflow = || Error::InvalidArgument("KV cache size overflows".into());
+        let elements = row_len.checked_mul(n_cells).ok_or_else(overflow)?;
+        Ok(match ty {
+            KvType::F32 => Rows::F32(vec![0.0; elements]),
+            KvType::F16 => Rows::F16(vec![f16::ZERO; elements]),
+            KvType::Q8_0 => {
+                let bytes = fennec_quant::row_bytes(GgmlType::Q8_0, row_len)?;
+                Rows::Q8_0(vec![0; bytes.checked_mul(n_cells).ok_or_else(overflow)?])
+            }
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Rows::F32(v) => v.len() * 4,
+            Rows::F16(v) => v.len() * 2,
+            Rows::Q8_0(v) => v.len(),
+        }
+    }
+
+    fn store(&mut self, cell: usize, row: &[f32]) -> Result<()> {
+        let n = row.len();
+        match self {
+            Rows::F32(v) => v[cell * n..(cell + 1) * n].copy_from_slice(row),
+            Rows::F16(v) => v[cell * n..(cell + 1) * n].convert_from_f32_slice(row),
+            Rows::Q8_0(v) => {
+                let bytes = fennec_quant::row_bytes(GgmlType::Q8_0, n)?;
+                quantize_row(
+                    GgmlType::Q8_0,
+                    row,
+                    &mut v[cell * bytes..(cell + 1) * bytes],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, row_len: usize, cell: usize, offset: usize, out: &mut [f32]) {
+        let start = cell * row_len + offset;
+        match self {
+            Rows::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
+            Rows::F16(v) => v[start..start + out.len()].convert_to_f32_slice(out),
+            Rows::Q8_0(v) => {
+                let bytes = row_len / 32 * GgmlType::Q8_0.block_bytes();
+                let row = &v[cell * bytes..(cell + 1) * bytes];
+                let mut full = vec![0.0; row_len];
+                dequantize_row(GgmlType::Q8_0, row, &mut full).expect("cache row is whole blocks");
+                out.copy_from_slice(&full[offset..offset + out.len()]);
+            }
+        }
+    }
+}
+
 /// Keys and values of one layer: `n_cells` rows of `row_len` elements each.
 #[derive(Clone, Debug)]
 pub struct KvLayer {
     ty: KvType,
     row_len: usize,
-    row_bytes: usize,
-    keys: Vec<u8>,
-    values: Vec<u8>,
+    n_cells: usize,
+    keys: Rows,
+    values: Rows,
 }
 
 impl KvLayer {
     fn new(ty: KvType, row_len: usize, n_cells: usize) -> Result<Self> {
-        let row_bytes = fennec_quant::row_bytes(ty.ggml(), row_len)?;
-        let bytes = row_bytes
-            .checked_mul(n_cells)
-            .ok_or_else(|| Error::InvalidArgument("KV cache size overflows".into()))?;
         Ok(Self {
             ty,
             row_len,
-            row_bytes,
-            keys: vec![0; bytes],
-            values: vec![0; bytes],
+            n_cells,
+            keys: Rows::new(ty, row_len, n_cells)?,
+            values: Rows::new(ty, row_len, n_cells)?,
         })
     }
 
@@ -87,53 +148,28 @@ impl KvLayer {
 
     /// Number of cells.
     pub fn n_cells(&self) -> usize {
-        self.keys.len() / self.row_bytes.max(1)
+        self.n_cells
     }
 
     /// Writes the key and value rows of cell `cell`.
     pub fn store(&mut self, cell: usize, key: &[f32], value: &[f32]) -> Result<()> {
-        let range = cell * self.row_bytes..(cell + 1) * self.row_bytes;
-        quantize_row(self.ty.ggml(), key, &mut self.keys[range.clone()])?;
-        quantize_row(self.ty.ggml(), value, &mut self.values[range])?;
-        Ok(())
+        self.keys.store(cell, key)?;
+        self.values.store(cell, value)
     }
 
-    /// Reads `len` elements at `offset` of cell `cell`'s key row into `out` as f32.
+    /// Reads `out.len()` key elements at `offset` of cell `cell` as f32.
     pub fn key(&self, cell: usize, offset: usize, out: &mut [f32]) {
-        self.read(&self.keys, cell, offset, out);
+        self.keys.read(self.row_len, cell, offset, out);
     }
 
-    /// Reads `len` elements at `offset` of cell `cell`'s value row into `out` as f32.
+    /// Reads `out.len()` value elements at `offset` of cell `cell` as f32.
     pub fn value(&self, cell: usize, offset: usize, out: &mut [f32]) {
-        self.read(&self.values, cell, offset, out);
-    }
-
-    fn read(&self, rows: &[u8], cell: usize, offset: usize, out: &mut [f32]) {
-        let row = &rows[cell * self.row_bytes..(cell + 1) * self.row_bytes];
-        match self.ty {
-            KvType::F32 => {
-                for (o, b) in out.iter_mut().zip(row[offset * 4..].chunks_exact(4)) {
-                    *o = f32::from_le_bytes(b.try_into().expect("4 bytes"));
-                }
-            }
-            KvType::F16 => {
-                for (o, b) in out.iter_mut().zip(row[offset * 2..].chunks_exact(2)) {
-                    *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                }
-            }
-            KvType::Q8_0 => {
-                // Heads are whole Q8_0 blocks when head_dim is a multiple of 32; otherwise
-                // dequantize the row and copy the slice.
-                let mut full = vec![0.0; self.row_len];
-                dequantize_row(GgmlType::Q8_0, row, &mut full).expect("cache row is whole blocks");
-                out.copy_from_slice(&full[offset..offset + out.len()]);
-            }
-        }
+        self.values.read(self.row_len, cell, offset, out);
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.keys.len() + self.values.len()
+        self.keys.bytes() + self.values.bytes()
     }
 }
 

@@ -167,3 +167,68 @@ fn array_summary(a: &Array) -> Json {
     json!({"type": "array", "element_type": a.element_type().name(), "len": a.len(),
            "head": head, "sha256": digest})
 }
+
+/// Writes a tiny random `llama` model (F32 weights, 2 layers, GQA, vocabulary of 256
+/// byte-ish tokens) to `path`, with `edit` applied to the writer before the tensors are added.
+pub fn write_tiny_llama(
+    path: &Path,
+    edit: impl FnOnce(&mut fennec_core::gguf::GgufWriter<'static>),
+) {
+    use fennec_core::gguf::{GgmlType, GgufWriter, TensorData};
+    let (d, ff, layers, vocab, heads, kv_heads) = (64u64, 128u64, 2, 256u64, 4u32, 2u32);
+    let head_dim = d / u64::from(heads);
+    let mut w: GgufWriter<'static> = GgufWriter::new();
+    w.add("general.architecture", "llama").unwrap();
+    w.add("llama.embedding_length", d as u32).unwrap();
+    w.add("llama.block_count", layers).unwrap();
+    w.add("llama.feed_forward_length", ff as u32).unwrap();
+    w.add("llama.attention.head_count", heads).unwrap();
+    w.add("llama.attention.head_count_kv", kv_heads).unwrap();
+    w.add("llama.attention.layer_norm_rms_epsilon", 1e-5f32)
+        .unwrap();
+    w.add("llama.context_length", 256u32).unwrap();
+    w.add("tokenizer.ggml.model", "gpt2").unwrap();
+    w.add("tokenizer.ggml.pre", "default").unwrap();
+    let tokens: Vec<String> = (0..vocab).map(|i| format!("t{i}")).collect();
+    w.add_array("tokenizer.ggml.tokens", tokens).unwrap();
+    w.add_array("tokenizer.ggml.merges", Vec::<String>::new())
+        .unwrap();
+    edit(&mut w);
+    let mut seed = 0x1234_5678u64;
+    let mut tensor = |w: &mut GgufWriter<'static>, name: String, dims: &[u64], scale: f32| {
+        let n: u64 = dims.iter().product();
+        let bytes: Vec<u8> = (0..n)
+            .flat_map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let u = (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                (u * scale).to_le_bytes()
+            })
+            .collect();
+        w.add_tensor(name, GgmlType::F32, dims, TensorData::Bytes(bytes.into()))
+            .unwrap();
+    };
+    let kv = u64::from(kv_heads) * head_dim;
+    tensor(&mut w, "token_embd.weight".into(), &[d, vocab], 1.0);
+    tensor(&mut w, "output_norm.weight".into(), &[d], 2.0);
+    for l in 0..layers {
+        tensor(&mut w, format!("blk.{l}.attn_norm.weight"), &[d], 2.0);
+        tensor(&mut w, format!("blk.{l}.attn_q.weight"), &[d, d], 0.5);
+        tensor(&mut w, format!("blk.{l}.attn_k.weight"), &[d, kv], 0.5);
+        tensor(&mut w, format!("blk.{l}.attn_v.weight"), &[d, kv], 0.5);
+        tensor(&mut w, format!("blk.{l}.attn_output.weight"), &[d, d], 0.5);
+        tensor(&mut w, format!("blk.{l}.ffn_norm.weight"), &[d], 2.0);
+        tensor(&mut w, format!("blk.{l}.ffn_gate.weight"), &[d, ff], 0.5);
+        tensor(&mut w, format!("blk.{l}.ffn_up.weight"), &[d, ff], 0.5);
+        tensor(&mut w, format!("blk.{l}.ffn_down.weight"), &[ff, d], 0.5);
+    }
+    w.write_to_path(path).unwrap();
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fennec-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
