@@ -73,10 +73,11 @@ impl<'x> Activations<'x> {
     pub fn matmul(&mut self, w: &Weight<'_>, out: &mut [f32], pool: &ThreadPool) -> Result<()> {
         let n_vecs = self.n_rows();
         let acts = self.for_weight(w.ty)?;
-        let n_threads = pool.n_threads().min(w.n_out.div_ceil(16)).max(1);
-        // Cut at multiples of 16 rows so threads start on cache-line-friendly boundaries.
-        let cuts: Vec<usize> = (1..n_threads)
-            .map(|i| (w.n_out * i / n_threads) / 16 * 16)
+        // A few tiles per thread, so a thread slowed by the OS does not hold up the rest;
+        // cut at multiples of 16 rows, never below 64 rows per tile.
+        let n_tiles = (pool.n_threads() * 4).min(w.n_out / 64).max(1);
+        let cuts: Vec<usize> = (1..n_tiles)
+            .map(|i| (w.n_out * i / n_tiles) / 16 * 16)
             .collect();
         let tiles = OutputTile::split(out, w.n_out, w.n_out, n_vecs, &cuts)?;
         let errors = std::sync::Mutex::new(None);
