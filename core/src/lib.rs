@@ -1,11 +1,16 @@
 //! `fennec-core`: reads GGUF models and runs them.
 //!
 //! ```no_run
-//! use fennec_core::{Logits, Model, LoadOptions, Session, SessionOptions};
+//! use fennec_core::chat::ChatMessage;
+//! use fennec_core::{CancelHandle, GenerateOptions, LoadOptions, Model, SamplerOptions, Session, SessionOptions};
+//!
 //! let model = Model::load("SmolLM2-135M-Instruct.Q4_1.gguf", &LoadOptions::default())?;
+//! let prompt = model.chat_template()?.render(&[ChatMessage::new("user", "Hi!")], true)?;
+//! let tokens = model.tokenizer()?.encode(&prompt, false, true)?;
 //! let mut session = Session::new(model.clone(), SessionOptions::default())?;
-//! let logits = session.eval(&[1, 2, 3], Logits::Last)?;
-//! assert_eq!(logits.len(), model.n_vocab());
+//! let opts = GenerateOptions { max_tokens: 64, sampler: SamplerOptions::greedy(), ..Default::default() };
+//! let done = session.generate(&tokens, &opts, &CancelHandle::new(), &mut |text| print!("{text}"))?;
+//! println!("\n{:?}: {:.1} tok/s", done.stop, done.stats.generation_tok_s());
 //! # Ok::<(), fennec_core::Error>(())
 //! ```
 
