@@ -1,30 +1,48 @@
 //! Bad models and bad requests get clear errors, never panics; KV cache types agree.
 
+use std::path::PathBuf;
+
+use fennec_core::gguf::GgufWriter;
 use fennec_core::{Error, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{temp_dir, write_tiny_llama};
 
-fn load_err(tag: &str, edit: impl FnOnce(&mut fennec_core::gguf::GgufWriter<'static>)) -> String {
+/// A tiny llama written with `edit`, then with the first occurrence of `from` in its bytes
+/// replaced by `to` (same length). Returns the directory to remove and the file.
+fn tiny_model(
+    tag: &str,
+    edit: impl FnOnce(&mut GgufWriter<'static>),
+    patch: Option<(&[u8], &[u8])>,
+) -> (PathBuf, PathBuf) {
     let dir = temp_dir(tag);
     let path = dir.join("m.gguf");
     write_tiny_llama(&path, edit);
-    let err = Model::load(&path, &LoadOptions { n_threads: 1 })
-        .unwrap_err()
-        .to_string();
+    if let Some((from, to)) = patch {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+        bytes[at..at + to.len()].copy_from_slice(to);
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    (dir, path)
+}
+
+fn load(path: &PathBuf) -> Result<std::sync::Arc<Model>, Error> {
+    Model::load(path, &LoadOptions { n_threads: 2 })
+}
+
+fn load_err(
+    tag: &str,
+    edit: impl FnOnce(&mut GgufWriter<'static>),
+    patch: Option<(&[u8], &[u8])>,
+) -> Error {
+    let (dir, path) = tiny_model(tag, edit, patch);
+    let err = load(&path).unwrap_err();
     std::fs::remove_dir_all(&dir).unwrap();
     err
 }
 
 #[test]
 fn unknown_architecture_is_named() {
-    // The writer refuses duplicate keys, so shadow the architecture with a second file.
-    let dir = temp_dir("arch");
-    let path = dir.join("m.gguf");
-    write_tiny_llama(&path, |_| {});
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes.windows(5).position(|w| w == b"llama").unwrap();
-    bytes[at..at + 5].copy_from_slice(b"mamba");
-    std::fs::write(&path, &bytes).unwrap();
-    let err = Model::load(&path, &LoadOptions::default()).unwrap_err();
+    let err = load_err("arch", |_| {}, Some((b"llama", b"mamba")));
     assert!(
         matches!(err, Error::UnknownArchitecture(ref a) if a == "mamba"),
         "{err}"
@@ -33,79 +51,71 @@ fn unknown_architecture_is_named() {
         err.to_string().contains("unknown architecture \"mamba\""),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn missing_keys_and_bad_shapes_are_named() {
-    let err = load_err("gqa", |w| {
-        w.add("llama.rope.scaling.type", "yarn").unwrap();
-    });
-    assert!(err.contains("yarn"), "{err}");
-    let err = load_err("vocab", |w| {
-        w.add("llama.vocab_size", 999u32).unwrap();
-    });
-    assert!(
-        err.contains("vocab_size is 999") && err.contains("256"),
-        "{err}"
-    );
-    let err = load_err("rot", |w| {
-        w.add("llama.rope.dimension_count", 15u32).unwrap();
-    });
-    assert!(err.contains("rope.dimension_count 15"), "{err}");
-    let err = load_err("kl", |w| {
-        w.add("llama.attention.key_length", 8u32).unwrap();
-    });
-    assert!(
-        err.contains("blk.0.attn_q.weight") && err.contains("expected"),
-        "{err}"
-    );
-}
-
-#[test]
-fn missing_required_key_is_named() {
-    let dir = temp_dir("missing");
-    let path = dir.join("m.gguf");
-    write_tiny_llama(&path, |_| {});
-    let mut bytes = std::fs::read(&path).unwrap();
-    let key = b"llama.feed_forward_length";
-    let at = bytes.windows(key.len()).position(|w| w == key).unwrap();
-    bytes[at..at + 5].copy_from_slice(b"xxxxx");
-    std::fs::write(&path, &bytes).unwrap();
-    let err = Model::load(&path, &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
+    let cases: [(&str, Box<dyn FnOnce(&mut GgufWriter<'static>)>, &[&str]); 4] = [
+        (
+            "yarn",
+            Box::new(|w| {
+                w.add("llama.rope.scaling.type", "yarn").unwrap();
+            }),
+            &["yarn"],
+        ),
+        (
+            "vocab",
+            Box::new(|w| {
+                w.add("llama.vocab_size", 999u32).unwrap();
+            }),
+            &["vocab_size is 999", "256"],
+        ),
+        (
+            "rot",
+            Box::new(|w| {
+                w.add("llama.rope.dimension_count", 15u32).unwrap();
+            }),
+            &["rope.dimension_count 15"],
+        ),
+        (
+            "kl",
+            Box::new(|w| {
+                w.add("llama.attention.key_length", 8u32).unwrap();
+            }),
+            &["blk.0.attn_q.weight", "expected"],
+        ),
+    ];
+    for (tag, edit, needles) in cases {
+        let err = load_err(tag, edit, None).to_string();
+        assert!(needles.iter().all(|n| err.contains(n)), "{tag}: {err}");
+    }
+    let err = load_err(
+        "missing",
+        |_| {},
+        Some((b"llama.feed_forward_length", b"xxxxx")),
+    )
+    .to_string();
     assert!(
         err.contains("llama.feed_forward_length") && err.contains("missing"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn unsupported_tokenizer_is_an_error_when_text_is_used() {
-    let dir = temp_dir("tok");
-    let path = dir.join("m.gguf");
-    write_tiny_llama(&path, |_| {});
-    let mut bytes = std::fs::read(&path).unwrap();
-    // "gpt2" -> "bert": same length, a tokenizer model Fennec does not run.
-    let at = bytes.windows(4).position(|w| w == b"gpt2").unwrap();
-    bytes[at..at + 4].copy_from_slice(b"bert");
-    std::fs::write(&path, &bytes).unwrap();
-    let model = Model::load(&path, &LoadOptions { n_threads: 1 }).unwrap();
-    let err = model.tokenizer().unwrap_err().to_string();
+    // "gpt2" -> "bert": a tokenizer model Fennec does not run.
+    let (dir, path) = tiny_model("tok", |_| {}, Some((b"gpt2", b"bert")));
+    let err = load(&path).unwrap().tokenizer().unwrap_err().to_string();
     assert!(err.contains("bert"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn context_overflow_and_bad_tokens_are_errors() {
-    let dir = temp_dir("ctx");
-    let path = dir.join("m.gguf");
-    write_tiny_llama(&path, |_| {});
-    let model = Model::load(&path, &LoadOptions { n_threads: 1 }).unwrap();
+    let (dir, path) = tiny_model("ctx", |_| {}, None);
+    let model = load(&path).unwrap();
     let mut s = Session::new(
-        model.clone(),
+        model,
         SessionOptions {
             n_ctx: 8,
             ..SessionOptions::default()
@@ -147,22 +157,19 @@ fn context_overflow_and_bad_tokens_are_errors() {
 
 #[test]
 fn kv_cache_types_agree_with_f32() {
-    let dir = temp_dir("kv");
-    let path = dir.join("m.gguf");
-    write_tiny_llama(&path, |_| {});
-    let model = Model::load(&path, &LoadOptions { n_threads: 2 }).unwrap();
+    let (dir, path) = tiny_model("kv", |_| {}, None);
+    let model = load(&path).unwrap();
     let tokens: Vec<u32> = (0..40).map(|i| (i * 37 % 256) as u32).collect();
     let run = |kv_type| {
-        let mut s = Session::new(
-            model.clone(),
-            SessionOptions {
-                n_ctx: 64,
-                kv_type,
-                n_ubatch: 16,
-            },
-        )
-        .unwrap();
-        s.eval(&tokens, Logits::All).unwrap()
+        let opts = SessionOptions {
+            n_ctx: 64,
+            kv_type,
+            n_ubatch: 16,
+        };
+        Session::new(model.clone(), opts)
+            .unwrap()
+            .eval(&tokens, Logits::All)
+            .unwrap()
     };
     let f32s = run(KvType::F32);
     for (kv, bound) in [(KvType::F16, 0.02), (KvType::Q8_0, 0.15)] {
