@@ -6,6 +6,9 @@ use fennec_core::gguf::GgufWriter;
 use fennec_core::{Error, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{temp_dir, write_tiny_llama};
 
+/// A change to the tiny model's metadata.
+type Edit = dyn FnOnce(&mut GgufWriter<'static>);
+
 /// A tiny llama written with `edit`, then with the first occurrence of `from` in its bytes
 /// replaced by `to` (same length). Returns the directory to remove and the file.
 fn tiny_model(
@@ -55,7 +58,7 @@ fn unknown_architecture_is_named() {
 
 #[test]
 fn missing_keys_and_bad_shapes_are_named() {
-    let cases: [(&str, Box<dyn FnOnce(&mut GgufWriter<'static>)>, &[&str]); 4] = [
+    let cases: [(&str, Box<Edit>, &[&str]); 4] = [
         (
             "yarn",
             Box::new(|w| {
