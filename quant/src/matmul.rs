@@ -22,7 +22,7 @@
 
 use std::ops::Range;
 
-use crate::dot::{activation_type, kernel};
+use crate::dot::{activation_type, kernel, kernel_multi, widen_scales, VecDotMultiFn};
 use crate::formats::{quantize_row, row_bytes};
 use crate::{cpu, GgmlType, QuantError};
 
@@ -267,11 +267,88 @@ pub fn matmul(
         });
     }
     let a_row = row_bytes(a_ty, n_cols)?;
+    let act_rows: Vec<&[u8]> = (0..acts.n_vecs)
+        .map(|v| &acts.data[v * a_row..(v + 1) * a_row])
+        .collect();
+    // Vectors go in groups of eight, then one of four, through the multi-vector kernels,
+    // which unpack each weight block once per group; the rest one by one. The multi-vector
+    // results equal `dot`'s bit for bit, so the grouping never changes the output.
+    let level = cpu::level();
+    let (multi8, multi4) = (kernel_multi::<8>(level, ty), kernel_multi::<4>(level, ty));
+    let n_vecs = act_rows.len();
+    let by8 = if multi8.is_some() { n_vecs / 8 * 8 } else { 0 };
+    let by4 = if multi4.is_some() {
+        by8 + (n_vecs - by8) / 4 * 4
+    } else {
+        by8
+    };
+    // The grouped vectors' block scales, widened to f32 once for all rows.
+    let scales: Vec<Vec<f32>> = act_rows[..by4]
+        .iter()
+        .map(|a| {
+            let mut s = Vec::new();
+            widen_scales(a_ty, n_cols, a, &mut s);
+            s
+        })
+        .collect();
+    let outs = &mut tile.per_vector;
     for (i, r) in rows.enumerate() {
         let w = &weights[r * w_row..(r + 1) * w_row];
-        for (v, out) in tile.per_vector.iter_mut().enumerate() {
-            out[i] = dot(n_cols, w, &acts.data[v * a_row..(v + 1) * a_row]);
+        if let Some(dot8) = multi8 {
+            let range = 0..by8;
+            grouped(
+                dot8,
+                n_cols,
+                w,
+                i,
+                &mut outs[range.clone()],
+                &act_rows[range.clone()],
+                &scales[range],
+            );
+        }
+        if let Some(dot4) = multi4 {
+            let range = by8..by4;
+            grouped(
+                dot4,
+                n_cols,
+                w,
+                i,
+                &mut outs[range.clone()],
+                &act_rows[range.clone()],
+                &scales[range],
+            );
+        }
+        for (out, a) in outs.iter_mut().zip(&act_rows).skip(by4) {
+            out[i] = dot(n_cols, w, a);
         }
     }
     Ok(())
+}
+
+/// Output `i` of each vector in `outs` (a whole number of groups of `N`): weight row `w`
+/// times the activation rows `acts` (widened scales `scales`), `N` at a time.
+fn grouped<const N: usize>(
+    dot: VecDotMultiFn<N>,
+    n_cols: usize,
+    w: &[u8],
+    i: usize,
+    outs: &mut [&mut [f32]],
+    acts: &[&[u8]],
+    scales: &[Vec<f32>],
+) {
+    for ((outs, a), s) in outs
+        .chunks_exact_mut(N)
+        .zip(acts.chunks_exact(N))
+        .zip(scales.chunks_exact(N))
+    {
+        let res = dot(
+            n_cols,
+            w,
+            std::array::from_fn(|k| a[k]),
+            std::array::from_fn(|k| s[k].as_slice()),
+        );
+        for (out, x) in outs.iter_mut().zip(res) {
+            out[i] = x;
+        }
+    }
 }

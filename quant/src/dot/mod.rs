@@ -19,6 +19,48 @@ pub(crate) mod x86;
 /// `n` is a multiple of the block length; callers validate shapes once, up front.
 pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 
+/// A multi-vector kernel: one weight row (`w`, as for [`VecDotFn`]) times `N` activation
+/// rows `a`, each weight block unpacked once for all of them. `scales[v]` is
+/// [`widen_scales`] of `a[v]`: the rows' f16 block scales widened to f32 once, since a
+/// matmul reuses them for every weight row.
+///
+/// Element `v` of the result is bit for bit what the single-vector kernel
+/// [`kernel`]`(level, ty)` of the same level returns for `(n, w, a[v])` (NaN where that is
+/// NaN): the same per-block integer sums, scales and float accumulation order. Same
+/// contract as [`VecDotFn`] for every row of `a`; panics if a `scales[v]` is shorter than
+/// [`widen_scales`] makes it.
+pub type VecDotMultiFn<const N: usize> =
+    fn(n: usize, w: &[u8], a: [&[u8]; N], scales: [&[f32]; N]) -> [f32; N];
+
+/// The block scales of `n` elements of the activation row `a` (type `a_ty`) widened
+/// exactly to f32, as a [`VecDotMultiFn`] takes them: for Q8_0 each block's `d`; for Q8_1
+/// each block's `d`, then each block's `s`; nothing for other types. Replaces `out`'s
+/// contents.
+///
+/// # Panics
+/// If `a` holds fewer than `n` elements (whole blocks) of `a_ty`.
+pub fn widen_scales(a_ty: GgmlType, n: usize, a: &[u8], out: &mut Vec<f32>) {
+    out.clear();
+    let fields: &[usize] = match a_ty {
+        GgmlType::Q8_0 => &[0],
+        GgmlType::Q8_1 => &[0, 2],
+        _ => return,
+    };
+    let (len, bytes) = (a_ty.block_len(), a_ty.block_bytes());
+    assert!(
+        n.is_multiple_of(len) && a.len() >= n / len * bytes,
+        "widen_scales: {} bytes do not hold {n} elements of {a_ty}",
+        a.len()
+    );
+    for &off in fields {
+        out.extend(
+            a[..n / len * bytes]
+                .chunks_exact(bytes)
+                .map(|b| half::f16::from_bits(u16::from_le_bytes([b[off], b[off + 1]])).to_f32()),
+        );
+    }
+}
+
 /// The activation type llama.cpp pairs with weight type `w` (`Q4_0·Q8_0`, `Q4_1·Q8_1`,
 /// `Q4_K·Q8_K`, `F16·F16`, …), or `None` if Fennec has no kernel for `w`.
 pub fn activation_type(w: GgmlType) -> Option<GgmlType> {
@@ -42,6 +84,25 @@ pub fn kernel(level: CpuLevel, w: GgmlType) -> Option<VecDotFn> {
         _ => None,
     };
     simd.or_else(|| scalar::kernel(w))
+}
+
+/// The `N`-vector kernel for weight type `w` at `level`, where that level has one (the x86
+/// AVX2 and AVX-512 levels, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K and Q6_K; any
+/// `N` from 1 to 16, the fastest being 8). `None` otherwise, including for a level this CPU cannot run: callers
+/// then use [`kernel`] row by row. Its results equal [`kernel`]`(level, w)`'s bit for bit.
+pub fn kernel_multi<const N: usize>(level: CpuLevel, w: GgmlType) -> Option<VecDotMultiFn<N>> {
+    if !level.is_supported() || !(1..=16).contains(&N) {
+        return None;
+    }
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Avx2 | CpuLevel::Avx512 => x86::kernel_multi::<N>(level, w),
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = w;
+            None
+        }
+    }
 }
 
 /// `n` elements of weight row `w` (type `ty`) times activation row `a` (already quantized

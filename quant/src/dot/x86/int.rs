@@ -17,7 +17,7 @@
 use std::arch::x86_64::*;
 
 use super::{check_rows, f16_at, hsum256_ps};
-use crate::dot::VecDotFn;
+use crate::dot::{VecDotFn, VecDotMultiFn};
 use crate::{CpuLevel, GgmlType};
 
 /// How unsigned×signed byte products are summed into `i32` lanes.
@@ -74,6 +74,64 @@ trait Pair {
     /// `w` and `a` must be readable for one block of `W` and `A`; only inline into
     /// functions compiled with AVX2, FMA and F16C (and the ISA's features).
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block;
+}
+
+/// A weight type whose block work splits into a weight-only part ([`Split::prep`], done
+/// once per weight block) and a per-activation part ([`Split::finish`]); its
+/// [`Pair::block`] is exactly [`split_block`], so the multi-vector kernels, which call
+/// `prep` once and `finish` once per activation row, compute the same [`Block`]s.
+trait Split: Pair {
+    /// Whether the pair has a minimum term: `m` (f16) at byte 2 of the weight block times
+    /// `s` (f16) at byte 2 of the activation block. The scale `d` is the f16 at byte 0 of
+    /// each block.
+    const HAS_MIN: bool;
+
+    /// The weight block at `w` as 32 bytes, ready for [`Split::finish`].
+    ///
+    /// # Safety
+    /// As [`Pair::block`], for the weight block alone.
+    unsafe fn prep(w: *const u8) -> __m256i;
+
+    /// The block's eight `i32` partial sums ([`Block::s`]), given `x = prep(w)`.
+    ///
+    /// # Safety
+    /// As [`Pair::block`].
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i;
+}
+
+/// The K-quant counterpart of [`Split`]: the weight-only work of a block ([`SplitK::prep`],
+/// unpacked quants and sub-block scales) done once, then [`SplitK::finish`] per activation
+/// row. Such a type's [`Pair::block`] is exactly `finish(&prep(w), w, a)`.
+trait SplitK: Pair {
+    /// The prepared weight block.
+    type Prep: Copy;
+
+    /// # Safety
+    /// As [`Pair::block`], for the weight block alone.
+    unsafe fn prep(w: *const u8) -> Self::Prep;
+
+    /// The block's contribution, given `p = prep(w)`.
+    ///
+    /// # Safety
+    /// As [`Pair::block`].
+    unsafe fn finish<I: Isa>(p: &Self::Prep, w: *const u8, a: *const u8) -> Block;
+}
+
+/// [`Pair::block`] of a [`Split`] type.
+///
+/// # Safety
+/// As [`Pair::block`].
+#[inline(always)]
+unsafe fn split_block<I: Isa, P: Split>(w: *const u8, a: *const u8) -> Block {
+    Block {
+        s: P::finish::<I>(P::prep(w), a),
+        d: f16_at(w) * f16_at(a),
+        extra: if P::HAS_MIN {
+            f16_at(w.add(2)) * f16_at(a.add(2))
+        } else {
+            0.0
+        },
+    }
 }
 
 #[inline(always)]
@@ -248,6 +306,474 @@ fn vnni_dot<P: Pair>(n: usize, w: &[u8], a: &[u8]) -> f32 {
     unsafe { run_vnni::<P>(nb, w.as_ptr(), a.as_ptr()) }
 }
 
+/// Blocks `k0` and `k0 + 1` (those below `take`) of every activation row: each weight block
+/// is prepared once and finished against each row. Returns, per row, `hadd(s[k0], s[k0+1])`
+/// (the first step of [`reduce8`]).
+///
+/// # Safety
+/// As [`batch`], for every row `a[v] + a_off`.
+// Rows and blocks are indexed in lockstep across several arrays.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn pair_multi<I: Isa, P: Split, const N: usize>(
+    k0: usize,
+    take: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+    a_off: usize,
+) -> [__m256i; N] {
+    let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
+    let mut s = [[_mm256_setzero_si256(); 2]; N];
+    for j in 0..2 {
+        let k = k0 + j;
+        if k < take {
+            let x = P::prep(w.add(k * wb));
+            for v in 0..N {
+                s[v][j] = P::finish::<I>(x, a[v].add(a_off + k * ab));
+            }
+        }
+    }
+    let mut h = [_mm256_setzero_si256(); N];
+    for v in 0..N {
+        h[v] = _mm256_hadd_epi32(s[v][0], s[v][1]);
+    }
+    h
+}
+
+/// The f16 at `p + k * stride` for each block `k < take` (0 for the others), widened to
+/// f32 lanes `k`: exactly the values [`f16_at`] gives one at a time.
+///
+/// # Safety
+/// `p + k * stride` must be readable for 2 bytes for `k < take`; only inline into
+/// functions compiled with AVX2 and F16C.
+#[inline(always)]
+unsafe fn halves8(p: *const u8, stride: usize, take: usize) -> __m256 {
+    let mut h = _mm_setzero_si128();
+    h = _mm_insert_epi16::<0>(h, half_bits(p, stride, 0, take));
+    h = _mm_insert_epi16::<1>(h, half_bits(p, stride, 1, take));
+    h = _mm_insert_epi16::<2>(h, half_bits(p, stride, 2, take));
+    h = _mm_insert_epi16::<3>(h, half_bits(p, stride, 3, take));
+    h = _mm_insert_epi16::<4>(h, half_bits(p, stride, 4, take));
+    h = _mm_insert_epi16::<5>(h, half_bits(p, stride, 5, take));
+    h = _mm_insert_epi16::<6>(h, half_bits(p, stride, 6, take));
+    h = _mm_insert_epi16::<7>(h, half_bits(p, stride, 7, take));
+    _mm256_cvtph_ps(h)
+}
+
+/// The 16 bits at `p + k * stride` if `k < take`, else 0.
+///
+/// # Safety
+/// `p + k * stride` must be readable for 2 bytes if `k < take`.
+#[inline(always)]
+unsafe fn half_bits(p: *const u8, stride: usize, k: usize, take: usize) -> i32 {
+    if k < take {
+        i32::from(p.add(k * stride).cast::<u16>().read_unaligned())
+    } else {
+        0
+    }
+}
+
+/// The `take` (at most eight) f32 at `p`, `+0.0` in the lanes above.
+///
+/// # Safety
+/// `p` must be readable for `take` f32; only inline into functions compiled with AVX.
+#[inline(always)]
+unsafe fn floats8(p: *const f32, take: usize) -> __m256 {
+    if take == 8 {
+        _mm256_loadu_ps(p)
+    } else {
+        let mut t = [0f32; 8];
+        std::ptr::copy_nonoverlapping(p, t.as_mut_ptr(), take);
+        _mm256_loadu_ps(t.as_ptr())
+    }
+}
+
+/// [`batch`] for `N` activation rows and `TAKE` (at most eight) blocks, each weight block
+/// unpacked once. Row `v`'s
+/// accumulators receive exactly what [`batch`] would give them: the same per-block `i32`
+/// totals (the same `hadd` tree as [`reduce8`], merely interleaved across rows), the same
+/// `d` and `extra` lanes (the same f16 values widened exactly, the activations' ones by
+/// [`crate::dot::widen_scales`] in `sc[v]` (`d`, `s`) at block `a_off / block_bytes`, and
+/// multiplied lane by lane; `+0.0` in the unused lanes) and the same FMA and add.
+///
+/// # Safety
+/// As [`batch`], for every row `a[v] + a_off`.
+// Rows and blocks are indexed in lockstep across several arrays.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn batch_multi<I: Isa, P: Split, const N: usize, const TAKE: usize>(
+    w: *const u8,
+    a: &[*const u8; N],
+    a_off: usize,
+    sc: &[(*const f32, *const f32); N],
+    acc: &mut [__m256; N],
+    extra: &mut [__m256; N],
+) {
+    let take = TAKE;
+    let wb = P::W.block_bytes();
+    let h01 = pair_multi::<I, P, N>(0, take, w, a, a_off);
+    let h23 = pair_multi::<I, P, N>(2, take, w, a, a_off);
+    let mut lo = [_mm256_setzero_si256(); N];
+    for v in 0..N {
+        lo[v] = _mm256_hadd_epi32(h01[v], h23[v]);
+    }
+    let h45 = pair_multi::<I, P, N>(4, take, w, a, a_off);
+    let h67 = pair_multi::<I, P, N>(6, take, w, a, a_off);
+    let zero = _mm256_setzero_ps();
+    let wd = halves8(w, wb, take);
+    let wm = if P::HAS_MIN {
+        halves8(w.add(2), wb, take)
+    } else {
+        zero
+    };
+    for v in 0..N {
+        let hi = _mm256_hadd_epi32(h45[v], h67[v]);
+        let totals = _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(lo[v], hi),
+            _mm256_permute2x128_si256::<0x31>(lo[v], hi),
+        );
+        let av = a[v].add(a_off);
+        let mut dv = _mm256_mul_ps(wd, floats8(sc[v].0, take));
+        let mut ev = if P::HAS_MIN {
+            _mm256_mul_ps(wm, floats8(sc[v].1, take))
+        } else {
+            zero
+        };
+        // Non-finite scales: as in `batch`, per row.
+        let finite = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_mul_ps(dv, zero), zero);
+        if _mm256_movemask_ps(finite) != 0xFF {
+            let (mut d, mut e) = ([0f32; 8], [0f32; 8]);
+            _mm256_storeu_ps(d.as_mut_ptr(), dv);
+            _mm256_storeu_ps(e.as_mut_ptr(), ev);
+            scalar_fixup::<P>(take, w, av, &mut d, &mut e);
+            dv = _mm256_loadu_ps(d.as_ptr());
+            ev = _mm256_loadu_ps(e.as_ptr());
+        }
+        let sumi = _mm256_cvtepi32_ps(totals);
+        acc[v] = _mm256_fmadd_ps(dv, sumi, acc[v]);
+        extra[v] = _mm256_add_ps(extra[v], ev);
+    }
+}
+
+/// Row `v`'s `d` and `s` scale pointers at block `i` (`s` only read with a minimum).
+///
+/// # Safety
+/// `i <= nb`; `sc[v]` must point at `nb` (with a minimum `2 * nb`) floats.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn scales_at<P: Split, const N: usize>(
+    sc: &[*const f32; N],
+    nb: usize,
+    i: usize,
+) -> [(*const f32, *const f32); N] {
+    let mut out = [(sc[0], sc[0]); N];
+    for v in 0..N {
+        let s = if P::HAS_MIN { sc[v].add(nb + i) } else { sc[v] };
+        out[v] = (sc[v].add(i), s);
+    }
+    out
+}
+
+/// [`drive`] for `N` activation rows against one weight row of `nb` blocks; `sc[v]` points
+/// at row `v`'s `nb` widened `d` scales followed (Q8_1) by its `nb` widened `s` values.
+// Rows and blocks are indexed in lockstep across several arrays.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn drive_multi<I: Isa, P: Split, const N: usize>(
+    nb: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+    sc: &[*const f32; N],
+) -> [f32; N] {
+    let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut extra = [_mm256_setzero_ps(); N];
+    let mut i = 0;
+    while i + 8 <= nb {
+        let s = scales_at::<P, N>(sc, nb, i);
+        batch_multi::<I, P, N, 8>(w.add(i * wb), a, i * ab, &s, &mut acc, &mut extra);
+        i += 8;
+    }
+    // The last, partial batch, with its length known at compile time.
+    let (wt, s) = (w.add(i * wb), scales_at::<P, N>(sc, nb, i));
+    let (acc_, extra_) = (&mut acc, &mut extra);
+    match nb - i {
+        0 => {}
+        1 => batch_multi::<I, P, N, 1>(wt, a, i * ab, &s, acc_, extra_),
+        2 => batch_multi::<I, P, N, 2>(wt, a, i * ab, &s, acc_, extra_),
+        3 => batch_multi::<I, P, N, 3>(wt, a, i * ab, &s, acc_, extra_),
+        4 => batch_multi::<I, P, N, 4>(wt, a, i * ab, &s, acc_, extra_),
+        5 => batch_multi::<I, P, N, 5>(wt, a, i * ab, &s, acc_, extra_),
+        6 => batch_multi::<I, P, N, 6>(wt, a, i * ab, &s, acc_, extra_),
+        _ => batch_multi::<I, P, N, 7>(wt, a, i * ab, &s, acc_, extra_),
+    }
+    let mut out = [0f32; N];
+    for v in 0..N {
+        out[v] = hsum256_ps(_mm256_add_ps(acc[v], extra[v]));
+    }
+    out
+}
+
+/// # Safety
+/// As [`run_avx2`], for every row of `a`; `sc` as for [`drive_multi`].
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2_multi<P: Split, const N: usize>(
+    nb: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+    sc: &[*const f32; N],
+) -> [f32; N] {
+    drive_multi::<Avx2, P, N>(nb, w, a, sc)
+}
+
+/// # Safety
+/// As [`run_vnni`], for every row of `a`; `sc` as for [`drive_multi`].
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn run_vnni_multi<P: Split, const N: usize>(
+    nb: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+    sc: &[*const f32; N],
+) -> [f32; N] {
+    drive_multi::<Vnni, P, N>(nb, w, a, sc)
+}
+
+/// Pointers to the rows and their scales, with their length checked.
+type MultiRows<const N: usize> = ([*const u8; N], [*const f32; N]);
+
+/// Checks the [`VecDotMultiFn`] contract and returns the number of blocks and the rows'
+/// and scales' pointers.
+///
+/// # Panics
+/// If `n` is not a multiple of the block length or a slice is too short.
+fn check_multi<P: Split, const N: usize>(
+    n: usize,
+    w: &[u8],
+    a: &[&[u8]; N],
+    sc: &[&[f32]; N],
+) -> (usize, MultiRows<N>) {
+    let mut nb = 0;
+    for row in a {
+        nb = check_rows(n, w, row, P::W, P::A);
+    }
+    let need = if P::HAS_MIN { 2 * nb } else { nb };
+    for s in sc {
+        assert!(
+            s.len() >= need,
+            "{}·{} multi dot: {} widened scales, need {need}",
+            P::W,
+            P::A,
+            s.len()
+        );
+    }
+    (nb, (a.map(<[u8]>::as_ptr), sc.map(<[f32]>::as_ptr)))
+}
+
+fn avx2_dot_multi<P: Split, const N: usize>(
+    n: usize,
+    w: &[u8],
+    a: [&[u8]; N],
+    sc: [&[f32]; N],
+) -> [f32; N] {
+    let (nb, (ap, sp)) = check_multi::<P, N>(n, w, &a, &sc);
+    debug_assert!(CpuLevel::Avx2.is_supported());
+    // SAFETY: `avx2_multi` hands this kernel out only for CpuLevel::Avx2/Avx512, and
+    // `dot::kernel_multi` returns it only after `level.is_supported()` confirmed AVX2, FMA
+    // and F16C; `check_multi` proved the weight row and every activation row hold `nb`
+    // blocks and every scale slice the `nb` (or `2 * nb`) floats `drive_multi` reads.
+    unsafe { run_avx2_multi::<P, N>(nb, w.as_ptr(), &ap, &sp) }
+}
+
+fn vnni_dot_multi<P: Split, const N: usize>(
+    n: usize,
+    w: &[u8],
+    a: [&[u8]; N],
+    sc: [&[f32]; N],
+) -> [f32; N] {
+    let (nb, (ap, sp)) = check_multi::<P, N>(n, w, &a, &sc);
+    debug_assert!(CpuLevel::Avx512.is_supported());
+    // SAFETY: `avx512_multi` hands this kernel out only for CpuLevel::Avx512, and
+    // `dot::kernel_multi` returns it only after `level.is_supported()` confirmed AVX2, FMA,
+    // F16C and AVX-512 F/BW/VL/VNNI; `check_multi` proved the weight row and every
+    // activation row hold `nb` blocks and every scale slice the `nb` (or `2 * nb`) floats
+    // `drive_multi` reads.
+    unsafe { run_vnni_multi::<P, N>(nb, w.as_ptr(), &ap, &sp) }
+}
+
+/// [`batch`] for `N` activation rows and `TAKE` (at most eight) blocks of a K-quant, each
+/// weight block prepared once. Row `v` gets exactly [`batch`]'s arithmetic: the same
+/// [`Block`]s, [`reduce8`], fix-up, FMA and add.
+///
+/// # Safety
+/// As [`batch`], for every row `a[v] + a_off`.
+// Rows and blocks are indexed in lockstep across several arrays.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn batch_k<I: Isa, P: SplitK, const N: usize, const TAKE: usize>(
+    w: *const u8,
+    a: &[*const u8; N],
+    a_off: usize,
+    acc: &mut [__m256; N],
+    extra: &mut [__m256; N],
+) {
+    let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
+    let mut s = [[_mm256_setzero_si256(); 8]; N];
+    let mut d = [[0f32; 8]; N];
+    let mut e = [[0f32; 8]; N];
+    for k in 0..TAKE {
+        let wk = w.add(k * wb);
+        let p = P::prep(wk);
+        for v in 0..N {
+            let b = P::finish::<I>(&p, wk, a[v].add(a_off + k * ab));
+            s[v][k] = b.s;
+            d[v][k] = b.d;
+            e[v][k] = b.extra;
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    for v in 0..N {
+        // Non-finite scales: as in `batch`, per row.
+        let dv = _mm256_loadu_ps(d[v].as_ptr());
+        let finite = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_mul_ps(dv, zero), zero);
+        if _mm256_movemask_ps(finite) != 0xFF {
+            scalar_fixup::<P>(TAKE, w, a[v].add(a_off), &mut d[v], &mut e[v]);
+        }
+        let sumi = _mm256_cvtepi32_ps(reduce8(&s[v]));
+        acc[v] = _mm256_fmadd_ps(_mm256_loadu_ps(d[v].as_ptr()), sumi, acc[v]);
+        extra[v] = _mm256_add_ps(extra[v], _mm256_loadu_ps(e[v].as_ptr()));
+    }
+}
+
+/// [`drive`] for `N` activation rows against one K-quant weight row of `nb` blocks.
+// Rows are indexed in lockstep across several arrays.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn drive_k<I: Isa, P: SplitK, const N: usize>(
+    nb: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+) -> [f32; N] {
+    let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut extra = [_mm256_setzero_ps(); N];
+    let mut i = 0;
+    while i + 8 <= nb {
+        batch_k::<I, P, N, 8>(w.add(i * wb), a, i * ab, &mut acc, &mut extra);
+        i += 8;
+    }
+    // The last, partial batch, with its length known at compile time.
+    let (wt, off, acc_, extra_) = (w.add(i * wb), i * ab, &mut acc, &mut extra);
+    match nb - i {
+        0 => {}
+        1 => batch_k::<I, P, N, 1>(wt, a, off, acc_, extra_),
+        2 => batch_k::<I, P, N, 2>(wt, a, off, acc_, extra_),
+        3 => batch_k::<I, P, N, 3>(wt, a, off, acc_, extra_),
+        4 => batch_k::<I, P, N, 4>(wt, a, off, acc_, extra_),
+        5 => batch_k::<I, P, N, 5>(wt, a, off, acc_, extra_),
+        6 => batch_k::<I, P, N, 6>(wt, a, off, acc_, extra_),
+        _ => batch_k::<I, P, N, 7>(wt, a, off, acc_, extra_),
+    }
+    let mut out = [0f32; N];
+    for v in 0..N {
+        out[v] = hsum256_ps(_mm256_add_ps(acc[v], extra[v]));
+    }
+    out
+}
+
+/// # Safety
+/// As [`run_avx2`], for every row of `a`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2_k<P: SplitK, const N: usize>(
+    nb: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+) -> [f32; N] {
+    drive_k::<Avx2, P, N>(nb, w, a)
+}
+
+/// # Safety
+/// As [`run_vnni`], for every row of `a`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn run_vnni_k<P: SplitK, const N: usize>(
+    nb: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+) -> [f32; N] {
+    drive_k::<Vnni, P, N>(nb, w, a)
+}
+
+/// Checks the [`VecDotMultiFn`] contract for a K-quant (whose activations, Q8_K, carry f32
+/// scales, so no widened scales are needed) and returns the number of blocks.
+fn check_k<P: SplitK, const N: usize>(n: usize, w: &[u8], a: &[&[u8]; N]) -> usize {
+    let mut nb = 0;
+    for row in a {
+        nb = check_rows(n, w, row, P::W, P::A);
+    }
+    nb
+}
+
+fn avx2_dot_k<P: SplitK, const N: usize>(
+    n: usize,
+    w: &[u8],
+    a: [&[u8]; N],
+    _scales: [&[f32]; N],
+) -> [f32; N] {
+    let nb = check_k::<P, N>(n, w, &a);
+    debug_assert!(CpuLevel::Avx2.is_supported());
+    // SAFETY: `avx2_multi` hands this kernel out only for CpuLevel::Avx2/Avx512, and
+    // `dot::kernel_multi` returns it only after `level.is_supported()` confirmed AVX2, FMA
+    // and F16C; `check_k` proved the weight row and every activation row hold `nb` blocks.
+    unsafe { run_avx2_k::<P, N>(nb, w.as_ptr(), &a.map(<[u8]>::as_ptr)) }
+}
+
+fn vnni_dot_k<P: SplitK, const N: usize>(
+    n: usize,
+    w: &[u8],
+    a: [&[u8]; N],
+    _scales: [&[f32]; N],
+) -> [f32; N] {
+    let nb = check_k::<P, N>(n, w, &a);
+    debug_assert!(CpuLevel::Avx512.is_supported());
+    // SAFETY: `avx512_multi` hands this kernel out only for CpuLevel::Avx512, and
+    // `dot::kernel_multi` returns it only after `level.is_supported()` confirmed AVX2, FMA,
+    // F16C and AVX-512 F/BW/VL/VNNI; `check_k` proved the weight row and every activation
+    // row hold `nb` blocks.
+    unsafe { run_vnni_k::<P, N>(nb, w.as_ptr(), &a.map(<[u8]>::as_ptr)) }
+}
+
+/// AVX2 multi-vector kernels (the 32-element quantized types, Q4_K and Q6_K).
+pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
+    use GgmlType as T;
+    Some(match w {
+        T::Q4_0 => avx2_dot_multi::<Q40, N>,
+        T::Q4_1 => avx2_dot_multi::<Q41, N>,
+        T::Q5_0 => avx2_dot_multi::<Q50, N>,
+        T::Q5_1 => avx2_dot_multi::<Q51, N>,
+        T::Q8_0 => avx2_dot_multi::<Q80, N>,
+        T::Iq4Nl => avx2_dot_multi::<Iq4Nl, N>,
+        T::Q4K => avx2_dot_k::<Q4K, N>,
+        T::Q6K => avx2_dot_k::<Q6K, N>,
+        _ => return None,
+    })
+}
+
+/// AVX-512 multi-vector kernels (the 32-element quantized types on VNNI, Q4_K and Q6_K
+/// with the 512-bit bodies, as [`avx512`] picks them).
+pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
+    use GgmlType as T;
+    Some(match w {
+        T::Q4_0 => vnni_dot_multi::<Q40, N>,
+        T::Q4_1 => vnni_dot_multi::<Q41, N>,
+        T::Q5_0 => vnni_dot_multi::<Q50, N>,
+        T::Q5_1 => vnni_dot_multi::<Q51, N>,
+        T::Q8_0 => vnni_dot_multi::<Q80, N>,
+        T::Iq4Nl => vnni_dot_multi::<Iq4Nl, N>,
+        T::Q4K => vnni_dot_k::<Q4KZmm, N>,
+        T::Q6K => vnni_dot_k::<Q6KZmm, N>,
+        _ => return None,
+    })
+}
+
 /// AVX2 kernels for the quantized weight types.
 pub(super) fn avx2(w: GgmlType) -> Option<VecDotFn> {
     use GgmlType as T;
@@ -306,13 +832,21 @@ impl Pair for Q40 {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
-        let x = _mm256_sub_epi8(nibbles32(w.add(2)), _mm256_set1_epi8(8));
-        let s = dot_i8i8::<I>(x, load256(a.add(2)));
-        Block {
-            s,
-            d: f16_at(w) * f16_at(a),
-            extra: 0.0,
-        }
+        split_block::<I, Self>(w, a)
+    }
+}
+
+impl Split for Q40 {
+    const HAS_MIN: bool = false;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> __m256i {
+        _mm256_sub_epi8(nibbles32(w.add(2)), _mm256_set1_epi8(8))
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i {
+        dot_i8i8::<I>(x, load256(a.add(2)))
     }
 }
 
@@ -322,12 +856,21 @@ impl Pair for Q41 {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
-        let s = I::dot_u8i8(nibbles32(w.add(4)), load256(a.add(4)));
-        Block {
-            s,
-            d: f16_at(w) * f16_at(a),
-            extra: f16_at(w.add(2)) * f16_at(a.add(2)),
-        }
+        split_block::<I, Self>(w, a)
+    }
+}
+
+impl Split for Q41 {
+    const HAS_MIN: bool = true;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> __m256i {
+        nibbles32(w.add(4))
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i {
+        I::dot_u8i8(x, load256(a.add(4)))
     }
 }
 
@@ -337,15 +880,23 @@ impl Pair for Q50 {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        split_block::<I, Self>(w, a)
+    }
+}
+
+impl Split for Q50 {
+    const HAS_MIN: bool = false;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> __m256i {
         // q − 16 = nibble where the fifth bit is set, nibble | 0xF0 (as i8) where not.
         let high = _mm256_andnot_si256(bits32(w.add(2)), _mm256_set1_epi8(0xF0_u8 as i8));
-        let x = _mm256_or_si256(nibbles32(w.add(6)), high);
-        let s = dot_i8i8::<I>(x, load256(a.add(2)));
-        Block {
-            s,
-            d: f16_at(w) * f16_at(a),
-            extra: 0.0,
-        }
+        _mm256_or_si256(nibbles32(w.add(6)), high)
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i {
+        dot_i8i8::<I>(x, load256(a.add(2)))
     }
 }
 
@@ -355,14 +906,22 @@ impl Pair for Q51 {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        split_block::<I, Self>(w, a)
+    }
+}
+
+impl Split for Q51 {
+    const HAS_MIN: bool = true;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> __m256i {
         let high = _mm256_and_si256(bits32(w.add(4)), _mm256_set1_epi8(0x10));
-        let x = _mm256_or_si256(nibbles32(w.add(8)), high);
-        let s = I::dot_u8i8(x, load256(a.add(4)));
-        Block {
-            s,
-            d: f16_at(w) * f16_at(a),
-            extra: f16_at(w.add(2)) * f16_at(a.add(2)),
-        }
+        _mm256_or_si256(nibbles32(w.add(8)), high)
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i {
+        I::dot_u8i8(x, load256(a.add(4)))
     }
 }
 
@@ -372,13 +931,22 @@ impl Pair for Q80 {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        split_block::<I, Self>(w, a)
+    }
+}
+
+impl Split for Q80 {
+    const HAS_MIN: bool = false;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> __m256i {
+        load256(w.add(2))
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i {
         // The weight takes the |x| side, so a weight of −128 is still exact.
-        let s = dot_i8i8::<I>(load256(w.add(2)), load256(a.add(2)));
-        Block {
-            s,
-            d: f16_at(w) * f16_at(a),
-            extra: 0.0,
-        }
+        dot_i8i8::<I>(x, load256(a.add(2)))
     }
 }
 
@@ -388,14 +956,22 @@ impl Pair for Iq4Nl {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        split_block::<I, Self>(w, a)
+    }
+}
+
+impl Split for Iq4Nl {
+    const HAS_MIN: bool = false;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> __m256i {
         let table = _mm256_broadcastsi128_si256(_mm_loadu_si128(IQ4_VALUES.as_ptr().cast()));
-        let x = _mm256_shuffle_epi8(table, nibbles32(w.add(2)));
-        let s = dot_i8i8::<I>(x, load256(a.add(2)));
-        Block {
-            s,
-            d: f16_at(w) * f16_at(a),
-            extra: 0.0,
-        }
+        _mm256_shuffle_epi8(table, nibbles32(w.add(2)))
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(x: __m256i, a: *const u8) -> __m256i {
+        dot_i8i8::<I>(x, load256(a.add(2)))
     }
 }
 
@@ -548,22 +1124,47 @@ impl Pair for Q4K {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        Self::finish::<I>(&Self::prep(w), w, a)
+    }
+}
+
+/// A Q4_K block's nibbles split into low and high halves, with its scales and minimums.
+#[derive(Clone, Copy)]
+struct Q4KPrep {
+    q: [__m256i; 8],
+    sc: [u8; 8],
+    mins: [u8; 8],
+}
+
+impl SplitK for Q4K {
+    type Prep = Q4KPrep;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Q4KPrep {
         let (sc, mins) = unpack_k4_scales(w.add(4));
         let low = _mm256_set1_epi8(0x0F);
-        let mut acc = _mm256_setzero_si256();
+        let mut q = [_mm256_setzero_si256(); 8];
         for j in 0..4 {
             let qv = load256(w.add(16 + 32 * j));
-            let lo = _mm256_and_si256(qv, low);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(qv), low);
+            q[2 * j] = _mm256_and_si256(qv, low);
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(qv), low);
+        }
+        Q4KPrep { q, sc, mins }
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(p: &Q4KPrep, w: *const u8, a: *const u8) -> Block {
+        let mut acc = _mm256_setzero_si256();
+        for j in 0..4 {
             let y_lo = load256(a.add(Q8K_QS + 64 * j));
             let y_hi = load256(a.add(Q8K_QS + 64 * j + 32));
             let p_lo = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(lo, y_lo),
-                _mm256_set1_epi16(i16::from(sc[2 * j])),
+                _mm256_maddubs_epi16(p.q[2 * j], y_lo),
+                _mm256_set1_epi16(i16::from(p.sc[2 * j])),
             );
             let p_hi = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, y_hi),
-                _mm256_set1_epi16(i16::from(sc[2 * j + 1])),
+                _mm256_maddubs_epi16(p.q[2 * j + 1], y_hi),
+                _mm256_set1_epi16(i16::from(p.sc[2 * j + 1])),
             );
             acc = _mm256_add_epi32(acc, _mm256_add_epi32(p_lo, p_hi));
         }
@@ -572,7 +1173,7 @@ impl Pair for Q4K {
         Block {
             s: acc,
             d: f16_at(w) * ad,
-            extra: -(dmin * min_sum8(a, &mins) as f32),
+            extra: -(dmin * min_sum8(a, &p.mins) as f32),
         }
     }
 }
@@ -625,11 +1226,26 @@ impl Pair for Q6K {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        Self::finish::<I>(&Self::prep(w), w, a)
+    }
+}
+
+/// A Q6_K block's sixteen groups of 32 quants as bytes 0..=63, with its scales.
+#[derive(Clone, Copy)]
+struct Q6KPrep {
+    q: [__m256i; 8],
+    sc: __m256i,
+}
+
+impl SplitK for Q6K {
+    type Prep = Q6KPrep;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Q6KPrep {
         let sc = _mm256_broadcastsi128_si256(_mm_loadu_si128(w.add(192).cast()));
         let low = _mm256_set1_epi8(0x0F);
         let three = _mm256_set1_epi8(3);
-        let m32 = _mm256_set1_epi8(32);
-        let mut acc = _mm256_setzero_si256();
+        let mut q = [_mm256_setzero_si256(); 8];
         for half in 0..2 {
             let ql0 = load256(w.add(64 * half));
             let ql1 = load256(w.add(64 * half + 32));
@@ -642,11 +1258,23 @@ impl Pair for Q6K {
             ];
             for (g, n) in nib.into_iter().enumerate() {
                 let h = _mm256_and_si256(srl16(qh, 2 * g as u32), three);
-                let q = _mm256_or_si256(n, _mm256_slli_epi16::<4>(h));
+                q[4 * half + g] = _mm256_or_si256(n, _mm256_slli_epi16::<4>(h));
+            }
+        }
+        Q6KPrep { q, sc }
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(p: &Q6KPrep, w: *const u8, a: *const u8) -> Block {
+        let m32 = _mm256_set1_epi8(32);
+        let mut acc = _mm256_setzero_si256();
+        for half in 0..2 {
+            for g in 0..4 {
+                let q = p.q[4 * half + g];
                 let y = load256(a.add(Q8K_QS + 128 * half + 32 * g));
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
+                let d = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
                 let k = 8 * half + 2 * g;
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc, k)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, pair_scales(p.sc, k)));
             }
         }
         Block {
@@ -718,28 +1346,54 @@ impl Pair for Q4KZmm {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        Self::finish::<I>(&Self::prep(w), w, a)
+    }
+}
+
+/// A Q4_K block as four 64-quant vectors with their i16 scale vectors, and its minimums.
+#[derive(Clone, Copy)]
+struct Q4KZmmPrep {
+    q: [__m512i; 4],
+    scale: [__m512i; 4],
+    mins: [u8; 8],
+}
+
+impl SplitK for Q4KZmm {
+    type Prep = Q4KZmmPrep;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Q4KZmmPrep {
         let (sc, mins) = unpack_k4_scales(w.add(4));
         let sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(sc.as_ptr().cast())));
         // The low 256 bits take scale 2j, the high 256 bits scale 2j + 1.
         let halves = join512(_mm256_setzero_si256(), _mm256_set1_epi16(1));
         let low = _mm512_set1_epi8(0x0F);
-        let mut acc = _mm512_setzero_si512();
+        let mut q = [_mm512_setzero_si512(); 4];
+        let mut scale = [_mm512_setzero_si512(); 4];
         for j in 0..4 {
             // 32 bytes hold elements 64j.. (low nibbles) and 64j + 32.. (high nibbles).
             let qv = load256(w.add(16 + 32 * j));
-            let q = _mm512_and_si512(join512(qv, _mm256_srli_epi16::<4>(qv)), low);
-            let y = load512(a.add(Q8K_QS + 64 * j));
+            q[j] = _mm512_and_si512(join512(qv, _mm256_srli_epi16::<4>(qv)), low);
             let first = _mm512_set1_epi16(2 * j as i16);
-            let scale = _mm512_permutexvar_epi16(_mm512_add_epi16(halves, first), sc);
-            let p = _mm512_madd_epi16(_mm512_maddubs_epi16(q, y), scale);
-            acc = _mm512_add_epi32(acc, p);
+            scale[j] = _mm512_permutexvar_epi16(_mm512_add_epi16(halves, first), sc);
+        }
+        Q4KZmmPrep { q, scale, mins }
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(p: &Q4KZmmPrep, w: *const u8, a: *const u8) -> Block {
+        let mut acc = _mm512_setzero_si512();
+        for j in 0..4 {
+            let y = load512(a.add(Q8K_QS + 64 * j));
+            let d = _mm512_madd_epi16(_mm512_maddubs_epi16(p.q[j], y), p.scale[j]);
+            acc = _mm512_add_epi32(acc, d);
         }
         let ad = f32_at(a);
         let dmin = f16_at(w.add(2)) * ad;
         Block {
             s: fold512(acc),
             d: f16_at(w) * ad,
-            extra: -(dmin * min_sum8(a, &mins) as f32),
+            extra: -(dmin * min_sum8(a, &p.mins) as f32),
         }
     }
 }
@@ -750,14 +1404,30 @@ impl Pair for Q6KZmm {
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
+        Self::finish::<I>(&Self::prep(w), w, a)
+    }
+}
+
+/// A Q6_K block as four 64-quant vectors (bytes 0..=63) with their i16 scale vectors.
+#[derive(Clone, Copy)]
+struct Q6KZmmPrep {
+    q: [__m512i; 4],
+    scale: [__m512i; 4],
+}
+
+impl SplitK for Q6KZmm {
+    type Prep = Q6KZmmPrep;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> Q6KZmmPrep {
         // The 16 sub-block scales as i16; 128-bit lane k of a 512-bit vector is 16 quants,
         // i.e. one sub-block, so lane k takes scale `first + k`.
         let sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(192).cast())));
         let lanes = load512(SUB_BLOCK_OF_LANE.as_ptr().cast());
         let low = _mm512_set1_epi8(0x0F);
         let three = _mm512_set1_epi8(3);
-        let m32 = _mm512_set1_epi8(32);
-        let mut acc = _mm512_setzero_si512();
+        let mut q = [_mm512_setzero_si512(); 4];
+        let mut scale = [_mm512_setzero_si512(); 4];
         for half in 0..2 {
             // Elements 128·half + 0..64 take the low nibbles of ql[64·half..][..64] and
             // bits 0-1 / 2-3 of qh; elements + 64..128 the high nibbles and bits 4-5 / 6-7.
@@ -772,12 +1442,25 @@ impl Pair for Q6KZmm {
                 ),
             ];
             for (g, (nib, high)) in parts.into_iter().enumerate() {
-                let q = _mm512_or_si512(nib, _mm512_slli_epi16::<4>(_mm512_and_si512(high, three)));
-                let y = load512(a.add(Q8K_QS + 128 * half + 64 * g));
-                let p = _mm512_sub_epi16(_mm512_maddubs_epi16(q, y), _mm512_maddubs_epi16(m32, y));
+                q[2 * half + g] =
+                    _mm512_or_si512(nib, _mm512_slli_epi16::<4>(_mm512_and_si512(high, three)));
                 let first = _mm512_set1_epi16((8 * half + 4 * g) as i16);
-                let scale = _mm512_permutexvar_epi16(_mm512_add_epi16(lanes, first), sc);
-                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p, scale));
+                scale[2 * half + g] = _mm512_permutexvar_epi16(_mm512_add_epi16(lanes, first), sc);
+            }
+        }
+        Q6KZmmPrep { q, scale }
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(p: &Q6KZmmPrep, w: *const u8, a: *const u8) -> Block {
+        let m32 = _mm512_set1_epi8(32);
+        let mut acc = _mm512_setzero_si512();
+        for half in 0..2 {
+            for g in 0..2 {
+                let y = load512(a.add(Q8K_QS + 128 * half + 64 * g));
+                let q = p.q[2 * half + g];
+                let d = _mm512_sub_epi16(_mm512_maddubs_epi16(q, y), _mm512_maddubs_epi16(m32, y));
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(d, p.scale[2 * half + g]));
             }
         }
         Block {

@@ -8,12 +8,18 @@
 //!   differ. A block with a NaN/Inf scale is computed by the scalar reference itself, so
 //!   non-finite values propagate exactly as there.
 //! * [`float`]: F32, F16 and BF16 dot products with f32 FMA accumulators.
+//! * Multi-vector kernels ([`kernel_multi`], in [`int`]) for the 32-element quantized
+//!   types, Q4_K and Q6_K: one weight row against `N` activation rows, each weight block
+//!   unpacked once.
+//!   They run the single-row kernel's arithmetic for every row (same block sums, same
+//!   8-lane float accumulators, same FMA/add order, same scalar fix-up of non-finite
+//!   scales), only interleaved, so their results are bit-identical to it.
 //!
 //! At the AVX-512 level Q4_K and Q6_K have 512-bit bodies (AVX-512 BW); the other K-quants
 //! and F16 use the AVX2 kernels (a K-quant's sub-block scale multiply needs the 16-bit
 //! `vpmaddwd` step either way, so VNNI buys nothing there; see `float::avx512` for F16).
 
-use super::VecDotFn;
+use super::{VecDotFn, VecDotMultiFn};
 use crate::{CpuLevel, GgmlType};
 
 mod float;
@@ -24,6 +30,18 @@ pub(crate) fn kernel(level: CpuLevel, w: GgmlType) -> Option<VecDotFn> {
     match level {
         CpuLevel::Avx2 => int::avx2(w).or_else(|| float::avx2(w)),
         CpuLevel::Avx512 => int::avx512(w).or_else(|| float::avx512(w)),
+        _ => None,
+    }
+}
+
+/// The multi-vector kernel for `w` at `level` (already checked supported), if one exists.
+pub(crate) fn kernel_multi<const N: usize>(
+    level: CpuLevel,
+    w: GgmlType,
+) -> Option<VecDotMultiFn<N>> {
+    match level {
+        CpuLevel::Avx2 => int::avx2_multi::<N>(w),
+        CpuLevel::Avx512 => int::avx512_multi::<N>(w),
         _ => None,
     }
 }
