@@ -250,3 +250,64 @@ fn perplexity_is_within_half_a_percent_of_llama_cpp() {
     );
     assert!(rel < 0.005, "perplexity {ppl} vs llama.cpp {reference}");
 }
+
+/// With every weight in F32 no activation is quantized, so the forward pass itself is checked:
+/// Fennec dequantizes SmolLM2 (bit-exact with ggml) into an F32 GGUF, as `llama-quantize F32`
+/// does for the golden, and its logits must equal llama.cpp's to float rounding.
+#[test]
+fn f32_weights_logits_equal_llama_cpp_to_float_rounding() {
+    use fennec_core::gguf::{GgmlType, GgufFile, GgufWriter, TensorData, Value};
+    let source = GgufFile::open(smollm2_path()).unwrap();
+    let mut w = GgufWriter::new();
+    for (key, value) in source.metadata().iter() {
+        let value = if key == "general.file_type" {
+            Value::U32(0)
+        } else {
+            value.clone()
+        };
+        w.add(key, value).unwrap();
+    }
+    for info in source.tensor_infos() {
+        let data = source.tensor(&info.name).unwrap().data;
+        let mut f32s = vec![0.0f32; info.n_elements() as usize];
+        fennec_quant::dequantize_row(info.ty, data, &mut f32s).unwrap();
+        let bytes: Vec<u8> = f32s.iter().flat_map(|v| v.to_le_bytes()).collect();
+        w.add_tensor(
+            info.name.clone(),
+            GgmlType::F32,
+            &info.dims,
+            TensorData::Bytes(bytes.into()),
+        )
+        .unwrap();
+    }
+    let dir = fennec_tests::temp_dir("f32-smollm2");
+    let path = dir.join("smollm2-f32.gguf");
+    w.write_to_path(&path).unwrap();
+    drop(w);
+
+    let golden = load_json("llamacpp/smollm2/logits_f32/mixed.json");
+    let tokens = ids(&golden["ids"]);
+    let model = Model::load(&path, &LoadOptions { n_threads: 2 }).unwrap();
+    let mut s = session(&model, tokens.len());
+    let logits = s.eval(&tokens, Logits::All).unwrap();
+    let n_vocab = model.n_vocab();
+    let mut max = 0.0f32;
+    for (pos, (top_ids, top_logits)) in golden["top_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(golden["top_logits"].as_array().unwrap())
+        .enumerate()
+    {
+        for (id, want) in ids(top_ids).into_iter().zip(top_logits.as_array().unwrap()) {
+            let got = logits[pos * n_vocab + id as usize];
+            max = max.max((got - want.as_f64().unwrap() as f32).abs());
+        }
+    }
+    eprintln!(
+        "F32 weights: max |logit diff| vs llama.cpp {max:e} over {} positions",
+        tokens.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(max < 5e-4, "F32 logits differ from llama.cpp by {max}");
+}
