@@ -169,18 +169,6 @@ impl GgufFile {
     pub fn architecture(&self) -> Result<&str> {
         self.metadata().get_str("general.architecture")
     }
-
-    /// Advises the kernel how `tensor`'s pages will be used (no-op for in-memory files).
-    pub fn advise(&self, tensor: &TensorView<'_>, advice: memmap2::Advice) -> std::io::Result<()> {
-        match &self.bytes {
-            Bytes::Mapped(m) => {
-                let base = m.as_ptr() as usize;
-                let start = tensor.data.as_ptr() as usize - base;
-                m.advise_range(advice, start, tensor.data.len())
-            }
-            Bytes::Owned(_) => Ok(()),
-        }
-    }
 }
 
 impl std::fmt::Debug for GgufFile {

@@ -29,15 +29,6 @@ pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// RMS-normalizes each row in place without a weight (Llama 4's QK norm).
-pub fn rms_norm_unweighted(x: &mut [f32], n: usize, eps: f32) {
-    for row in x.chunks_exact_mut(n) {
-        let sum: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-        let scale = 1.0 / ((sum / n as f64) as f32 + eps).sqrt();
-        row.iter_mut().for_each(|v| *v *= scale);
-    }
-}
-
 /// `gate = silu(gate) * up`, elementwise (the SwiGLU activation).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
