@@ -1,0 +1,123 @@
+//! The model commands of `fennec` end to end on SmolLM2 (fetched by scripts/fetch-models.sh).
+
+use std::process::Command;
+
+fn smollm2() -> String {
+    let dir = std::env::var_os("FENNEC_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/fennec/models")
+        });
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-models.sh",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn fennec(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fennec"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_json_reports_prompt_generated_tokens_and_stop() {
+    let m = smollm2();
+    let (ok, out, err) = fennec(&[
+        "run",
+        "-m",
+        &m,
+        "-p",
+        "The capital of France is",
+        "--temp",
+        "0",
+        "-n",
+        "5",
+        "--json",
+        "-t",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // llama.cpp's prompt ids and first five greedy tokens (tests/fixtures/llamacpp/smollm2/greedy.json).
+    assert_eq!(
+        r["prompt_tokens"],
+        serde_json::json!([504, 3575, 282, 4649, 314])
+    );
+    assert_eq!(r["tokens"], serde_json::json!([7042, 30, 198, 198, 504]));
+    assert_eq!(r["stop"], "length");
+    assert!(r["text"].as_str().unwrap().starts_with(" Paris."), "{out}");
+}
+
+#[test]
+fn tokenize_prints_ids_and_special_tokens_only_when_asked() {
+    let m = smollm2();
+    let (ok, out, _) = fennec(&["tokenize", "-m", &m, "<|im_start|>user"]);
+    assert!(ok);
+    let plain: Vec<u32> = serde_json::from_str(&out).unwrap();
+    let (ok, out, _) = fennec(&["tokenize", "-m", &m, "--special", "<|im_start|>user"]);
+    assert!(ok);
+    let special: Vec<u32> = serde_json::from_str(&out).unwrap();
+    assert_eq!(special, vec![1, 4093]);
+    assert!(plain.len() > 2 && !plain.contains(&1), "{plain:?}");
+}
+
+#[test]
+fn perplexity_and_bench_print_their_results() {
+    let m = smollm2();
+    let text =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/llamacpp/ppl.txt");
+    let (ok, out, err) = fennec(&[
+        "perplexity",
+        "-m",
+        &m,
+        "-f",
+        text.to_str().unwrap(),
+        "-c",
+        "128",
+        "--chunks",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let last = out.lines().last().unwrap();
+    let ppl: f64 = last.strip_prefix("PPL = ").unwrap().parse().unwrap();
+    assert!(ppl > 1.0 && ppl < 100.0, "{out}");
+
+    let (ok, out, err) = fennec(&[
+        "bench", "-m", &m, "-p", "16", "-n", "4", "-r", "1", "-t", "2", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "pp_tokens",
+        "pp_tok_s",
+        "tg_tokens",
+        "tg_tok_s",
+        "threads",
+        "peak_rss_mb",
+    ] {
+        assert!(r.get(key).is_some(), "{key} missing in {out}");
+    }
+    assert!(r["tg_tok_s"].as_f64().unwrap() > 0.0 && r["threads"] == 2);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_a_clear_error() {
+    let m = smollm2();
+    let long = "word ".repeat(100);
+    let (ok, _, err) = fennec(&["run", "-m", &m, "-p", &long, "-c", "16", "-n", "4"]);
+    assert!(!ok);
+    assert!(
+        err.contains("context is full") && !err.contains("panicked"),
+        "{err}"
+    );
+}
