@@ -156,8 +156,7 @@ impl Session {
             if opts.max_tokens > 0 && tokens.len() >= opts.max_tokens {
                 break StopReason::Length;
             }
-            let history = self.tokens().to_vec();
-            let token = sampler.sample(&mut logits, &history);
+            let token = sampler.sample(&mut logits, self.tokens());
             if tokens.is_empty() {
                 stats.time_to_first_token = start.elapsed().as_secs_f64();
             }

@@ -110,11 +110,17 @@ impl Rows {
             Rows::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
             Rows::F16(v) => v[start..start + out.len()].convert_to_f32_slice(out),
             Rows::Q8_0(v) => {
-                let bytes = row_len / 32 * GgmlType::Q8_0.block_bytes();
-                let row = &v[cell * bytes..(cell + 1) * bytes];
-                let mut full = vec![0.0; row_len];
-                dequantize_row(GgmlType::Q8_0, row, &mut full).expect("cache row is whole blocks");
-                out.copy_from_slice(&full[offset..offset + out.len()]);
+                let block = GgmlType::Q8_0.block_bytes();
+                let row = &v[cell * (row_len / 32) * block..(cell + 1) * (row_len / 32) * block];
+                if offset.is_multiple_of(32) && out.len().is_multiple_of(32) {
+                    // The head is whole blocks: dequantize just those.
+                    let blocks = &row[offset / 32 * block..(offset + out.len()) / 32 * block];
+                    dequantize_row(GgmlType::Q8_0, blocks, out).expect("whole Q8_0 blocks");
+                } else {
+                    let mut full = vec![0.0; row_len];
+                    dequantize_row(GgmlType::Q8_0, row, &mut full).expect("whole Q8_0 blocks");
+                    out.copy_from_slice(&full[offset..offset + out.len()]);
+                }
             }
         }
     }

@@ -3,18 +3,7 @@
 use std::process::Command;
 
 fn smollm2() -> String {
-    let dir = std::env::var_os("FENNEC_MODELS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/fennec/models")
-        });
-    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch-models.sh",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    fennec_tests::smollm2_path().to_string_lossy().into_owned()
 }
 
 fn fennec(args: &[&str]) -> (bool, String, String) {

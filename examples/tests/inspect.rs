@@ -4,12 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use fennec_core::gguf::{GgmlType, GgufWriter, TensorData};
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("fennec-inspect-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use fennec_tests::temp_dir;
 
 /// Runs `fennec` with `args`: (exit success, stdout, stderr, peak child RSS in KiB so far).
 fn fennec(args: &[&str]) -> (bool, String, String, i64) {
