@@ -126,24 +126,68 @@ impl Rows {
     }
 }
 
-/// Keys and values of one layer: `n_cells` rows of `row_len` elements each.
+/// Which earlier positions a layer's queries attend to, and so which its cache must keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvWindow {
+    /// Every earlier position (causal attention over the whole context).
+    Full,
+    /// Only positions in the query's own chunk of this many tokens (absolute boundaries:
+    /// position `p` sees `⌊p/c⌋·c ..= p`), Llama 4's chunked attention.
+    Chunked(usize),
+}
+
+impl KvWindow {
+    /// The first position a query at `pos` attends to.
+    pub fn first_visible(self, pos: usize) -> usize {
+        match self {
+            KvWindow::Full => 0,
+            KvWindow::Chunked(c) => pos / c * c,
+        }
+    }
+
+    /// Cells a layer needs for a context of `n_ctx` evaluated `n_ubatch` tokens at a time:
+    /// a chunked layer keeps a ring of one chunk plus one micro-batch.
+    pub fn cells(self, n_ctx: usize, n_ubatch: usize) -> usize {
+        match self {
+            KvWindow::Full => n_ctx,
+            KvWindow::Chunked(c) => n_ctx.min(c.saturating_add(n_ubatch)),
+        }
+    }
+}
+
+/// The shape of one layer's cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvLayerSpec {
+    /// Elements of a key (and of a value) row: `n_head_kv · head_dim`.
+    pub row_len: usize,
+    /// The positions the layer attends to.
+    pub window: KvWindow,
+}
+
+/// Keys and values of one layer: `n_cells` rows of `row_len` elements each. Position `p`
+/// lives in cell `p % n_cells`, so a layer with fewer cells than the context is a ring.
 #[derive(Clone, Debug)]
 pub struct KvLayer {
     ty: KvType,
     row_len: usize,
     n_cells: usize,
+    window: KvWindow,
+    /// The highest position written since the cache was cleared.
+    high_water: Option<usize>,
     keys: Rows,
     values: Rows,
 }
 
 impl KvLayer {
-    fn new(ty: KvType, row_len: usize, n_cells: usize) -> Result<Self> {
+    fn new(ty: KvType, spec: KvLayerSpec, n_cells: usize) -> Result<Self> {
         Ok(Self {
             ty,
-            row_len,
+            row_len: spec.row_len,
             n_cells,
-            keys: Rows::new(ty, row_len, n_cells)?,
-            values: Rows::new(ty, row_len, n_cells)?,
+            window: spec.window,
+            high_water: None,
+            keys: Rows::new(ty, spec.row_len, n_cells)?,
+            values: Rows::new(ty, spec.row_len, n_cells)?,
         })
     }
 
@@ -157,25 +201,50 @@ impl KvLayer {
         self.n_cells
     }
 
-    /// Writes the key and value rows of cell `cell`.
-    pub fn store(&mut self, cell: usize, key: &[f32], value: &[f32]) -> Result<()> {
+    /// The positions this layer attends to.
+    pub fn window(&self) -> KvWindow {
+        self.window
+    }
+
+    fn cell(&self, pos: usize) -> usize {
+        pos % self.n_cells
+    }
+
+    /// Whether position `pos`'s key and value are still in the cache (not yet overwritten
+    /// by a later position sharing its cell).
+    pub fn holds(&self, pos: usize) -> bool {
+        self.high_water
+            .is_some_and(|hw| pos <= hw && pos + self.n_cells > hw)
+    }
+
+    /// Writes the key and value rows of position `pos`.
+    pub fn store(&mut self, pos: usize, key: &[f32], value: &[f32]) -> Result<()> {
+        let cell = self.cell(pos);
         self.keys.store(cell, key)?;
-        self.values.store(cell, value)
+        self.values.store(cell, value)?;
+        self.high_water = Some(self.high_water.map_or(pos, |hw| hw.max(pos)));
+        Ok(())
     }
 
-    /// Reads `out.len()` key elements at `offset` of cell `cell` as f32.
-    pub fn key(&self, cell: usize, offset: usize, out: &mut [f32]) {
-        self.keys.read(self.row_len, cell, offset, out);
+    /// Reads `out.len()` key elements at `offset` of position `pos` as f32.
+    pub fn key(&self, pos: usize, offset: usize, out: &mut [f32]) {
+        debug_assert!(self.holds(pos), "key of position {pos} was overwritten");
+        self.keys.read(self.row_len, self.cell(pos), offset, out);
     }
 
-    /// Reads `out.len()` value elements at `offset` of cell `cell` as f32.
-    pub fn value(&self, cell: usize, offset: usize, out: &mut [f32]) {
-        self.values.read(self.row_len, cell, offset, out);
+    /// Reads `out.len()` value elements at `offset` of position `pos` as f32.
+    pub fn value(&self, pos: usize, offset: usize, out: &mut [f32]) {
+        debug_assert!(self.holds(pos), "value of position {pos} was overwritten");
+        self.values.read(self.row_len, self.cell(pos), offset, out);
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.keys.bytes() + self.values.bytes()
+    }
+
+    fn clear(&mut self) {
+        self.high_water = None;
     }
 }
 
@@ -187,18 +256,52 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// A cache of `n_cells` cells per layer; `row_lens[l]` is layer `l`'s K/V row width.
-    pub fn new(ty: KvType, row_lens: &[usize], cells: &[usize]) -> Result<Self> {
-        let layers = row_lens
+    /// A cache for `n_ctx` positions evaluated at most `n_ubatch` at a time, shaped by
+    /// each layer's window (see [`KvWindow::cells`]).
+    pub fn new(ty: KvType, specs: &[KvLayerSpec], n_ctx: usize, n_ubatch: usize) -> Result<Self> {
+        let layers = specs
             .iter()
-            .zip(cells)
-            .map(|(&len, &n)| KvLayer::new(ty, len, n))
+            .map(|&spec| KvLayer::new(ty, spec, spec.window.cells(n_ctx, n_ubatch)))
             .collect::<Result<_>>()?;
         Ok(Self { layers })
+    }
+
+    /// Bytes a cache of these dimensions would hold, computed without allocating it.
+    pub fn planned_bytes(
+        ty: KvType,
+        specs: &[KvLayerSpec],
+        n_ctx: usize,
+        n_ubatch: usize,
+    ) -> Result<u64> {
+        let mut total = 0u64;
+        for spec in specs {
+            let cells = spec.window.cells(n_ctx, n_ubatch) as u64;
+            let row = match ty {
+                KvType::F32 => 4 * spec.row_len as u64,
+                KvType::F16 => 2 * spec.row_len as u64,
+                KvType::Q8_0 => fennec_quant::row_bytes(GgmlType::Q8_0, spec.row_len)? as u64,
+            };
+            total += 2 * row * cells;
+        }
+        Ok(total)
     }
 
     /// Bytes held by all layers.
     pub fn bytes(&self) -> usize {
         self.layers.iter().map(KvLayer::bytes).sum()
+    }
+
+    /// Forgets every stored position.
+    pub fn clear(&mut self) {
+        self.layers.iter_mut().for_each(KvLayer::clear);
+    }
+
+    /// Whether every layer still holds what a query at position `pos` attends to before
+    /// `pos` itself (false when a chunked layer's ring has overwritten it).
+    pub fn can_resume_at(&self, pos: usize) -> bool {
+        self.layers.iter().all(|l| {
+            let first = l.window.first_visible(pos);
+            first >= pos || l.holds(first)
+        })
     }
 }

@@ -56,13 +56,19 @@ impl Session {
         if opts.n_ubatch == 0 {
             return Err(Error::InvalidArgument("n_ubatch must be at least 1".into()));
         }
-        let rows = model.kv_row_lens();
-        let cells = vec![opts.n_ctx; rows.len()];
-        let kv = KvCache::new(opts.kv_type, &rows, &cells)?;
+        let layout = model.kv_layout();
+        let kv = KvCache::new(opts.kv_type, &layout, opts.n_ctx, opts.n_ubatch)?;
+        let ring_layers = kv
+            .layers
+            .iter()
+            .filter(|l| l.n_cells() < opts.n_ctx)
+            .count();
         tracing::info!(
             n_ctx = opts.n_ctx,
             kv_type = %opts.kv_type,
             kv_mib = kv.bytes() as f64 / (1 << 20) as f64,
+            full_layers = layout.len() - ring_layers,
+            chunked_ring_layers = ring_layers,
             "session created"
         );
         Ok(Self {
@@ -101,11 +107,31 @@ impl Session {
     /// Forgets the context.
     pub fn clear(&mut self) {
         self.tokens.clear();
+        self.kv.clear();
     }
 
     /// Drops the context back to its first `n` tokens (to rewind or reuse a prefix).
-    pub fn truncate(&mut self, n: usize) {
+    ///
+    /// Chunked-attention layers keep only a ring of recent positions, so rewinding further
+    /// back than the ring reaches is refused (the context is left as it was); clear the
+    /// session and evaluate the prefix again instead.
+    pub fn truncate(&mut self, n: usize) -> Result<()> {
+        if n >= self.tokens.len() {
+            return Ok(());
+        }
+        if !self.kv.can_resume_at(n) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot rewind to {n} tokens: chunked-attention layers no longer hold them \
+                 (they keep one chunk plus one micro-batch); clear the session instead"
+            )));
+        }
         self.tokens.truncate(n);
+        Ok(())
+    }
+
+    /// Tokens `n` and later can be dropped with [`Session::truncate`] (rewinding to `n`).
+    pub fn can_truncate(&self, n: usize) -> bool {
+        n >= self.tokens.len() || self.kv.can_resume_at(n)
     }
 
     /// Appends `tokens` to the context, evaluating them in micro-batches of at most
@@ -114,7 +140,8 @@ impl Session {
         self.eval_with_ubatch(tokens, logits, self.opts.n_ubatch)
     }
 
-    /// [`Session::eval`] with an explicit micro-batch size (1 = one token at a time).
+    /// [`Session::eval`] with an explicit micro-batch size (1 = one token at a time); sizes
+    /// above the session's `n_ubatch` are cut to it (the KV cache is shaped by it).
     pub fn eval_with_ubatch(
         &mut self,
         tokens: &[u32],
@@ -135,6 +162,7 @@ impl Session {
         if n_ubatch == 0 {
             return Err(Error::InvalidArgument("n_ubatch must be at least 1".into()));
         }
+        let n_ubatch = n_ubatch.min(self.opts.n_ubatch);
         let mut out = Vec::new();
         let total = tokens.len();
         for (chunk_index, chunk) in tokens.chunks(n_ubatch).enumerate() {

@@ -215,7 +215,16 @@ pub fn chat(args: &ChatArgs) -> Result<()> {
             .take_while(|(a, b)| a == b)
             .count()
             .min(tokens.len() - 1);
-        session.truncate(common);
+        let common = if session.can_truncate(common) {
+            common
+        } else {
+            0
+        };
+        if common == 0 {
+            session.clear();
+        } else {
+            session.truncate(common)?;
+        }
         let completion = session.generate(&tokens[common..], &opts, &cancel, &mut |piece| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();

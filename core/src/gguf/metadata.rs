@@ -102,6 +102,14 @@ impl Metadata {
             .ok_or_else(|| wrong_type(key, "a non-negative integer", value))
     }
 
+    /// Like [`Metadata::get_uint`] but `None` when the key is absent.
+    pub fn get_opt_uint(&self, key: &str) -> Result<Option<u64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.get_uint(key).map(Some),
+        }
+    }
+
     /// `u8` at `key`.
     pub fn get_u8(&self, key: &str) -> Result<u8> {
         self.get_scalar(key).copied()

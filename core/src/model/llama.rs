@@ -1,80 +1,12 @@
 //! The `llama` architecture (Llama 2/3, SmolLM, TinyLlama, …), written top to bottom in ops.
 
-use fennec_quant::GgmlType;
-
+use super::ffn::{swiglu_ffn, FfnScratch};
 use super::hparams::LlamaHparams;
+use super::weights::{check_kernels, f32s, optional_f32s, optional_ref, tensor_ref, TensorRef};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
-use crate::kv_cache::KvCache;
-use crate::ops::{self, Activations, AttentionShape, ThreadPool, Weight};
-
-/// Where a tensor lives in the file, with its matrix shape.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct TensorRef {
-    ty: GgmlType,
-    n_in: usize,
-    n_out: usize,
-    start: usize,
-    len: usize,
-}
-
-impl TensorRef {
-    fn weight<'a>(&self, file: &'a [u8]) -> Weight<'a> {
-        Weight {
-            ty: self.ty,
-            n_in: self.n_in,
-            n_out: self.n_out,
-            data: &file[self.start..self.start + self.len],
-        }
-    }
-
-    fn f32s(&self, file: &[u8]) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; self.n_in * self.n_out];
-        fennec_quant::dequantize_row(self.ty, &file[self.start..self.start + self.len], &mut out)?;
-        Ok(out)
-    }
-}
-
-/// Looks up tensor `name`, checking its dims (GGML order) against `dims`.
-pub(crate) fn tensor_ref(file: &GgufFile, name: &str, dims: &[usize]) -> Result<TensorRef> {
-    optional_ref(file, name, dims)?
-        .ok_or_else(|| Error::InvalidModel(format!("tensor {name:?} is missing")))
-}
-
-/// Like [`tensor_ref`] but `None` when the tensor is absent.
-pub(crate) fn optional_ref(
-    file: &GgufFile,
-    name: &str,
-    dims: &[usize],
-) -> Result<Option<TensorRef>> {
-    let Some(view) = file.tensor(name) else {
-        return Ok(None);
-    };
-    let found: Vec<u64> = view.info.dims.clone();
-    let mut expected: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
-    // Trailing dims of 1 are the same shape.
-    let trim = |v: &mut Vec<u64>| {
-        while v.len() > 1 && v.last() == Some(&1) {
-            v.pop();
-        }
-    };
-    let mut found_trimmed = found.clone();
-    trim(&mut found_trimmed);
-    trim(&mut expected);
-    if found_trimmed != expected {
-        return Err(Error::InvalidModel(format!(
-            "tensor {name:?} has dims {found:?}, expected {expected:?}"
-        )));
-    }
-    let base = view.data.as_ptr() as usize - file.as_bytes().as_ptr() as usize;
-    Ok(Some(TensorRef {
-        ty: view.info.ty,
-        n_in: dims[0],
-        n_out: dims[1..].iter().product(),
-        start: base,
-        len: view.data.len(),
-    }))
-}
+use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
+use crate::ops::{self, Activations, AttentionShape, ThreadPool};
 
 /// One transformer block's weights.
 #[derive(Debug)]
@@ -103,16 +35,6 @@ pub struct Llama {
     output_norm: Vec<f32>,
     output: TensorRef,
     layers: Vec<Layer>,
-}
-
-fn optional_f32s(file: &GgufFile, name: &str, dims: &[usize]) -> Result<Option<Vec<f32>>> {
-    optional_ref(file, name, dims)?
-        .map(|r| r.f32s(file.as_bytes()))
-        .transpose()
-}
-
-fn f32s(file: &GgufFile, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
-    tensor_ref(file, name, dims)?.f32s(file.as_bytes())
 }
 
 impl Llama {
@@ -162,24 +84,33 @@ impl Llama {
 
     /// Refuses at load time any weight type the kernels cannot multiply.
     fn check_kernels(&self) -> Result<()> {
-        let mut refs = vec![self.token_embd, self.output];
-        for l in &self.layers {
-            refs.extend([l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down]);
-        }
-        for r in refs {
-            if fennec_quant::dot::activation_type(r.ty).is_none() {
-                return Err(Error::InvalidModel(format!(
-                    "weights of type {} are not supported yet",
-                    r.ty
-                )));
+        let mut refs = vec![
+            (self.token_embd.ty, "token_embd.weight".to_string()),
+            (self.output.ty, "output.weight".to_string()),
+        ];
+        for (i, l) in self.layers.iter().enumerate() {
+            for (r, n) in [
+                (l.wq, "attn_q"),
+                (l.wk, "attn_k"),
+                (l.wv, "attn_v"),
+                (l.wo, "attn_output"),
+                (l.w_gate, "ffn_gate"),
+                (l.w_up, "ffn_up"),
+                (l.w_down, "ffn_down"),
+            ] {
+                refs.push((r.ty, format!("blk.{i}.{n}.weight")));
             }
         }
-        Ok(())
+        check_kernels(refs)
     }
 
-    /// K/V row width of each layer.
-    pub fn kv_row_lens(&self) -> Vec<usize> {
-        vec![self.hp.n_head_kv * self.hp.head_dim; self.hp.n_layer]
+    /// The shape of each layer's KV cache: every layer attends to the whole context.
+    pub fn kv_layout(&self) -> Vec<KvLayerSpec> {
+        let spec = KvLayerSpec {
+            row_len: self.hp.n_head_kv * self.hp.head_dim,
+            window: KvWindow::Full,
+        };
+        vec![spec; self.hp.n_layer]
     }
 
     /// Runs `tokens` at `positions` (each token's cache cell is its position) and returns
@@ -206,19 +137,18 @@ impl Llama {
         }
 
         let mut h = vec![0.0f32; n * d];
+        let mut normed = vec![0.0f32; n * d];
         let mut q = vec![0.0f32; n * q_dim];
         let mut k = vec![0.0f32; n * kv_dim];
         let mut v = vec![0.0f32; n * kv_dim];
         let mut attn = vec![0.0f32; n * q_dim];
-        let mut gate = vec![0.0f32; n * hp.n_ff];
-        let mut up = vec![0.0f32; n * hp.n_ff];
+        let mut ffn = FfnScratch::default();
         let shape = AttentionShape {
             n_head: hp.n_head,
             n_head_kv: hp.n_head_kv,
             head_dim: hd,
             scale: 1.0 / (hd as f32).sqrt(),
         };
-        let causal = |t: usize| (0..=positions[t]).collect::<Vec<_>>();
 
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
@@ -247,7 +177,7 @@ impl Llama {
             {
                 cache.store(pos, kr, vr)?;
             }
-            ops::attention(&q, n, cache, &causal, shape, &mut attn, pool);
+            ops::attention(&q, positions, cache, shape, &mut attn, pool);
             Activations::new(&attn, q_dim).matmul(&layer.wo.weight(file), &mut h, pool)?;
             if let Some(b) = &layer.bo {
                 ops::add_bias(&mut h, b);
@@ -255,13 +185,17 @@ impl Llama {
             ops::add_assign(&mut x, &h);
 
             // Feed-forward block.
-            h.copy_from_slice(&x);
-            ops::rms_norm(&mut h, &layer.ffn_norm, hp.rms_eps);
-            let mut acts = Activations::new(&h, d);
-            acts.matmul(&layer.w_gate.weight(file), &mut gate, pool)?;
-            acts.matmul(&layer.w_up.weight(file), &mut up, pool)?;
-            ops::swiglu(&mut gate, &up);
-            Activations::new(&gate, hp.n_ff).matmul(&layer.w_down.weight(file), &mut h, pool)?;
+            normed.copy_from_slice(&x);
+            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps);
+            swiglu_ffn(
+                &mut Activations::new(&normed, d),
+                &layer.w_gate.weight(file),
+                &layer.w_up.weight(file),
+                &layer.w_down.weight(file),
+                &mut ffn,
+                &mut h,
+                pool,
+            )?;
             ops::add_assign(&mut x, &h);
         }
 

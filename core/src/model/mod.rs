@@ -1,18 +1,24 @@
 //! Loaded models: a validated GGUF file, its architecture's weights, and worker threads.
 
+mod experts;
+mod ffn;
 mod hparams;
 mod llama;
+mod llama4;
+mod weights;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use hparams::LlamaHparams;
+pub use experts::{ExpertAdvice, ExpertLayerStats, ExpertResidencyOptions, ExpertStats};
+pub use hparams::{Llama4Hparams, Llama4LayerKind, LlamaHparams};
 pub use llama::Llama;
+pub use llama4::Llama4;
 
 use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvLayerSpec};
 use crate::ops::ThreadPool;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
@@ -28,6 +34,8 @@ pub struct LoadOptions {
 pub enum Architecture {
     /// `llama`: Llama 2/3, SmolLM, TinyLlama, …
     Llama(Llama),
+    /// `llama4`: Llama 4 Scout and Maverick (text).
+    Llama4(Llama4),
 }
 
 /// A model ready to run: shareable between threads and sessions (`Arc<Model>`).
@@ -56,6 +64,7 @@ impl Model {
             .to_string();
         let arch = match name.as_str() {
             "llama" => Architecture::Llama(Llama::load(&file, &name)?),
+            "llama4" => Architecture::Llama4(Llama4::load(&file)?),
             _ => return Err(Error::UnknownArchitecture(name)),
         };
         let pool = ThreadPool::new(opts.n_threads)?;
@@ -95,16 +104,12 @@ impl Model {
 
     /// Vocabulary size (the width of a logits row).
     pub fn n_vocab(&self) -> usize {
-        match &self.arch {
-            Architecture::Llama(m) => m.hp.n_vocab,
-        }
+        self.hparams().n_vocab
     }
 
     /// Context length the model was trained with.
     pub fn n_ctx_train(&self) -> usize {
-        match &self.arch {
-            Architecture::Llama(m) => m.hp.n_ctx_train,
-        }
+        self.hparams().n_ctx_train
     }
 
     /// Worker threads.
@@ -112,10 +117,36 @@ impl Model {
         self.pool.n_threads()
     }
 
-    /// K/V row width of each layer.
-    pub(crate) fn kv_row_lens(&self) -> Vec<usize> {
+    /// The transformer shape shared by every architecture.
+    pub fn hparams(&self) -> &LlamaHparams {
         match &self.arch {
-            Architecture::Llama(m) => m.kv_row_lens(),
+            Architecture::Llama(m) => &m.hp,
+            Architecture::Llama4(m) => &m.hp.base,
+        }
+    }
+
+    /// The shape of each layer's KV cache.
+    pub fn kv_layout(&self) -> Vec<KvLayerSpec> {
+        match &self.arch {
+            Architecture::Llama(m) => m.kv_layout(),
+            Architecture::Llama4(m) => m.kv_layout(),
+        }
+    }
+
+    /// Expert hit counters and residency; `None` for models without experts.
+    pub fn expert_stats(&self) -> Option<ExpertStats> {
+        match &self.arch {
+            Architecture::Llama(_) => None,
+            Architecture::Llama4(m) => Some(m.expert_stats()),
+        }
+    }
+
+    /// Changes how expert weights are kept in memory (a no-op for models without experts):
+    /// the `madvise` hint for routed experts and the budget of hottest experts pinned in RAM.
+    /// Can be called at any time, e.g. to shrink the budget under memory pressure.
+    pub fn set_expert_residency(&self, options: ExpertResidencyOptions) {
+        if let Architecture::Llama4(m) = &self.arch {
+            m.set_expert_residency(self.file.as_bytes(), options);
         }
     }
 
@@ -127,15 +158,10 @@ impl Model {
         positions: &[usize],
         want_logits: &[bool],
     ) -> Result<Vec<f32>> {
+        let (file, pool) = (self.file.as_bytes(), &self.pool);
         match &self.arch {
-            Architecture::Llama(m) => m.forward(
-                self.file.as_bytes(),
-                &self.pool,
-                kv,
-                tokens,
-                positions,
-                want_logits,
-            ),
+            Architecture::Llama(m) => m.forward(file, pool, kv, tokens, positions, want_logits),
+            Architecture::Llama4(m) => m.forward(file, pool, kv, tokens, positions, want_logits),
         }
     }
 }

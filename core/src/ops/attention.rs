@@ -1,5 +1,7 @@
 //! Scaled dot-product attention of query rows against a layer's KV cache.
 
+use std::ops::Range;
+
 use half::f16;
 
 use super::ThreadPool;
@@ -21,23 +23,28 @@ pub struct AttentionShape {
 /// Query rows handled by one task: enough to amortize gathering a head's keys and values.
 const ROWS_PER_TASK: usize = 32;
 
-/// For each query row `t` and head, attends over the cache cells `keys_for(t)` and writes
-/// the weighted sum of their values into `out[t]` (`n_head * head_dim` per row).
+/// For each query row `t` (at position `positions[t]`) and head, attends over the cached
+/// positions the layer's window makes visible (`first_visible(p) ..= p`) and writes the
+/// weighted sum of their values into `out[t]` (`n_head * head_dim` per row).
 ///
 /// With an f16 cache the query and the softmax weights are rounded to f16 first, as ggml
 /// does when it multiplies by f16 K and V.
 pub fn attention(
     q: &[f32],
-    n_rows: usize,
+    positions: &[usize],
     kv: &KvLayer,
-    keys_for: &(dyn Fn(usize) -> Vec<usize> + Sync),
     shape: AttentionShape,
     out: &mut [f32],
     pool: &ThreadPool,
 ) {
-    let cells: Vec<Vec<usize>> = (0..n_rows).map(keys_for).collect();
+    let n_rows = positions.len();
+    let window = kv.window();
+    let visible: Vec<Range<usize>> = positions
+        .iter()
+        .map(|&p| window.first_visible(p)..p + 1)
+        .collect();
     // One task per (key/value head, block of query rows).
-    let tasks: Vec<(usize, std::ops::Range<usize>)> = (0..shape.n_head_kv)
+    let tasks: Vec<(usize, Range<usize>)> = (0..shape.n_head_kv)
         .flat_map(|h| {
             (0..n_rows)
                 .step_by(ROWS_PER_TASK)
@@ -50,7 +57,7 @@ pub fn attention(
         .collect();
     pool.for_each(tasks.len(), |i| {
         let (kv_head, rows) = tasks[i].clone();
-        let part = attend_kv_head(q, kv, &cells, shape, kv_head, rows);
+        let part = attend_kv_head(q, kv, &visible, shape, kv_head, rows);
         *results[i].lock().expect("result slot") = part;
     });
     // Scatter each task's [row][group head][head_dim] block into place.
@@ -71,32 +78,39 @@ pub fn attention(
 fn attend_kv_head(
     q: &[f32],
     kv: &KvLayer,
-    cells: &[Vec<usize>],
+    visible: &[Range<usize>],
     shape: AttentionShape,
     kv_head: usize,
-    rows: std::ops::Range<usize>,
+    rows: Range<usize>,
 ) -> Vec<f32> {
     let hd = shape.head_dim;
     let group = shape.n_head / shape.n_head_kv;
     let row_len = shape.n_head * hd;
     let round_f16 = kv.ty() == KvType::F16;
-    // Gather this head's keys and values once for all the rows of the task.
-    let n_cells = cells[rows.clone()]
+    // Gather this head's keys and values once for all the rows of the task: the union of
+    // their visible positions, `lo..hi`.
+    let lo = visible[rows.clone()]
         .iter()
-        .flat_map(|c| c.iter().copied())
+        .map(|r| r.start)
+        .min()
+        .unwrap_or(0);
+    let hi = visible[rows.clone()]
+        .iter()
+        .map(|r| r.end)
         .max()
-        .map_or(0, |m| m + 1);
-    let mut keys = vec![0.0f32; n_cells * hd];
-    let mut values = vec![0.0f32; n_cells * hd];
-    for c in 0..n_cells {
-        kv.key(c, kv_head * hd, &mut keys[c * hd..(c + 1) * hd]);
-        kv.value(c, kv_head * hd, &mut values[c * hd..(c + 1) * hd]);
+        .unwrap_or(0);
+    let n_keys = hi.saturating_sub(lo);
+    let mut keys = vec![0.0f32; n_keys * hd];
+    let mut values = vec![0.0f32; n_keys * hd];
+    for (i, pos) in (lo..hi).enumerate() {
+        kv.key(pos, kv_head * hd, &mut keys[i * hd..(i + 1) * hd]);
+        kv.value(pos, kv_head * hd, &mut values[i * hd..(i + 1) * hd]);
     }
     let mut out = vec![0.0f32; rows.len() * group * hd];
     let mut query = vec![0.0f32; hd];
     let mut scores = Vec::new();
     for (i, t) in rows.enumerate() {
-        let row_cells = &cells[t];
+        let seen = visible[t].start - lo..visible[t].end - lo;
         for g in 0..group {
             let h = kv_head * group + g;
             query.copy_from_slice(&q[t * row_len + h * hd..t * row_len + (h + 1) * hd]);
@@ -107,9 +121,8 @@ fn attend_kv_head(
             }
             scores.clear();
             scores.extend(
-                row_cells
-                    .iter()
-                    .map(|&c| dot(&query, &keys[c * hd..(c + 1) * hd]) * shape.scale),
+                seen.clone()
+                    .map(|c| dot(&query, &keys[c * hd..(c + 1) * hd]) * shape.scale),
             );
             softmax(&mut scores);
             if round_f16 {
@@ -118,7 +131,7 @@ fn attend_kv_head(
                     .for_each(|x| *x = f16::from_f32(*x).to_f32());
             }
             let acc = &mut out[(i * group + g) * hd..(i * group + g + 1) * hd];
-            for (&p, &c) in scores.iter().zip(row_cells) {
+            for (&p, c) in scores.iter().zip(seen.clone()) {
                 for (a, v) in acc.iter_mut().zip(&values[c * hd..(c + 1) * hd]) {
                     *a += p * v;
                 }

@@ -29,6 +29,24 @@ pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
     }
 }
 
+/// RMS-normalizes each consecutive segment of `n` elements of `x` in place, with no weight
+/// (Llama 4's per-head QK norm).
+pub fn rms_norm_unweighted(x: &mut [f32], n: usize, eps: f32) {
+    for seg in x.chunks_exact_mut(n) {
+        let sum: f64 = seg.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let scale = 1.0 / ((sum / n as f64) as f32 + eps).sqrt();
+        seg.iter_mut().for_each(|v| *v *= scale);
+    }
+}
+
+/// Multiplies row `t` of `x` (`scales.len()` equal rows) by `scales[t]`.
+pub fn scale_rows(x: &mut [f32], scales: &[f32]) {
+    let row_len = x.len() / scales.len().max(1);
+    for (row, &s) in x.chunks_exact_mut(row_len).zip(scales) {
+        row.iter_mut().for_each(|v| *v *= s);
+    }
+}
+
 /// `gate = silu(gate) * up`, elementwise (the SwiGLU activation).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {

@@ -1,0 +1,30 @@
+//! The SwiGLU feed-forward network shared by dense layers, shared experts and routed experts.
+
+use crate::error::Result;
+use crate::ops::{self, Activations, ThreadPool, Weight};
+
+/// Reusable buffers for the hidden activations of a feed-forward pass.
+#[derive(Debug, Default)]
+pub(crate) struct FfnScratch {
+    gate: Vec<f32>,
+    up: Vec<f32>,
+}
+
+/// `out = down · (silu(gate · x) ⊙ (up · x))` for every row `x` of `acts`.
+pub(crate) fn swiglu_ffn(
+    acts: &mut Activations<'_>,
+    gate: &Weight<'_>,
+    up: &Weight<'_>,
+    down: &Weight<'_>,
+    scratch: &mut FfnScratch,
+    out: &mut [f32],
+    pool: &ThreadPool,
+) -> Result<()> {
+    let len = acts.n_rows() * gate.n_out;
+    scratch.gate.resize(len, 0.0);
+    scratch.up.resize(len, 0.0);
+    acts.matmul(gate, &mut scratch.gate, pool)?;
+    acts.matmul(up, &mut scratch.up, pool)?;
+    ops::swiglu(&mut scratch.gate, &scratch.up);
+    Activations::new(&scratch.gate, gate.n_out).matmul(down, out, pool)
+}

@@ -1,0 +1,437 @@
+//! The `llama4` architecture (Llama 4 Scout and Maverick text), written top to bottom in ops.
+//!
+//! Per layer (shared/specs/llama4.md §2): RoPE layers rotate Q and K (interleaved pairs, with
+//! `rope_freqs` divisors), optionally RMS-normalize them without a weight, and attend within
+//! their chunk; every 4th layer skips RoPE, scales Q by a position-dependent temperature and
+//! attends to the whole context. The feed-forward is a dense SwiGLU or a mixture of experts:
+//! top-k on the raw router logits, each chosen expert fed `sigmoid(logit) · x` (the gate
+//! scales the expert's input), plus an always-on shared expert.
+
+use super::experts::{ExpertResidency, ExpertResidencyOptions, ExpertStats};
+use super::ffn::{swiglu_ffn, FfnScratch};
+use super::hparams::{Llama4Hparams, Llama4LayerKind};
+use super::weights::{check_kernels, f32s, optional_f32s, optional_ref, tensor_ref};
+use super::weights::{ExpertTensor, TensorRef};
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
+use crate::ops::{self, Activations, AttentionShape, ThreadPool};
+
+/// The routed and shared experts of one MoE layer.
+#[derive(Debug)]
+struct Moe {
+    /// Router: one row of `n_embd` per expert.
+    router: TensorRef,
+    gate_exps: ExpertTensor,
+    up_exps: ExpertTensor,
+    down_exps: ExpertTensor,
+    shared_gate: TensorRef,
+    shared_up: TensorRef,
+    shared_down: TensorRef,
+    /// This layer's index among the MoE layers (for the residency counters).
+    moe_index: usize,
+}
+
+/// A layer's feed-forward network.
+#[derive(Debug)]
+enum Ffn {
+    Dense {
+        gate: TensorRef,
+        up: TensorRef,
+        down: TensorRef,
+    },
+    Moe(Moe),
+}
+
+/// One transformer block's weights.
+#[derive(Debug)]
+struct Layer {
+    kind: Llama4LayerKind,
+    attn_norm: Vec<f32>,
+    wq: TensorRef,
+    wk: TensorRef,
+    wv: TensorRef,
+    wo: TensorRef,
+    ffn_norm: Vec<f32>,
+    ffn: Ffn,
+}
+
+/// A loaded Llama 4 text model: hyperparameters, where each weight lives, and expert residency.
+#[derive(Debug)]
+pub struct Llama4 {
+    /// Hyperparameters.
+    pub hp: Llama4Hparams,
+    token_embd: TensorRef,
+    output_norm: Vec<f32>,
+    output: TensorRef,
+    layers: Vec<Layer>,
+    residency: ExpertResidency,
+}
+
+impl Llama4 {
+    /// Validates every tensor's presence and shape against the metadata.
+    pub fn load(file: &GgufFile) -> Result<Self> {
+        let embd = file
+            .tensor("token_embd.weight")
+            .ok_or_else(|| Error::InvalidModel("tensor \"token_embd.weight\" is missing".into()))?;
+        let embd_rows = embd.info.dims.get(1).copied().unwrap_or(1) as usize;
+        let mut hp = Llama4Hparams::from_metadata(file.metadata(), embd_rows)?;
+        let b = &hp.base;
+        let (d, v) = (b.n_embd, b.n_vocab);
+        let q_dim = b.n_head * b.head_dim;
+        let kv_dim = b.n_head_kv * b.head_dim;
+        let (n_exp, n_ff_exp) = (hp.n_expert, hp.n_ff_exp);
+        hp.base.rope.freq_factors =
+            optional_f32s(file, "rope_freqs.weight", &[hp.base.rope.n_rot / 2])?;
+        let token_embd = tensor_ref(file, "token_embd.weight", &[d, v])?;
+        let output = optional_ref(file, "output.weight", &[d, v])?.unwrap_or(token_embd);
+        let mut moe_layers = Vec::new();
+        let mut ranges = Vec::new();
+        let mut layers = Vec::with_capacity(hp.base.n_layer);
+        for il in 0..hp.base.n_layer {
+            let name = |t: &str| format!("blk.{il}.{t}");
+            let kind = hp.layer_kind(il);
+            let ffn = if kind.moe {
+                let exps =
+                    |t: &str, n_in, rows| ExpertTensor::find(file, &name(t), n_in, rows, n_exp);
+                let moe = Moe {
+                    router: router(file, &name("ffn_gate_inp.weight"), d, n_exp)?,
+                    gate_exps: exps("ffn_gate_exps.weight", d, n_ff_exp)?,
+                    up_exps: exps("ffn_up_exps.weight", d, n_ff_exp)?,
+                    down_exps: exps("ffn_down_exps.weight", n_ff_exp, d)?,
+                    shared_gate: shared_expert(file, &name("ffn_gate_shexp.weight"), d, n_ff_exp)?,
+                    shared_up: shared_expert(file, &name("ffn_up_shexp.weight"), d, n_ff_exp)?,
+                    shared_down: shared_expert(file, &name("ffn_down_shexp.weight"), n_ff_exp, d)?,
+                    moe_index: moe_layers.len(),
+                };
+                moe_layers.push(il);
+                ranges.push(
+                    (0..n_exp)
+                        .map(|e| {
+                            [
+                                moe.gate_exps.range(e),
+                                moe.up_exps.range(e),
+                                moe.down_exps.range(e),
+                            ]
+                        })
+                        .collect(),
+                );
+                Ffn::Moe(moe)
+            } else {
+                let n_ff = hp.base.n_ff;
+                Ffn::Dense {
+                    gate: tensor_ref(file, &name("ffn_gate.weight"), &[d, n_ff])?,
+                    up: tensor_ref(file, &name("ffn_up.weight"), &[d, n_ff])?,
+                    down: tensor_ref(file, &name("ffn_down.weight"), &[n_ff, d])?,
+                }
+            };
+            layers.push(Layer {
+                kind,
+                attn_norm: f32s(file, &name("attn_norm.weight"), &[d])?,
+                wq: tensor_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
+                wk: tensor_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
+                wv: tensor_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
+                wo: tensor_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
+                ffn_norm: f32s(file, &name("ffn_norm.weight"), &[d])?,
+                ffn,
+            });
+        }
+        let model = Self {
+            output_norm: f32s(file, "output_norm.weight", &[d])?,
+            hp,
+            token_embd,
+            output,
+            layers,
+            residency: ExpertResidency::new(moe_layers, ranges),
+        };
+        model.check_kernels()?;
+        model
+            .residency
+            .configure(file.as_bytes(), ExpertResidencyOptions::default());
+        Ok(model)
+    }
+
+    /// Refuses at load time any weight type the kernels cannot multiply.
+    fn check_kernels(&self) -> Result<()> {
+        let mut refs = vec![
+            (self.token_embd.ty, "token_embd.weight".to_string()),
+            (self.output.ty, "output.weight".to_string()),
+        ];
+        for (i, l) in self.layers.iter().enumerate() {
+            let mut add = |ty, n: &str| refs.push((ty, format!("blk.{i}.{n}.weight")));
+            add(l.wq.ty, "attn_q");
+            add(l.wk.ty, "attn_k");
+            add(l.wv.ty, "attn_v");
+            add(l.wo.ty, "attn_output");
+            match &l.ffn {
+                Ffn::Dense { gate, up, down } => {
+                    add(gate.ty, "ffn_gate");
+                    add(up.ty, "ffn_up");
+                    add(down.ty, "ffn_down");
+                }
+                Ffn::Moe(m) => {
+                    add(m.router.ty, "ffn_gate_inp");
+                    add(m.gate_exps.ty, "ffn_gate_exps");
+                    add(m.up_exps.ty, "ffn_up_exps");
+                    add(m.down_exps.ty, "ffn_down_exps");
+                    add(m.shared_gate.ty, "ffn_gate_shexp");
+                    add(m.shared_up.ty, "ffn_up_shexp");
+                    add(m.shared_down.ty, "ffn_down_shexp");
+                }
+            }
+        }
+        check_kernels(refs)
+    }
+
+    /// The shape of each layer's KV cache: chunked layers keep a ring, NoPE layers everything.
+    pub fn kv_layout(&self) -> Vec<KvLayerSpec> {
+        let row_len = self.hp.base.n_head_kv * self.hp.base.head_dim;
+        self.layers
+            .iter()
+            .map(|l| KvLayerSpec {
+                row_len,
+                window: if l.kind.chunked {
+                    KvWindow::Chunked(self.hp.chunk_size)
+                } else {
+                    KvWindow::Full
+                },
+            })
+            .collect()
+    }
+
+    /// Expert hit counters and residency.
+    pub fn expert_stats(&self) -> ExpertStats {
+        self.residency.stats()
+    }
+
+    /// Changes how expert weights are kept in memory.
+    pub(crate) fn set_expert_residency(&self, map: &[u8], options: ExpertResidencyOptions) {
+        self.residency.configure(map, options);
+    }
+
+    /// Runs `tokens` at `positions` and returns the logits of the rows flagged in
+    /// `want_logits`, back to back.
+    pub fn forward(
+        &self,
+        file: &[u8],
+        pool: &ThreadPool,
+        kv: &mut KvCache,
+        tokens: &[u32],
+        positions: &[usize],
+        want_logits: &[bool],
+    ) -> Result<Vec<f32>> {
+        let hp = &self.hp.base;
+        let n = tokens.len();
+        let (d, hd) = (hp.n_embd, hp.head_dim);
+        let q_dim = hp.n_head * hd;
+        let kv_dim = hp.n_head_kv * hd;
+
+        let mut x = vec![0.0f32; n * d];
+        let embd = self.token_embd.weight(file);
+        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
+            embd.row_to_f32(t as usize, row)?;
+        }
+
+        let mut h = vec![0.0f32; n * d];
+        let mut normed = vec![0.0f32; n * d];
+        let mut q = vec![0.0f32; n * q_dim];
+        let mut k = vec![0.0f32; n * kv_dim];
+        let mut v = vec![0.0f32; n * kv_dim];
+        let mut attn = vec![0.0f32; n * q_dim];
+        let mut scratch = FfnScratch::default();
+        let shape = AttentionShape {
+            n_head: hp.n_head,
+            n_head_kv: hp.n_head_kv,
+            head_dim: hd,
+            scale: 1.0 / (hd as f32).sqrt(),
+        };
+        let temperatures: Vec<f32> = positions.iter().map(|&p| self.hp.temperature(p)).collect();
+
+        for (il, layer) in self.layers.iter().enumerate() {
+            // Attention block.
+            normed.copy_from_slice(&x);
+            ops::rms_norm(&mut normed, &layer.attn_norm, hp.rms_eps);
+            let mut acts = Activations::new(&normed, d);
+            acts.matmul(&layer.wq.weight(file), &mut q, pool)?;
+            acts.matmul(&layer.wk.weight(file), &mut k, pool)?;
+            acts.matmul(&layer.wv.weight(file), &mut v, pool)?;
+            if layer.kind.rope {
+                hp.rope.apply(&mut q, hd, positions);
+                hp.rope.apply(&mut k, hd, positions);
+                if layer.kind.qk_norm {
+                    ops::rms_norm_unweighted(&mut q, hd, hp.rms_eps);
+                    ops::rms_norm_unweighted(&mut k, hd, hp.rms_eps);
+                }
+            } else {
+                ops::scale_rows(&mut q, &temperatures);
+            }
+            let cache = &mut kv.layers[il];
+            for ((kr, vr), &pos) in k
+                .chunks_exact(kv_dim)
+                .zip(v.chunks_exact(kv_dim))
+                .zip(positions)
+            {
+                cache.store(pos, kr, vr)?;
+            }
+            ops::attention(&q, positions, cache, shape, &mut attn, pool);
+            Activations::new(&attn, q_dim).matmul(&layer.wo.weight(file), &mut h, pool)?;
+            ops::add_assign(&mut x, &h);
+
+            // Feed-forward block.
+            normed.copy_from_slice(&x);
+            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps);
+            match &layer.ffn {
+                Ffn::Dense { gate, up, down } => swiglu_ffn(
+                    &mut Activations::new(&normed, d),
+                    &gate.weight(file),
+                    &up.weight(file),
+                    &down.weight(file),
+                    &mut scratch,
+                    &mut h,
+                    pool,
+                )?,
+                Ffn::Moe(moe) => self.moe(moe, file, &normed, &mut h, &mut scratch, pool)?,
+            }
+            ops::add_assign(&mut x, &h);
+        }
+        self.residency.after_batch(file);
+
+        // Only the rows whose logits are wanted go through the output head.
+        let mut rows: Vec<f32> = x
+            .chunks_exact(d)
+            .zip(want_logits)
+            .filter(|(_, &w)| w)
+            .flat_map(|(r, _)| r.iter().copied())
+            .collect();
+        let n_out = rows.len() / d;
+        ops::rms_norm(&mut rows, &self.output_norm, hp.rms_eps);
+        let mut logits = vec![0.0f32; n_out * hp.n_vocab];
+        if n_out > 0 {
+            Activations::new(&rows, d).matmul(&self.output.weight(file), &mut logits, pool)?;
+        }
+        Ok(logits)
+    }
+
+    /// The mixture-of-experts feed-forward of the rows of `x` into `out`. Tokens are grouped
+    /// by expert so each chosen expert's weights are read once per batch.
+    fn moe(
+        &self,
+        moe: &Moe,
+        file: &[u8],
+        x: &[f32],
+        out: &mut [f32],
+        scratch: &mut FfnScratch,
+        pool: &ThreadPool,
+    ) -> Result<()> {
+        let d = self.hp.base.n_embd;
+        let n = x.len() / d;
+        let n_exp = self.hp.n_expert;
+        let mut acts = Activations::new(x, d);
+        let mut logits = vec![0.0f32; n * n_exp];
+        acts.matmul(&moe.router.weight(file), &mut logits, pool)?;
+        let routes = route(&logits, n_exp, self.hp.n_expert_used);
+
+        // Shared expert on every token.
+        swiglu_ffn(
+            &mut acts,
+            &moe.shared_gate.weight(file),
+            &moe.shared_up.weight(file),
+            &moe.shared_down.weight(file),
+            scratch,
+            out,
+            pool,
+        )?;
+
+        // Routed experts, each on the gated inputs of its tokens.
+        let mut inputs = Vec::new();
+        let mut expert_out = Vec::new();
+        for (e, tokens) in routes.iter().enumerate() {
+            if tokens.is_empty() {
+                continue;
+            }
+            self.residency
+                .before_use(file, moe.moe_index, e, tokens.len());
+            inputs.clear();
+            for &(t, gate) in tokens {
+                inputs.extend(x[t * d..(t + 1) * d].iter().map(|v| v * gate));
+            }
+            expert_out.resize(tokens.len() * d, 0.0);
+            swiglu_ffn(
+                &mut Activations::new(&inputs, d),
+                &moe.gate_exps.weight(file, e),
+                &moe.up_exps.weight(file, e),
+                &moe.down_exps.weight(file, e),
+                scratch,
+                &mut expert_out,
+                pool,
+            )?;
+            for (row, &(t, _)) in expert_out.chunks_exact(d).zip(tokens) {
+                ops::add_assign(&mut out[t * d..(t + 1) * d], row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The router matrix, with an error naming the expert count when its rows disagree with it.
+fn router(file: &GgufFile, name: &str, n_embd: usize, n_expert: usize) -> Result<TensorRef> {
+    if let Some(view) = file.tensor(name) {
+        let dims = &view.info.dims;
+        if dims.len() == 2 && dims[0] == n_embd as u64 && dims[1] != n_expert as u64 {
+            return Err(Error::InvalidModel(format!(
+                "tensor {name:?} routes to {} experts but expert_count is {n_expert}",
+                dims[1]
+            )));
+        }
+    }
+    tensor_ref(file, name, &[n_embd, n_expert])
+}
+
+/// A shared-expert matrix, with an error that says what a missing one means.
+fn shared_expert(file: &GgufFile, name: &str, n_in: usize, n_out: usize) -> Result<TensorRef> {
+    optional_ref(file, name, &[n_in, n_out])?.ok_or_else(|| {
+        Error::InvalidModel(format!(
+            "tensor {name:?} is missing: Llama 4 MoE layers need a shared expert"
+        ))
+    })
+}
+
+/// For each expert, the tokens routed to it with their gates: each token goes to the
+/// `k` experts with the highest raw router logits (ties to the lower index), gated by
+/// the sigmoid of the logit.
+fn route(logits: &[f32], n_expert: usize, k: usize) -> Vec<Vec<(usize, f32)>> {
+    let mut routes = vec![Vec::new(); n_expert];
+    let mut order: Vec<usize> = Vec::with_capacity(n_expert);
+    for (t, row) in logits.chunks_exact(n_expert).enumerate() {
+        order.clear();
+        order.extend(0..n_expert);
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        for &e in &order[..k] {
+            routes[e].push((t, sigmoid(row[e])));
+        }
+    }
+    routes
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_top_k_on_raw_logits_with_sigmoid_gates() {
+        let logits = [
+            0.5, -1.0, 2.0, 2.0, /* token 1 */ -3.0, -2.0, -1.0, -4.0,
+        ];
+        let routes = route(&logits, 4, 2);
+        assert_eq!(routes[2], vec![(0, sigmoid(2.0)), (1, sigmoid(-1.0))]);
+        assert_eq!(routes[3], vec![(0, sigmoid(2.0))]);
+        assert_eq!(routes[1], vec![(1, sigmoid(-2.0))]);
+        assert!(routes[0].is_empty());
+        let gate = routes[2][0].1;
+        assert!((gate - 0.880_797).abs() < 1e-6);
+    }
+}
