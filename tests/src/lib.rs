@@ -232,3 +232,75 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Reads a little-endian float32 NumPy `.npy` file (format 1.0, C order): (shape, data).
+pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("ASCII header");
+    assert!(
+        header.contains("'<f4'"),
+        "{}: not float32: {header}",
+        path.display()
+    );
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("shape");
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("dim"))
+        .collect();
+    let data: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "{}",
+        path.display()
+    );
+    (shape, data)
+}
+
+/// Copies the GGUF at `src` to `dst`, letting `edit_key` change (`Some`) or drop (`None`)
+/// each metadata value and `keep_tensor` drop tensors; `extra` adds keys at the end.
+pub fn rewrite_gguf(
+    src: &Path,
+    dst: &Path,
+    edit_key: impl Fn(&str, &Value) -> Option<Value>,
+    keep_tensor: impl Fn(&str) -> bool,
+    extra: &[(&str, Value)],
+) {
+    use fennec_core::gguf::{GgufWriter, TensorData};
+    let source = GgufFile::open(src).unwrap();
+    let mut w = GgufWriter::new();
+    for (key, value) in source.metadata().iter() {
+        if let Some(v) = edit_key(key, value) {
+            w.add(key, v).unwrap();
+        }
+    }
+    for (key, value) in extra {
+        w.add(*key, value.clone()).unwrap();
+    }
+    for info in source.tensor_infos() {
+        if !keep_tensor(&info.name) {
+            continue;
+        }
+        let data = source.tensor(&info.name).unwrap().data;
+        w.add_tensor(
+            info.name.clone(),
+            info.ty,
+            &info.dims,
+            TensorData::Bytes(data.to_vec().into()),
+        )
+        .unwrap();
+    }
+    w.write_to_path(dst).unwrap();
+}
