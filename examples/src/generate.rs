@@ -56,6 +56,8 @@ pub struct ModelArgs {
     /// A string that ends generation (repeatable).
     #[arg(long = "stop")]
     stop: Vec<String>,
+    #[command(flatten)]
+    experts: crate::experts::ExpertArgs,
 }
 
 impl ModelArgs {
@@ -67,6 +69,7 @@ impl ModelArgs {
             },
         )
         .with_context(|| format!("cannot load {}", self.model.display()))?;
+        self.experts.apply(&model);
         let session = Session::new(
             model.clone(),
             SessionOptions {

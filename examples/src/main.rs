@@ -1,10 +1,12 @@
 //! `fennec`: run, inspect and measure GGUF models on this device.
 
+mod experts;
 mod generate;
 mod inspect;
 mod logits;
 mod measure;
 mod npy;
+mod synth;
 mod text;
 
 use anyhow::Result;
@@ -37,6 +39,8 @@ enum Command {
     Bench(measure::BenchArgs),
     /// Write the float32 logits of every position of a prompt as a .npy file.
     Logits(logits::LogitsArgs),
+    /// Write a GGUF with a real model's exact layout and random weights (size/speed tests).
+    Synth(synth::SynthArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,5 +69,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tokenize(args) => generate::tokenize(&args),
         Command::Perplexity(args) => measure::perplexity(&args),
         Command::Bench(args) => measure::bench(&args),
+        Command::Synth(args) => synth::run(&args),
     }
 }

@@ -127,6 +127,13 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    experts: crate::experts::ExpertArgs,
+}
+
+/// Tokens routed to experts so far (0 for models without experts).
+fn expert_hits(model: &Model) -> u64 {
+    model.expert_stats().map_or(0, |s| s.total_hits())
 }
 
 /// Runs `fennec bench`: like llama-bench, prompt processing and generation measured
@@ -139,6 +146,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         },
     )
     .with_context(|| format!("cannot load {}", args.model.display()))?;
+    args.experts.apply(&model);
     let n_vocab = model.n_vocab() as u64;
     let mut session = Session::new(
         model.clone(),
@@ -162,29 +170,41 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if args.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let file_mb = std::fs::metadata(&args.model)
+        .map(|m| m.len() as f64 / (1024.0 * 1024.0))
+        .with_context(|| format!("cannot stat {}", args.model.display()))?;
     let mut pp = Vec::new();
     let mut tg = Vec::new();
+    // Major page faults (pages read from disk, e.g. mmapped weights) of the measured reps.
+    let (mut pp_faults, mut tg_faults) = (0u64, 0u64);
+    let (mut pp_hits, mut tg_hits) = (0u64, 0u64);
     for rep in 0..=args.reps {
         if args.n_prompt > 0 {
             bar.set_message("prompt");
             let prompt: Vec<u32> = (0..args.n_prompt).map(|_| next_token()).collect();
             session.clear();
+            let (faults, hits) = (major_faults(), expert_hits(&model));
             let t = Instant::now();
             session.eval(&prompt, Logits::Last)?;
             if rep > 0 {
                 pp.push(args.n_prompt as f64 / t.elapsed().as_secs_f64());
+                pp_faults += major_faults().saturating_sub(faults);
+                pp_hits += expert_hits(&model) - hits;
             }
             bar.inc(1);
         }
         if args.n_gen > 0 {
             bar.set_message("generate");
             session.clear();
+            let (faults, hits) = (major_faults(), expert_hits(&model));
             let t = Instant::now();
             for _ in 0..args.n_gen {
                 session.eval(&[next_token()], Logits::Last)?;
             }
             if rep > 0 {
                 tg.push(args.n_gen as f64 / t.elapsed().as_secs_f64());
+                tg_faults += major_faults().saturating_sub(faults);
+                tg_hits += expert_hits(&model) - hits;
             }
             bar.inc(1);
         }
@@ -193,6 +213,19 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let (pp_mean, pp_sd) = mean_sd(&pp);
     let (tg_mean, tg_sd) = mean_sd(&tg);
     let rss = peak_rss_mb();
+    let kv_mb = session.kv_bytes() as f64 / (1024.0 * 1024.0);
+    let experts = model.expert_stats();
+    let experts_json = experts.as_ref().map(|s| {
+        json!({
+            "pp_hits": pp_hits, "tg_hits": tg_hits,
+            "used": s.experts_used(),
+            "total": s.layers.iter().map(|l| l.hits.len()).sum::<usize>(),
+            "expert_mb": s.expert_bytes as f64 / (1024.0 * 1024.0),
+            "pinned_mb": s.pinned_bytes as f64 / (1024.0 * 1024.0),
+            "pin_error": s.pin_error,
+            "hits_per_layer": s.layers.iter().map(|l| &l.hits).collect::<Vec<_>>(),
+        })
+    });
     if args.json {
         println!(
             "{}",
@@ -201,33 +234,47 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                 "tg_tokens": args.n_gen, "tg_tok_s": tg_mean, "tg_tok_s_sd": tg_sd,
                 "threads": model.n_threads(), "peak_rss_mb": rss,
                 "kv": args.kv.to_string(), "cpu": fennec_quant::cpu::level().name(),
+                "pp_major_faults": pp_faults, "tg_major_faults": tg_faults,
+                "file_mb": file_mb, "kv_mb": kv_mb, "experts": experts_json,
             })
         );
     } else {
-        println!("| model | threads | test | t/s |");
-        println!("|---|---|---|---|");
+        println!("| model | threads | test | t/s | major faults |");
+        println!("|---|---|---|---|---|");
         let name = args
             .model
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         if args.n_prompt > 0 {
             println!(
-                "| {name} | {} | pp{} | {pp_mean:.2} ± {pp_sd:.2} |",
+                "| {name} | {} | pp{} | {pp_mean:.2} ± {pp_sd:.2} | {pp_faults} |",
                 model.n_threads(),
                 args.n_prompt
             );
         }
         if args.n_gen > 0 {
             println!(
-                "| {name} | {} | tg{} | {tg_mean:.2} ± {tg_sd:.2} |",
+                "| {name} | {} | tg{} | {tg_mean:.2} ± {tg_sd:.2} | {tg_faults} |",
                 model.n_threads(),
                 args.n_gen
             );
         }
         println!(
-            "peak RSS {rss:.1} MB, kernels: {}",
+            "model file {file_mb:.1} MB, peak RSS {rss:.1} MB, kernels: {}",
             fennec_quant::cpu::level()
         );
+        println!("major faults: totals over the {} measured reps", args.reps);
+        println!("KV cache {kv_mb:.1} MB");
+        if let Some(s) = &experts {
+            let total: usize = s.layers.iter().map(|l| l.hits.len()).sum();
+            println!(
+                "experts: {pp_hits} prompt and {tg_hits} generation routings over the measured reps; \
+                 {} of {total} experts used since load; {:.1} MB each; {:.1} MB pinned",
+                s.experts_used(),
+                s.expert_bytes as f64 / (1024.0 * 1024.0),
+                s.pinned_bytes as f64 / (1024.0 * 1024.0),
+            );
+        }
     }
     Ok(())
 }
@@ -239,6 +286,16 @@ fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let mean = xs.iter().sum::<f64>() / xs.len() as f64;
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
     (mean, var.sqrt())
+}
+
+/// Major page faults of this process so far (`getrusage`'s `ru_majflt`; 0 where unavailable).
+fn major_faults() -> u64 {
+    // SAFETY: getrusage only fills the zeroed plain C struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    u64::try_from(usage.ru_majflt).unwrap_or(0)
 }
 
 /// Peak resident set size of this process in MB (from /proc, 0 where unavailable).

@@ -22,7 +22,7 @@ pub use metadata::Metadata;
 pub use reader::{parse_header, GgufHeader};
 pub use tensor::{tensor_bytes, TensorInfo, MAX_DIMS};
 pub use value::{Array, MetaElement, MetaScalar, Value, ValueType};
-pub use writer::{GgufWriter, TensorData};
+pub use writer::{GgufWriter, StreamFn, TensorData, TensorStream};
 
 pub use fennec_quant::GgmlType;
 

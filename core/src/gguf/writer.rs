@@ -1,8 +1,9 @@
 //! Writing GGUF v3 files that llama.cpp and gguf-py read unchanged.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use fennec_quant::GgmlType;
 
@@ -19,6 +20,97 @@ pub enum TensorData<'a> {
     Bytes(std::borrow::Cow<'a, [u8]>),
     /// All zero bytes, left as a hole when writing to a file (sparse files for size tests).
     Zeros,
+    /// Bytes produced while the file is written, so huge tensors never sit in memory.
+    Stream(TensorStream<'a>),
+}
+
+impl<'a> TensorData<'a> {
+    /// Data produced by `fill` at write time; see [`TensorStream`].
+    pub fn stream(fill: impl Fn(&mut dyn Write) -> io::Result<()> + Send + Sync + 'a) -> Self {
+        Self::Stream(TensorStream(Arc::new(fill)))
+    }
+}
+
+/// A callback that writes a tensor's bytes, in order, into the sink it is given.
+///
+/// The writer calls it once per [`GgufWriter::write_to_path`] (or [`GgufWriter::try_to_vec`])
+/// with a sink positioned at the tensor's offset, so it must write the same bytes every time
+/// and exactly the tensor's byte size: writing past the size fails at once (the next tensor
+/// is never overwritten), and a short stream is reported when the callback returns. Both are
+/// [`GgufError::BadTensorData`]; an I/O error the callback returns is passed on.
+#[derive(Clone)]
+pub struct TensorStream<'a>(Arc<StreamFn<'a>>);
+
+/// The callback type of a [`TensorStream`].
+pub type StreamFn<'a> = dyn Fn(&mut dyn Write) -> io::Result<()> + Send + Sync + 'a;
+
+impl std::fmt::Debug for TensorStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TensorStream(..)")
+    }
+}
+
+/// A sink that passes at most `limit` bytes through and counts them.
+struct Bounded<W> {
+    inner: W,
+    written: u64,
+    limit: u64,
+    overflowed: bool,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            self.overflowed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "tensor stream wrote past the tensor's size",
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Why a stream failed: its own I/O error, or a wrong length.
+enum StreamFailure {
+    Io(io::Error),
+    Length(GgufError),
+}
+
+/// Runs `t`'s stream into `sink`, checking that it writes exactly `t.size` bytes.
+fn run_stream(
+    t: &PendingTensor<'_>,
+    stream: &TensorStream<'_>,
+    sink: &mut dyn Write,
+) -> Result<(), StreamFailure> {
+    let mut bounded = Bounded {
+        inner: sink,
+        written: 0,
+        limit: t.size,
+        overflowed: false,
+    };
+    let outcome = (stream.0)(&mut bounded);
+    if bounded.overflowed || (outcome.is_ok() && bounded.written != t.size) {
+        let got = if bounded.overflowed {
+            "more than that".to_string()
+        } else {
+            bounded.written.to_string()
+        };
+        return Err(StreamFailure::Length(GgufError::BadTensorData {
+            tensor: t.name.clone(),
+            problem: format!(
+                "the stream wrote {got} bytes, a {} tensor of dims {:?} takes {}",
+                t.ty, t.dims, t.size
+            ),
+        }));
+    }
+    outcome.map_err(StreamFailure::Io)
 }
 
 #[derive(Clone, Debug)]
@@ -156,21 +248,55 @@ impl<'a> GgufWriter<'a> {
             .sum()
     }
 
+    /// Size in bytes of the file this writer produces (header, padding and data).
+    pub fn file_size(&self) -> u64 {
+        self.header().0.len() as u64 + self.data_len()
+    }
+
+    /// Number of tensors added so far.
+    pub fn tensor_count(&self) -> usize {
+        self.tensors.len()
+    }
+
     /// The whole file in memory (zero tensors are written out as zeros).
+    ///
+    /// # Panics
+    ///
+    /// If a [`TensorData::Stream`] tensor fails; use [`GgufWriter::try_to_vec`] for those.
     pub fn to_vec(&self) -> Vec<u8> {
+        match self.try_to_vec() {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("GgufWriter::to_vec: {e}"),
+        }
+    }
+
+    /// The whole file in memory, or the error of a failing or wrong-length stream.
+    pub fn try_to_vec(&self) -> Result<Vec<u8>> {
         let (mut out, offsets) = self.header();
         let data_start = out.len();
         out.resize(data_start + self.data_len() as usize, 0);
         for (t, offset) in self.tensors.iter().zip(offsets) {
-            if let TensorData::Bytes(bytes) = &t.data {
-                let at = data_start + offset as usize;
-                out[at..at + bytes.len()].copy_from_slice(bytes);
+            let at = data_start + offset as usize;
+            match &t.data {
+                TensorData::Bytes(bytes) => out[at..at + bytes.len()].copy_from_slice(bytes),
+                TensorData::Zeros => {}
+                TensorData::Stream(stream) => {
+                    let mut window = &mut out[at..at + t.size as usize];
+                    run_stream(t, stream, &mut window).map_err(|e| match e {
+                        StreamFailure::Length(e) => e,
+                        StreamFailure::Io(source) => GgufError::BadTensorData {
+                            tensor: t.name.clone(),
+                            problem: format!("the stream failed: {source}"),
+                        },
+                    })?;
+                }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Writes the file to `path`; zero tensors become holes, so huge test files stay sparse.
+    /// Streamed tensors are written through a small buffer, straight to the file.
     pub fn write_to_path(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let io = |source| GgufError::Io {
@@ -183,9 +309,19 @@ impl<'a> GgufWriter<'a> {
         w.write_all(&header).map_err(io)?;
         let data_start = header.len() as u64;
         for (t, offset) in self.tensors.iter().zip(offsets) {
-            if let TensorData::Bytes(bytes) = &t.data {
-                w.seek(SeekFrom::Start(data_start + offset)).map_err(io)?;
-                w.write_all(bytes).map_err(io)?;
+            match &t.data {
+                TensorData::Bytes(bytes) => {
+                    w.seek(SeekFrom::Start(data_start + offset)).map_err(io)?;
+                    w.write_all(bytes).map_err(io)?;
+                }
+                TensorData::Zeros => {}
+                TensorData::Stream(stream) => {
+                    w.seek(SeekFrom::Start(data_start + offset)).map_err(io)?;
+                    run_stream(t, stream, &mut w).map_err(|e| match e {
+                        StreamFailure::Length(e) => e,
+                        StreamFailure::Io(source) => io(source),
+                    })?;
+                }
             }
         }
         let file = w.into_inner().map_err(|e| io(e.into_error()))?;
@@ -242,5 +378,140 @@ fn put_array(out: &mut Vec<u8>, array: &Array) {
         Array::U64(v) => each!(v),
         Array::I64(v) => each!(v),
         Array::F64(v) => each!(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufFile;
+
+    /// A q8_0 tensor of `rows` rows of 64 values, quantized from a ramp.
+    fn q8_rows(rows: usize) -> Vec<u8> {
+        let row_bytes = GgmlType::Q8_0.row_bytes(64).unwrap() as usize;
+        let mut out = vec![0u8; rows * row_bytes];
+        for (r, dst) in out.chunks_mut(row_bytes).enumerate() {
+            let src: Vec<f32> = (0..64)
+                .map(|i| (i as f32 - 32.0) * (r + 1) as f32)
+                .collect();
+            fennec_quant::quantize_row(GgmlType::Q8_0, &src, dst).unwrap();
+        }
+        out
+    }
+
+    fn temp_path(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fennec-writer-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("out.gguf")
+    }
+
+    #[test]
+    fn streamed_tensors_round_trip_like_in_memory_ones() {
+        let data = q8_rows(5);
+        let streamed = data.clone();
+        let mut w = GgufWriter::new();
+        w.add("general.architecture", "test").unwrap();
+        w.add_tensor(
+            "norm",
+            GgmlType::F32,
+            &[3],
+            TensorData::Bytes(vec![0u8; 12].into()),
+        )
+        .unwrap();
+        // Written row by row, in several calls, as a real stream does.
+        w.add_tensor(
+            "streamed",
+            GgmlType::Q8_0,
+            &[64, 5],
+            TensorData::stream(move |sink| {
+                for row in streamed.chunks(34) {
+                    sink.write_all(row)?;
+                }
+                Ok(())
+            }),
+        )
+        .unwrap();
+        w.add_tensor("hole", GgmlType::Q8_0, &[64, 2], TensorData::Zeros)
+            .unwrap();
+        w.add_tensor(
+            "bytes",
+            GgmlType::Q8_0,
+            &[64, 5],
+            TensorData::Bytes(data.clone().into()),
+        )
+        .unwrap();
+        assert_eq!(w.tensor_count(), 4);
+
+        let in_memory = w.try_to_vec().unwrap();
+        assert_eq!(in_memory.len() as u64, w.file_size());
+        assert_eq!(w.to_vec(), in_memory);
+        let path = temp_path("stream");
+        w.write_to_path(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), in_memory);
+
+        let file = GgufFile::open(&path).unwrap();
+        assert_eq!(file.require_tensor("streamed").unwrap().data, &data[..]);
+        assert_eq!(file.require_tensor("bytes").unwrap().data, &data[..]);
+        assert!(file
+            .require_tensor("hole")
+            .unwrap()
+            .data
+            .iter()
+            .all(|&b| b == 0));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_stream_of_the_wrong_length_is_an_error() {
+        for (tag, len) in [("short", 33usize), ("long", 35), ("empty", 0)] {
+            let mut w = GgufWriter::new();
+            w.add_tensor(
+                "t",
+                GgmlType::Q8_0,
+                &[32],
+                TensorData::stream(move |sink| sink.write_all(&vec![7u8; len])),
+            )
+            .unwrap();
+            // A tensor after it must not be overwritten by a long stream.
+            w.add_tensor(
+                "next",
+                GgmlType::F32,
+                &[8],
+                TensorData::Bytes(vec![1u8; 32].into()),
+            )
+            .unwrap();
+            let err = w.try_to_vec().unwrap_err();
+            assert!(
+                matches!(&err, GgufError::BadTensorData { tensor, .. } if tensor == "t"),
+                "{tag}: {err}"
+            );
+            assert!(err.to_string().contains("takes 34"), "{tag}: {err}");
+            let path = temp_path(tag);
+            let err = w.write_to_path(&path).unwrap_err();
+            assert!(
+                matches!(err, GgufError::BadTensorData { .. }),
+                "{tag}: {err}"
+            );
+            std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_failing_stream_passes_its_error_on() {
+        let mut w = GgufWriter::new();
+        w.add_tensor(
+            "t",
+            GgmlType::F32,
+            &[4],
+            TensorData::stream(|_| Err(io::Error::other("generator broke"))),
+        )
+        .unwrap();
+        let err = w.try_to_vec().unwrap_err();
+        assert!(err.to_string().contains("generator broke"), "{err}");
+        let path = temp_path("fail");
+        let err = w.write_to_path(&path).unwrap_err();
+        assert!(matches!(err, GgufError::Io { .. }), "{err}");
+        assert!(err.to_string().contains("generator broke"), "{err}");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

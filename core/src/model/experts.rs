@@ -182,7 +182,7 @@ impl ExpertResidency {
     /// Called after each forward pass: now and then re-pins the hottest experts.
     pub(crate) fn after_batch(&self, map: &[u8]) {
         let n = self.batches.fetch_add(1, Ordering::Relaxed);
-        if n % REBALANCE_EVERY == 0 {
+        if n.is_multiple_of(REBALANCE_EVERY) {
             self.rebalance(map);
         }
     }

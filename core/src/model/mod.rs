@@ -30,6 +30,8 @@ pub struct LoadOptions {
 }
 
 /// The architectures Fennec runs.
+// One value per loaded model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Architecture {
     /// `llama`: Llama 2/3, SmolLM, TinyLlama, …
