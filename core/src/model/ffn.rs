@@ -25,6 +25,6 @@ pub(crate) fn swiglu_ffn(
     scratch.up.resize(len, 0.0);
     acts.matmul(gate, &mut scratch.gate, pool)?;
     acts.matmul(up, &mut scratch.up, pool)?;
-    ops::swiglu(&mut scratch.gate, &scratch.up);
+    ops::swiglu(&mut scratch.gate, &scratch.up, gate.n_out, pool);
     Activations::new(&scratch.gate, gate.n_out).matmul(down, out, pool)
 }

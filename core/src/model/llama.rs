@@ -153,7 +153,7 @@ impl Llama {
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
             h.copy_from_slice(&x);
-            ops::rms_norm(&mut h, &layer.attn_norm, hp.rms_eps);
+            ops::rms_norm(&mut h, &layer.attn_norm, hp.rms_eps, pool);
             let mut acts = Activations::new(&h, d);
             acts.matmul(&layer.wq.weight(file), &mut q, pool)?;
             acts.matmul(&layer.wk.weight(file), &mut k, pool)?;
@@ -167,8 +167,8 @@ impl Llama {
                     ops::add_bias(buf, b);
                 }
             }
-            hp.rope.apply(&mut q, hd, positions);
-            hp.rope.apply(&mut k, hd, positions);
+            hp.rope.apply(&mut q, hd, positions, pool);
+            hp.rope.apply(&mut k, hd, positions, pool);
             let cache = &mut kv.layers[il];
             for ((kr, vr), &pos) in k
                 .chunks_exact(kv_dim)
@@ -186,7 +186,7 @@ impl Llama {
 
             // Feed-forward block.
             normed.copy_from_slice(&x);
-            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps);
+            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps, pool);
             swiglu_ffn(
                 &mut Activations::new(&normed, d),
                 &layer.w_gate.weight(file),
@@ -208,7 +208,7 @@ impl Llama {
             .collect();
         let n_out = rows.len() / d;
         let mut normed = rows;
-        ops::rms_norm(&mut normed, &self.output_norm, hp.rms_eps);
+        ops::rms_norm(&mut normed, &self.output_norm, hp.rms_eps, pool);
         let mut logits = vec![0.0f32; n_out * hp.n_vocab];
         if n_out > 0 {
             Activations::new(&normed, d).matmul(&self.output.weight(file), &mut logits, pool)?;

@@ -250,14 +250,14 @@ impl Llama4 {
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
             normed.copy_from_slice(&x);
-            ops::rms_norm(&mut normed, &layer.attn_norm, hp.rms_eps);
+            ops::rms_norm(&mut normed, &layer.attn_norm, hp.rms_eps, pool);
             let mut acts = Activations::new(&normed, d);
             acts.matmul(&layer.wq.weight(file), &mut q, pool)?;
             acts.matmul(&layer.wk.weight(file), &mut k, pool)?;
             acts.matmul(&layer.wv.weight(file), &mut v, pool)?;
             if layer.kind.rope {
-                hp.rope.apply(&mut q, hd, positions);
-                hp.rope.apply(&mut k, hd, positions);
+                hp.rope.apply(&mut q, hd, positions, pool);
+                hp.rope.apply(&mut k, hd, positions, pool);
                 if layer.kind.qk_norm {
                     ops::rms_norm_unweighted(&mut q, hd, hp.rms_eps);
                     ops::rms_norm_unweighted(&mut k, hd, hp.rms_eps);
@@ -279,7 +279,7 @@ impl Llama4 {
 
             // Feed-forward block.
             normed.copy_from_slice(&x);
-            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps);
+            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps, pool);
             match &layer.ffn {
                 Ffn::Dense { gate, up, down } => swiglu_ffn(
                     &mut Activations::new(&normed, d),
@@ -304,7 +304,7 @@ impl Llama4 {
             .flat_map(|(r, _)| r.iter().copied())
             .collect();
         let n_out = rows.len() / d;
-        ops::rms_norm(&mut rows, &self.output_norm, hp.rms_eps);
+        ops::rms_norm(&mut rows, &self.output_norm, hp.rms_eps, pool);
         let mut logits = vec![0.0f32; n_out * hp.n_vocab];
         if n_out > 0 {
             Activations::new(&rows, d).matmul(&self.output.weight(file), &mut logits, pool)?;

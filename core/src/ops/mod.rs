@@ -16,8 +16,13 @@ pub use matmul::{Activations, Weight};
 pub use pool::ThreadPool;
 pub use rope::{Rope, RopeMode};
 
-/// RMS-normalizes each row of `x` (rows of `weight.len()`) in place and scales it by `weight`.
-pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) {
+/// RMS-normalizes each row of `x` (rows of `weight.len()`) in place and scales it by
+/// `weight`, rows split across `pool`.
+pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32, pool: &ThreadPool) {
+    pool.for_rows(x, weight.len(), |rows, _| rms_norm_rows(rows, weight, eps));
+}
+
+fn rms_norm_rows(x: &mut [f32], weight: &[f32], eps: f32) {
     let n = weight.len();
     for row in x.chunks_exact_mut(n) {
         let sum: f64 = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
@@ -47,11 +52,15 @@ pub fn scale_rows(x: &mut [f32], scales: &[f32]) {
     }
 }
 
-/// `gate = silu(gate) * up`, elementwise (the SwiGLU activation).
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
-    }
+/// `gate = silu(gate) * up`, elementwise (the SwiGLU activation), on rows of `row_len`
+/// split across `pool`.
+pub fn swiglu(gate: &mut [f32], up: &[f32], row_len: usize, pool: &ThreadPool) {
+    pool.for_rows(gate, row_len, |rows, first| {
+        let up = &up[first * row_len..first * row_len + rows.len()];
+        for (g, u) in rows.iter_mut().zip(up) {
+            *g = silu(*g) * u;
+        }
+    });
 }
 
 /// `x / (1 + e^-x)`.

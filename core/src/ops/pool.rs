@@ -163,6 +163,26 @@ impl ThreadPool {
         }
     }
 
+    /// Splits `x` (rows of `row_len`) into about two runs of whole rows per thread and
+    /// calls `f(rows, first_row_index)` on each, in parallel. Few rows run on the caller.
+    pub fn for_rows(&self, x: &mut [f32], row_len: usize, f: impl Fn(&mut [f32], usize) + Sync) {
+        let n_rows = x.len() / row_len.max(1);
+        let n_chunks = (self.n_threads() * 2)
+            .min(n_rows / MIN_ROWS_PER_CHUNK)
+            .max(1);
+        if n_chunks == 1 {
+            f(x, 0);
+            return;
+        }
+        let per_chunk = n_rows.div_ceil(n_chunks);
+        let chunks: Vec<(usize, &mut [f32])> = x
+            .chunks_mut(per_chunk * row_len)
+            .enumerate()
+            .map(|(i, c)| (i * per_chunk, c))
+            .collect();
+        self.each_mut(chunks, |(first, rows)| f(rows, first));
+    }
+
     /// Runs `f` on each item of `items` (each moved to the thread that takes it) and waits.
     pub fn each_mut<T: Send>(&self, items: Vec<T>, f: impl Fn(T) + Sync) {
         let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
@@ -173,6 +193,9 @@ impl ThreadPool {
         });
     }
 }
+
+/// Rows below which splitting an elementwise op across threads costs more than it saves.
+const MIN_ROWS_PER_CHUNK: usize = 4;
 
 fn worker_loop(s: &Shared) {
     let mut seen = 0u64;

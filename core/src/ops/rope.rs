@@ -1,5 +1,7 @@
 //! Rotary position embedding as ggml computes it.
 
+use super::ThreadPool;
+
 /// Which element pairs RoPE rotates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeMode {
@@ -41,14 +43,17 @@ impl Rope {
     }
 
     /// Rotates each head (of `head_dim`) of each row of `x`; row `t` is at `positions[t]`.
-    pub fn apply(&self, x: &mut [f32], head_dim: usize, positions: &[usize]) {
+    /// Rows are split across `pool`.
+    pub fn apply(&self, x: &mut [f32], head_dim: usize, positions: &[usize], pool: &ThreadPool) {
         let row_len = x.len() / positions.len().max(1);
-        for (row, &pos) in x.chunks_exact_mut(row_len).zip(positions) {
-            let angles = self.angles(pos);
-            for head in row.chunks_exact_mut(head_dim) {
-                self.rotate(head, &angles);
+        pool.for_rows(x, row_len, |rows, first| {
+            for (row, &pos) in rows.chunks_exact_mut(row_len).zip(&positions[first..]) {
+                let angles = self.angles(pos);
+                for head in row.chunks_exact_mut(head_dim) {
+                    self.rotate(head, &angles);
+                }
             }
-        }
+        });
     }
 
     fn rotate(&self, head: &mut [f32], angles: &[(f32, f32)]) {
