@@ -292,38 +292,63 @@ pub fn matmul(
         })
         .collect();
     let outs = &mut tile.per_vector;
-    for (i, r) in rows.enumerate() {
-        let w = &weights[r * w_row..(r + 1) * w_row];
+    let row_at = |i: usize| {
+        let r = rows.start + i;
+        &weights[r * w_row..(r + 1) * w_row]
+    };
+    // Cache blocking: a block of weight rows meets a block of vectors at a time, so each
+    // weight row is reused from L1 across the vectors and each vector from L2 across the
+    // rows, instead of streaming every vector once per weight row.
+    let n_rows = rows.len();
+    for row_block in (0..n_rows).step_by(ROW_BLOCK) {
+        let block = row_block..(row_block + ROW_BLOCK).min(n_rows);
         if let Some(dot8) = multi8 {
-            let range = 0..by8;
-            grouped(
-                dot8,
-                n_cols,
-                w,
-                i,
-                &mut outs[range.clone()],
-                &act_rows[range.clone()],
-                &scales[range],
-            );
+            for v0 in (0..by8).step_by(VEC_BLOCK) {
+                let vs = v0..(v0 + VEC_BLOCK).min(by8);
+                for i in block.clone() {
+                    grouped(
+                        dot8,
+                        n_cols,
+                        row_at(i),
+                        i,
+                        &mut outs[vs.clone()],
+                        &act_rows[vs.clone()],
+                        &scales[vs.clone()],
+                    );
+                }
+            }
         }
         if let Some(dot4) = multi4 {
-            let range = by8..by4;
-            grouped(
-                dot4,
-                n_cols,
-                w,
-                i,
-                &mut outs[range.clone()],
-                &act_rows[range.clone()],
-                &scales[range],
-            );
+            let vs = by8..by4;
+            for i in block.clone() {
+                grouped(
+                    dot4,
+                    n_cols,
+                    row_at(i),
+                    i,
+                    &mut outs[vs.clone()],
+                    &act_rows[vs.clone()],
+                    &scales[vs.clone()],
+                );
+            }
         }
-        for (out, a) in outs.iter_mut().zip(&act_rows).skip(by4) {
-            out[i] = dot(n_cols, w, a);
+        for v0 in (by4..n_vecs).step_by(VEC_BLOCK) {
+            let vs = v0..(v0 + VEC_BLOCK).min(n_vecs);
+            for i in block.clone() {
+                let w = row_at(i);
+                for (out, a) in outs[vs.clone()].iter_mut().zip(&act_rows[vs.clone()]) {
+                    out[i] = dot(n_cols, w, a);
+                }
+            }
         }
     }
     Ok(())
 }
+
+/// Weight rows per cache block of [`matmul`].
+const ROW_BLOCK: usize = 16;
+/// Activation vectors per cache block of [`matmul`] (a multiple of 8).
+const VEC_BLOCK: usize = 16;
 
 /// Output `i` of each vector in `outs` (a whole number of groups of `N`): weight row `w`
 /// times the activation rows `acts` (widened scales `scales`), `N` at a time.
