@@ -23,7 +23,7 @@
 use std::ops::Range;
 
 use crate::dot::{activation_type, kernel, kernel_multi, widen_scales, VecDotMultiFn};
-use crate::formats::{quantize_row, row_bytes};
+use crate::formats::{quantize_activations, row_bytes};
 use crate::{cpu, GgmlType, QuantError};
 
 /// One or more activation rows, quantized to the activation type of a weight type.
@@ -62,7 +62,7 @@ impl ActivationBatch {
             .chunks_exact(self.n_cols.max(1))
             .zip(self.data.chunks_exact_mut(bytes.max(1)))
         {
-            quantize_row(self.ty, src, dst)?;
+            quantize_activations(self.ty, src, dst)?;
         }
         self.n_vecs = n_vecs;
         Ok(())

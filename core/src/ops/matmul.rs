@@ -91,7 +91,7 @@ impl<'x> Activations<'x> {
             .collect();
         let errors = std::sync::Mutex::new(None);
         pool.each_mut(tasks, |(src, dst)| {
-            if let Err(e) = fennec_quant::quantize_row(a_ty, src, dst) {
+            if let Err(e) = fennec_quant::quantize_activations(a_ty, src, dst) {
                 *errors.lock().expect("error slot") = Some(e);
             }
         });

@@ -153,6 +153,85 @@ fn quantize_q8_block(x: &[f32], qs: &mut [u8]) -> (f32, i32) {
     (d, sum)
 }
 
+/// How llama.cpp's CPU backend rounds Q8_0/Q8_1 activations at a kernel level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ActivationRounding {
+    /// `quantize_row_q8_*_ref`: `x · (1/d)`, half away from zero.
+    Reference,
+    /// ggml's AVX/AVX2 `quantize_row_q8_*`: `x · (127/amax)`, half to even.
+    X86,
+    /// ggml's NEON `quantize_row_q8_*`: `x · (1/d)`, half to even.
+    Neon,
+}
+
+impl ActivationRounding {
+    pub(super) fn for_level(level: crate::CpuLevel) -> Self {
+        use crate::CpuLevel::*;
+        match level {
+            Scalar => Self::Reference,
+            Neon | Dotprod | I8mm => Self::Neon,
+            _ => Self::X86,
+        }
+    }
+}
+
+/// One Q8 block as ggml's SIMD activation quantizers make it: `(d, sum of quants)`.
+fn quantize_q8_block_simd(x: &[f32], qs: &mut [u8], x86: bool) -> (f32, i32) {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if x86 {
+        if amax != 0.0 {
+            127.0 / amax
+        } else {
+            0.0
+        }
+    } else {
+        inverse(d)
+    };
+    let mut sum = 0i32;
+    for (q, v) in qs.iter_mut().zip(x) {
+        let qi = (v * id).round_ties_even() as i8;
+        sum += i32::from(qi);
+        *q = qi as u8;
+    }
+    (d, sum)
+}
+
+fn quantize_q8_0_simd(src: &[f32], dst: &mut [u8], x86: bool) {
+    for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(34)) {
+        let (d, _) = quantize_q8_block_simd(x, &mut y[2..34], x86);
+        put_f16(y, 0, d);
+    }
+}
+
+fn quantize_q8_1_simd(src: &[f32], dst: &mut [u8], x86: bool) {
+    for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(36)) {
+        let (d, sum) = quantize_q8_block_simd(x, &mut y[4..36], x86);
+        put_f16(y, 0, d);
+        put_f16(y, 2, d * sum as f32);
+    }
+}
+
+/// Q8_0 activations as ggml's x86 SIMD quantizer makes them.
+pub(super) fn quantize_q8_0_x86(src: &[f32], dst: &mut [u8]) {
+    quantize_q8_0_simd(src, dst, true);
+}
+
+/// Q8_1 activations as ggml's x86 SIMD quantizer makes them.
+pub(super) fn quantize_q8_1_x86(src: &[f32], dst: &mut [u8]) {
+    quantize_q8_1_simd(src, dst, true);
+}
+
+/// Q8_0 activations as ggml's NEON quantizer makes them.
+pub(super) fn quantize_q8_0_neon(src: &[f32], dst: &mut [u8]) {
+    quantize_q8_0_simd(src, dst, false);
+}
+
+/// Q8_1 activations as ggml's NEON quantizer makes them.
+pub(super) fn quantize_q8_1_neon(src: &[f32], dst: &mut [u8]) {
+    quantize_q8_1_simd(src, dst, false);
+}
+
 pub(super) fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
     for (x, y) in src.chunks_exact(QK).zip(dst.chunks_exact_mut(34)) {
         let (d, _) = quantize_q8_block(x, &mut y[2..34]);

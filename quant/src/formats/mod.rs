@@ -111,6 +111,25 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
     Ok(())
 }
 
+/// Quantizes activation rows for a matmul as llama.cpp's CPU backend does at run time, which
+/// for Q8_0 and Q8_1 is not the reference quantizer: its x86 SIMD path (AVX/AVX2) scales by
+/// `127 / amax` and rounds half to even, its NEON path keeps `1 / d` but rounds half to even.
+/// Other types, and the scalar level, use [`quantize_row`].
+pub fn quantize_activations(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    let flavour = legacy::ActivationRounding::for_level(crate::cpu::level());
+    let quantize: QuantizeFn = match (ty, flavour) {
+        (_, legacy::ActivationRounding::Reference) => return quantize_row(ty, src, dst),
+        (GgmlType::Q8_0, legacy::ActivationRounding::X86) => legacy::quantize_q8_0_x86,
+        (GgmlType::Q8_1, legacy::ActivationRounding::X86) => legacy::quantize_q8_1_x86,
+        (GgmlType::Q8_0, legacy::ActivationRounding::Neon) => legacy::quantize_q8_0_neon,
+        (GgmlType::Q8_1, legacy::ActivationRounding::Neon) => legacy::quantize_q8_1_neon,
+        _ => return quantize_row(ty, src, dst),
+    };
+    check_bytes(ty, src.len(), dst.len(), "destination")?;
+    quantize(src, dst);
+    Ok(())
+}
+
 /// Dequantizes `src` (exactly the blocks of `dst.len()` elements of `ty`) into `dst`.
 /// Matches ggml's `dequantize_row_*`; non-finite f16 scales propagate as NaN/Inf.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
@@ -145,4 +164,81 @@ pub(crate) fn signed_abs_max(x: &[f32]) -> (f32, f32) {
         }
     }
     (amax, max)
+}
+
+#[cfg(test)]
+mod activation_tests {
+    use super::*;
+    use crate::CpuLevel;
+
+    /// A block whose amax is 127 (so d = 1 in every flavour) and whose 2.5 and -0.5 sit on
+    /// rounding ties: the reference rounds them away from zero, ggml's SIMD paths to even.
+    #[test]
+    fn simd_activation_rounding_breaks_ties_to_even() {
+        let mut x = [0.0f32; 32];
+        x[0] = 127.0;
+        x[1] = 2.5;
+        x[2] = -0.5;
+        x[3] = 3.5;
+        let mut reference = [0u8; 34];
+        quantize_row(GgmlType::Q8_0, &x, &mut reference).unwrap();
+        assert_eq!(&reference[2..6], &[127, 3, (-1i8) as u8, 4]);
+        for flavour in [
+            legacy::ActivationRounding::X86,
+            legacy::ActivationRounding::Neon,
+        ] {
+            let mut simd = [0u8; 34];
+            match flavour {
+                legacy::ActivationRounding::X86 => legacy::quantize_q8_0_x86(&x, &mut simd),
+                _ => legacy::quantize_q8_0_neon(&x, &mut simd),
+            }
+            assert_eq!(&simd[2..6], &[127, 2, 0, 4], "{flavour:?}");
+            assert_eq!(simd[..2], reference[..2]);
+        }
+        // The run-time entry point follows the detected level.
+        let mut run_time = [0u8; 34];
+        quantize_activations(GgmlType::Q8_0, &x, &mut run_time).unwrap();
+        let expected_tie = if crate::cpu::level() == CpuLevel::Scalar {
+            3
+        } else {
+            2
+        };
+        assert_eq!(run_time[3], expected_tie);
+    }
+
+    /// x86's SIMD path multiplies by `127/amax`, the others by `1/(amax/127)`; the two
+    /// differ in the last bit for some amax, which moves values near a tie.
+    #[test]
+    fn x86_activations_scale_by_127_over_amax() {
+        // Search values just around rounding ties for a pair where the two scales disagree.
+        let (amax, v, via_d, direct) = (1..2000)
+            .map(|i| 0.05 + i as f32 * 1e-3)
+            .filter_map(|amax| {
+                let (via_d, direct) = (1.0 / (amax / 127.0), 127.0 / amax);
+                (via_d != direct).then_some((amax, via_d, direct))
+            })
+            .flat_map(|(amax, via_d, direct)| {
+                (0..126).flat_map(move |k| {
+                    let tie = (k as f32 + 0.5) / direct;
+                    [
+                        tie,
+                        f32::from_bits(tie.to_bits() + 1),
+                        f32::from_bits(tie.to_bits() - 1),
+                    ]
+                    .map(|v| (amax, v, via_d, direct))
+                })
+            })
+            .find(|&(_, v, via_d, direct)| {
+                (v * via_d).round_ties_even() != (v * direct).round_ties_even()
+            })
+            .expect("some value rounds differently");
+        let mut x = [0.0f32; 32];
+        x[0] = amax;
+        x[1] = v;
+        let (mut x86, mut neon) = ([0u8; 36], [0u8; 36]);
+        legacy::quantize_q8_1_x86(&x, &mut x86);
+        legacy::quantize_q8_1_neon(&x, &mut neon);
+        assert_eq!(x86[5] as i8, (v * direct).round_ties_even() as i8);
+        assert_eq!(neon[5] as i8, (v * via_d).round_ties_even() as i8);
+    }
 }
