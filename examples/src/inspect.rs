@@ -36,6 +36,8 @@ struct Report {
     file_type: Option<FileType>,
     hyperparameters: BTreeMap<String, serde_json::Value>,
     tokenizer: Option<Tokenizer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    llama4: Option<serde_json::Value>,
     metadata_count: usize,
     tensor_count: usize,
     parameter_count: u64,
@@ -133,6 +135,7 @@ fn build_report(gguf: &GgufFile, path: &std::path::Path, with_tensors: bool) -> 
         }),
         hyperparameters,
         tokenizer: tokenizer_summary(md),
+        llama4: llama4_plan(gguf),
         metadata_count: md.len(),
         tensor_count: tensors.len(),
         parameter_count: tensors.iter().map(TensorInfo::n_elements).sum(),
@@ -155,6 +158,49 @@ fn build_report(gguf: &GgufFile, path: &std::path::Path, with_tensors: bool) -> 
                 .collect()
         }),
     }
+}
+
+/// How Fennec will run a `llama4` file: the layer pattern and the values llama.cpp
+/// hard-codes, with which of them the file overrides (or why the file cannot run).
+fn llama4_plan(gguf: &GgufFile) -> Option<serde_json::Value> {
+    use fennec_core::model::Llama4Hparams;
+    let md = gguf.metadata();
+    if md.get_str("general.architecture").ok()? != "llama4" {
+        return None;
+    }
+    let embd_rows = gguf
+        .tensor("token_embd.weight")
+        .and_then(|t| t.info.dims.get(1).copied())
+        .unwrap_or(0) as usize;
+    let hp = match Llama4Hparams::from_metadata(md, embd_rows) {
+        Ok(hp) => hp,
+        Err(e) => return Some(json!({ "error": e.to_string() })),
+    };
+    let layers: Vec<_> = (0..hp.base.n_layer).map(|il| hp.layer_kind(il)).collect();
+    let which = |f: &dyn Fn(&fennec_core::model::Llama4LayerKind) -> bool| {
+        layers
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| f(k))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    let keyed = |k: &str| md.contains(&format!("llama4.{k}"));
+    Some(json!({
+        "chunk_size": hp.chunk_size,
+        "chunk_size_from": if keyed("attention.sliding_window") || keyed("attention.chunk_size") { "file" } else { "default" },
+        "temperature_length": f32_json(hp.temp_length),
+        "temperature_scale": f32_json(hp.temp_scale),
+        "temperature_from": if keyed("attention.temperature_length") || keyed("attention.temperature_scale") { "file" } else { "default" },
+        "qk_norm": hp.use_qk_norm,
+        "qk_norm_from": if keyed("attention.use_qk_norm") || keyed("use_qk_norm") { "file" } else { "default (on unless 128 experts)" },
+        "experts": hp.n_expert,
+        "experts_per_token": hp.n_expert_used,
+        "nope_layers": which(&|k| !k.rope),
+        "chunked_layers": which(&|k| k.chunked).len(),
+        "moe_layers": which(&|k| k.moe),
+        "dense_layers": which(&|k| !k.moe),
+    }))
 }
 
 fn tokenizer_summary(md: &Metadata) -> Option<Tokenizer> {
@@ -308,6 +354,13 @@ fn print_text(r: &Report) {
         .collect();
     if !hp.is_empty() {
         print_section("hyperparameters", &hp);
+    }
+    if let Some(plan) = &r.llama4 {
+        let rows: Vec<(String, String)> = plan
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), compact(v))).collect())
+            .unwrap_or_default();
+        print_section("llama4 as Fennec runs it", &rows);
     }
     if let Some(t) = &r.tokenizer {
         let mut rows = vec![

@@ -159,3 +159,27 @@ fn broken_or_missing_files_fail_with_a_message() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `inspect` says how a `llama4` file will run: its layer pattern, and which of llama.cpp's
+/// hard-coded values the file overrides.
+#[test]
+fn inspect_shows_the_llama4_plan_and_which_values_the_file_sets() {
+    let path = fennec_tests::fixture("llama4/models/chunked.f32.gguf");
+    let (ok, out, err, _) = fennec(&["inspect", "--json", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let plan = &report["llama4"];
+    assert_eq!(plan["chunk_size"], 16);
+    assert_eq!(plan["chunk_size_from"], "file");
+    assert_eq!(plan["temperature_length"], 8.0);
+    assert_eq!(plan["temperature_scale"], 0.5);
+    assert_eq!(plan["experts_per_token"], 2);
+    assert_eq!(plan["nope_layers"], serde_json::json!([3]));
+    assert_eq!(plan["moe_layers"], serde_json::json!([0, 1, 2, 3]));
+    let path = fennec_tests::fixture("llama4/models/scout.f32.gguf");
+    let (_, out, _, _) = fennec(&["inspect", "--json", path.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["llama4"]["chunk_size"], 8192);
+    assert_eq!(report["llama4"]["chunk_size_from"], "default");
+    assert_eq!(report["llama4"]["qk_norm"], true);
+}
