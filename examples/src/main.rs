@@ -44,6 +44,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader goes away, as Unix
+    // tools do, instead of panicking in `println!` on EPIPE.
+    // SAFETY: restoring SIGPIPE's default disposition at start-up, before any thread exists.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FENNEC_LOG")
