@@ -11,7 +11,7 @@ use fennec_quant::{cpu, quantize_row, row_bytes, CpuLevel, GgmlType};
 use GgmlType as T;
 
 /// The weight types with multi-vector kernels on x86.
-const MULTI_TYPES: [GgmlType; 8] = [
+const MULTI_TYPES: [GgmlType; 9] = [
     T::Q4_0,
     T::Q4_1,
     T::Q5_0,
@@ -19,6 +19,7 @@ const MULTI_TYPES: [GgmlType; 8] = [
     T::Q8_0,
     T::Iq4Nl,
     T::Q4K,
+    T::Q5K,
     T::Q6K,
 ];
 
@@ -92,17 +93,21 @@ fn half(rng: &mut Rng, adversarial: bool) -> u16 {
     }
 }
 
-/// Raw weight blocks: every byte random, the f16 scale fields (`d`, and `m` for the types
-/// with a minimum) drawn by [`half`].
+/// Raw weight blocks: every byte random (adversarial: now and then a block of all-zero or
+/// all-one bytes, the extreme quants and scales), the f16 scale fields (`d`, and `m` for
+/// the types with a minimum) drawn by [`half`].
 fn raw_weights(rng: &mut Rng, ty: GgmlType, nb: usize, adversarial: bool) -> Vec<u8> {
     let bb = ty.block_bytes();
     let fields: &[usize] = match ty {
-        T::Q4_1 | T::Q5_1 | T::Q4K => &[0, 2],
+        T::Q4_1 | T::Q5_1 | T::Q4K | T::Q5K => &[0, 2],
         T::Q6K => &[208],
         _ => &[0],
     };
     let mut w: Vec<u8> = (0..nb * bb).map(|_| rng.byte()).collect();
     for b in w.chunks_exact_mut(bb) {
+        if adversarial && rng.byte() < 24 {
+            b.fill(if rng.byte() & 1 == 0 { 0x00 } else { 0xFF });
+        }
         for &f in fields {
             b[f..f + 2].copy_from_slice(&half(rng, adversarial).to_le_bytes());
         }
@@ -138,7 +143,8 @@ fn raw_acts(rng: &mut Rng, ty: GgmlType, nb: usize, adversarial: bool) -> Vec<u8
 }
 
 /// Raw Q8_K blocks: `d` an f32 (from [`half`], widened, or occasionally huge), quants in
-/// −127..=127, `bsums` random i16 (the kernels only need them to be the same for both).
+/// −127..=127 (sometimes all ±127), `bsums` random i16 (the kernels only need them to be
+/// the same for both).
 fn raw_q8k(rng: &mut Rng, nb: usize, adversarial: bool) -> Vec<u8> {
     let mut a = vec![0u8; nb * 292];
     for b in a.chunks_exact_mut(292) {
@@ -150,6 +156,12 @@ fn raw_q8k(rng: &mut Rng, nb: usize, adversarial: bool) -> Vec<u8> {
         for q in &mut b[4..260] {
             let x = rng.byte();
             *q = if x == 0x80 { 0x81 } else { x };
+        }
+        if rng.byte() < 16 {
+            // Extremes.
+            for q in &mut b[4..260] {
+                *q = if rng.byte() & 1 == 0 { 0x7F } else { 0x81 };
+            }
         }
         for x in &mut b[260..] {
             *x = rng.byte();
@@ -263,7 +275,7 @@ fn which_levels_have_multi_kernels() {
             assert!(kernel_multi::<17>(level, ty).is_none(), "{ty} at {level}");
         }
         // Types without a multi-vector body fall back to the single kernels.
-        for ty in [T::F32, T::F16, T::Q2K, T::Q3K, T::Q5K, T::Iq4Xs, T::Q8K] {
+        for ty in [T::F32, T::F16, T::Q2K, T::Q3K, T::Iq4Xs, T::Q8K] {
             assert!(kernel_multi::<8>(level, ty).is_none(), "{ty} at {level}");
         }
     }

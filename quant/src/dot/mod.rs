@@ -87,9 +87,9 @@ pub fn kernel(level: CpuLevel, w: GgmlType) -> Option<VecDotFn> {
 }
 
 /// The `N`-vector kernel for weight type `w` at `level`, where that level has one (the x86
-/// AVX2 and AVX-512 levels, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K and Q6_K; any
-/// `N` from 1 to 16, the fastest being 8). `None` otherwise, including for a level this CPU cannot run: callers
-/// then use [`kernel`] row by row. Its results equal [`kernel`]`(level, w)`'s bit for bit.
+/// AVX2 and AVX-512 levels, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K and
+/// Q6_K; any `N` from 1 to 16, the fastest being 8). `None` otherwise, including for a
+/// level this CPU cannot run: callers then use [`kernel`] row by row. Its results equal [`kernel`]`(level, w)`'s bit for bit.
 pub fn kernel_multi<const N: usize>(level: CpuLevel, w: GgmlType) -> Option<VecDotMultiFn<N>> {
     if !level.is_supported() || !(1..=16).contains(&N) {
         return None;

@@ -58,17 +58,37 @@ unsafe fn dot_i8i8<I: Isa>(x: __m256i, y: __m256i) -> __m256i {
     I::dot_u8i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 
-/// One block's contribution: `d · Σ lanes(s) + extra`.
+/// One block's contribution: `d · Σ lanes(s) + extra`, where for a pair with
+/// [`Pair::MINS`] `extra` is ignored and taken to be `−(dmin · Σ lanes(m))` instead
+/// (computed for eight blocks at a time, the integer sums exactly).
 struct Block {
     s: __m256i,
     d: f32,
     extra: f32,
+    m: __m256i,
+    dmin: f32,
+}
+
+impl Block {
+    /// A block without a minimum term.
+    #[inline(always)]
+    unsafe fn plain(s: __m256i, d: f32, extra: f32) -> Block {
+        Block {
+            s,
+            d,
+            extra,
+            m: _mm256_setzero_si256(),
+            dmin: 0.0,
+        }
+    }
 }
 
 /// A weight type and the activation type it is paired with.
 trait Pair {
     const W: GgmlType;
     const A: GgmlType;
+    /// Whether the blocks carry a minimum term ([`Block::m`], [`Block::dmin`]).
+    const MINS: bool = false;
 
     /// # Safety
     /// `w` and `a` must be readable for one block of `W` and `A`; only inline into
@@ -123,15 +143,15 @@ trait SplitK: Pair {
 /// As [`Pair::block`].
 #[inline(always)]
 unsafe fn split_block<I: Isa, P: Split>(w: *const u8, a: *const u8) -> Block {
-    Block {
-        s: P::finish::<I>(P::prep(w), a),
-        d: f16_at(w) * f16_at(a),
-        extra: if P::HAS_MIN {
+    Block::plain(
+        P::finish::<I>(P::prep(w), a),
+        f16_at(w) * f16_at(a),
+        if P::HAS_MIN {
             f16_at(w.add(2)) * f16_at(a.add(2))
         } else {
             0.0
         },
-    }
+    )
 }
 
 #[inline(always)]
@@ -184,16 +204,34 @@ unsafe fn bits32(p: *const u8) -> __m256i {
 /// Eight vectors of `i32` partials → one vector holding each one's total, in order.
 #[inline(always)]
 unsafe fn reduce8(s: &[__m256i; 8]) -> __m256i {
-    let h01 = _mm256_hadd_epi32(s[0], s[1]);
-    let h23 = _mm256_hadd_epi32(s[2], s[3]);
-    let h45 = _mm256_hadd_epi32(s[4], s[5]);
-    let h67 = _mm256_hadd_epi32(s[6], s[7]);
+    reduce_pairs(
+        _mm256_hadd_epi32(s[0], s[1]),
+        _mm256_hadd_epi32(s[2], s[3]),
+        _mm256_hadd_epi32(s[4], s[5]),
+        _mm256_hadd_epi32(s[6], s[7]),
+    )
+}
+
+/// The rest of [`reduce8`], given the `hadd`s of its four pairs of vectors.
+#[inline(always)]
+unsafe fn reduce_pairs(h01: __m256i, h23: __m256i, h45: __m256i, h67: __m256i) -> __m256i {
     let h0123 = _mm256_hadd_epi32(h01, h23);
     let h4567 = _mm256_hadd_epi32(h45, h67);
     _mm256_add_epi32(
         _mm256_permute2x128_si256::<0x20>(h0123, h4567),
         _mm256_permute2x128_si256::<0x31>(h0123, h4567),
     )
+}
+
+/// `e[k] = −(dm[k] · msum[k])` for the eight blocks of a [`Pair::MINS`] pair, where
+/// `msum` holds each block's minimum parts [`Block::m`] reduced exactly to one `i32` (by
+/// [`reduce8`]): the same float steps, lane by lane, as `-(dmin * sum as f32)`. Unused
+/// blocks (`m = 0`, `dm = 0`) give `−0.0`, which leaves an accumulator unchanged.
+#[inline(always)]
+unsafe fn min_terms(msum: __m256i, dm: &[f32; 8], e: &mut [f32; 8]) {
+    let sum = _mm256_cvtepi32_ps(msum);
+    let t = _mm256_mul_ps(_mm256_loadu_ps(dm.as_ptr()), sum);
+    _mm256_storeu_ps(e.as_mut_ptr(), _mm256_xor_ps(t, _mm256_set1_ps(-0.0)));
 }
 
 /// Adds the `take` (at most eight) blocks at `w`, `a` into the accumulators.
@@ -207,13 +245,20 @@ unsafe fn batch<I: Isa, P: Pair>(
 ) {
     let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
     let mut s = [_mm256_setzero_si256(); 8];
+    let mut m = [_mm256_setzero_si256(); 8];
     let mut d = [0f32; 8];
+    let mut dm = [0f32; 8];
     let mut e = [0f32; 8];
     for k in 0..take {
         let b = P::block::<I>(w.add(k * wb), a.add(k * ab));
         s[k] = b.s;
         d[k] = b.d;
         e[k] = b.extra;
+        m[k] = b.m;
+        dm[k] = b.dmin;
+    }
+    if P::MINS {
+        min_terms(reduce8(&m), &dm, &mut e);
     }
     // A non-finite block scale (a corrupt tensor, or an overflowing product) makes the
     // result NaN or ±Inf depending on how the reference splits the block's integer sum;
@@ -600,9 +645,62 @@ fn vnni_dot_multi<P: Split, const N: usize>(
     unsafe { run_vnni_multi::<P, N>(nb, w.as_ptr(), &ap, &sp) }
 }
 
+/// Per-row `f32` lanes of one batch of eight blocks.
+type Lanes<const N: usize> = [[f32; 8]; N];
+
+/// Blocks `k0` and `k0 + 1` (those below `TAKE`) of a K-quant against every activation
+/// row, each weight block prepared once. Returns, per row, `hadd(s[k0], s[k0+1])` and the
+/// same of the minimum parts [`Block::m`] (the first step of [`reduce8`]; zero vectors for
+/// blocks from `TAKE` on), and puts the blocks' `d`, `dmin` and `extra` in lanes `k0` and
+/// `k0 + 1` of `d`, `dm` and `e`.
+///
+/// # Safety
+/// As [`batch`], for every row `a[v] + a_off`.
+// Rows and blocks are indexed in lockstep across several arrays.
+#[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn pair_k<I: Isa, P: SplitK, const N: usize, const TAKE: usize>(
+    k0: usize,
+    w: *const u8,
+    a: &[*const u8; N],
+    a_off: usize,
+    d: &mut Lanes<N>,
+    dm: &mut Lanes<N>,
+    e: &mut Lanes<N>,
+) -> ([__m256i; N], [__m256i; N]) {
+    let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
+    let mut s = [[_mm256_setzero_si256(); 2]; N];
+    let mut m = [[_mm256_setzero_si256(); 2]; N];
+    for j in 0..2 {
+        let k = k0 + j;
+        if k < TAKE {
+            let wk = w.add(k * wb);
+            let p = P::prep(wk);
+            for v in 0..N {
+                let b = P::finish::<I>(&p, wk, a[v].add(a_off + k * ab));
+                s[v][j] = b.s;
+                m[v][j] = b.m;
+                d[v][k] = b.d;
+                dm[v][k] = b.dmin;
+                e[v][k] = b.extra;
+            }
+        }
+    }
+    let mut hs = [_mm256_setzero_si256(); N];
+    let mut hm = [_mm256_setzero_si256(); N];
+    for v in 0..N {
+        hs[v] = _mm256_hadd_epi32(s[v][0], s[v][1]);
+        if P::MINS {
+            hm[v] = _mm256_hadd_epi32(m[v][0], m[v][1]);
+        }
+    }
+    (hs, hm)
+}
+
 /// [`batch`] for `N` activation rows and `TAKE` (at most eight) blocks of a K-quant, each
 /// weight block prepared once. Row `v` gets exactly [`batch`]'s arithmetic: the same
-/// [`Block`]s, [`reduce8`], fix-up, FMA and add.
+/// [`Block`]s, [`reduce8`] totals (the same `hadd` tree, interleaved across rows),
+/// [`min_terms`], fix-up, FMA and add.
 ///
 /// # Safety
 /// As [`batch`], for every row `a[v] + a_off`.
@@ -616,29 +714,26 @@ unsafe fn batch_k<I: Isa, P: SplitK, const N: usize, const TAKE: usize>(
     acc: &mut [__m256; N],
     extra: &mut [__m256; N],
 ) {
-    let (wb, ab) = (P::W.block_bytes(), P::A.block_bytes());
-    let mut s = [[_mm256_setzero_si256(); 8]; N];
     let mut d = [[0f32; 8]; N];
+    let mut dm = [[0f32; 8]; N];
     let mut e = [[0f32; 8]; N];
-    for k in 0..TAKE {
-        let wk = w.add(k * wb);
-        let p = P::prep(wk);
-        for v in 0..N {
-            let b = P::finish::<I>(&p, wk, a[v].add(a_off + k * ab));
-            s[v][k] = b.s;
-            d[v][k] = b.d;
-            e[v][k] = b.extra;
-        }
-    }
+    let (s01, m01) = pair_k::<I, P, N, TAKE>(0, w, a, a_off, &mut d, &mut dm, &mut e);
+    let (s23, m23) = pair_k::<I, P, N, TAKE>(2, w, a, a_off, &mut d, &mut dm, &mut e);
+    let (s45, m45) = pair_k::<I, P, N, TAKE>(4, w, a, a_off, &mut d, &mut dm, &mut e);
+    let (s67, m67) = pair_k::<I, P, N, TAKE>(6, w, a, a_off, &mut d, &mut dm, &mut e);
     let zero = _mm256_setzero_ps();
     for v in 0..N {
+        if P::MINS {
+            let msum = reduce_pairs(m01[v], m23[v], m45[v], m67[v]);
+            min_terms(msum, &dm[v], &mut e[v]);
+        }
         // Non-finite scales: as in `batch`, per row.
         let dv = _mm256_loadu_ps(d[v].as_ptr());
         let finite = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_mul_ps(dv, zero), zero);
         if _mm256_movemask_ps(finite) != 0xFF {
             scalar_fixup::<P>(TAKE, w, a[v].add(a_off), &mut d[v], &mut e[v]);
         }
-        let sumi = _mm256_cvtepi32_ps(reduce8(&s[v]));
+        let sumi = _mm256_cvtepi32_ps(reduce_pairs(s01[v], s23[v], s45[v], s67[v]));
         acc[v] = _mm256_fmadd_ps(_mm256_loadu_ps(d[v].as_ptr()), sumi, acc[v]);
         extra[v] = _mm256_add_ps(extra[v], _mm256_loadu_ps(e[v].as_ptr()));
     }
@@ -720,7 +815,8 @@ fn avx2_dot_k<P: SplitK, const N: usize>(
 ) -> [f32; N] {
     let nb = check_k::<P, N>(n, w, &a);
     debug_assert!(CpuLevel::Avx2.is_supported());
-    // SAFETY: `avx2_multi` hands this kernel out only for CpuLevel::Avx2/Avx512, and
+    // SAFETY: `avx2_multi` and `avx512_multi` hand this kernel out only for
+    // CpuLevel::Avx2/Avx512 (the latter a superset of the former's features), and
     // `dot::kernel_multi` returns it only after `level.is_supported()` confirmed AVX2, FMA
     // and F16C; `check_k` proved the weight row and every activation row hold `nb` blocks.
     unsafe { run_avx2_k::<P, N>(nb, w.as_ptr(), &a.map(<[u8]>::as_ptr)) }
@@ -741,7 +837,7 @@ fn vnni_dot_k<P: SplitK, const N: usize>(
     unsafe { run_vnni_k::<P, N>(nb, w.as_ptr(), &a.map(<[u8]>::as_ptr)) }
 }
 
-/// AVX2 multi-vector kernels (the 32-element quantized types, Q4_K and Q6_K).
+/// AVX2 multi-vector kernels (the 32-element quantized types, Q4_K, Q5_K and Q6_K).
 pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
     use GgmlType as T;
     Some(match w {
@@ -752,13 +848,14 @@ pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>
         T::Q8_0 => avx2_dot_multi::<Q80, N>,
         T::Iq4Nl => avx2_dot_multi::<Iq4Nl, N>,
         T::Q4K => avx2_dot_k::<Q4K, N>,
+        T::Q5K => avx2_dot_k::<Q5K, N>,
         T::Q6K => avx2_dot_k::<Q6K, N>,
         _ => return None,
     })
 }
 
 /// AVX-512 multi-vector kernels (the 32-element quantized types on VNNI, Q4_K and Q6_K
-/// with the 512-bit bodies, as [`avx512`] picks them).
+/// with the 512-bit bodies, Q5_K with the AVX2 body, as [`avx512`] picks them).
 pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
     use GgmlType as T;
     Some(match w {
@@ -770,6 +867,8 @@ pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<
         T::Iq4Nl => vnni_dot_multi::<Iq4Nl, N>,
         T::Q4K => vnni_dot_k::<Q4KZmm, N>,
         T::Q6K => vnni_dot_k::<Q6KZmm, N>,
+        // The AVX2 body, as `avx512` hands out for the single row.
+        T::Q5K => avx2_dot_k::<Q5K, N>,
         _ => return None,
     })
 }
@@ -998,29 +1097,19 @@ unsafe fn pair_scales(sc: __m256i, k: usize) -> __m256i {
     _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(sc, pick))
 }
 
-/// The sum of the eight `i32` lanes.
+/// Eight `i32` lanes whose total is `Σ_j bsums[j] · mins[j]` for the Q8_K block at `a`,
+/// sixteen i16 minimums given ([`Block::m`]).
 #[inline(always)]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
+unsafe fn min_part16(a: *const u8, mins: __m256i) -> __m256i {
+    _mm256_madd_epi16(load256(a.add(Q8K_BSUMS)), mins)
 }
 
-/// `Σ_j bsums[j] · mins[j]` for the Q8_K block at `a`, sixteen i16 minimums given.
+/// Q4_K/Q5_K's eight minimums (one per 32 quants) as the sixteen i16 minimums, one per
+/// `bsums` entry, that [`min_part16`] takes.
 #[inline(always)]
-unsafe fn min_sum16(a: *const u8, mins: __m256i) -> i32 {
-    hsum_epi32(_mm256_madd_epi16(load256(a.add(Q8K_BSUMS)), mins))
-}
-
-/// `Σ_j bsums[j] · mins[j / 2]` for the Q8_K block at `a` (Q4_K/Q5_K: one minimum per 32).
-#[inline(always)]
-unsafe fn min_sum8(a: *const u8, mins: &[u8; 8]) -> i32 {
+unsafe fn mins16(mins: &[u8; 8]) -> __m256i {
     let m = _mm_cvtepu8_epi16(_mm_loadl_epi64(mins.as_ptr().cast()));
-    min_sum16(
-        a,
-        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m)),
-    )
+    _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m))
 }
 
 /// Q4_K/Q5_K's twelve scale bytes → (eight 6-bit scales, eight 6-bit minimums).
@@ -1044,6 +1133,7 @@ unsafe fn unpack_k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
 impl Pair for Q2K {
     const W: GgmlType = GgmlType::Q2K;
     const A: GgmlType = GgmlType::Q8K;
+    const MINS: bool = true;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -1062,11 +1152,12 @@ impl Pair for Q2K {
             }
         }
         let ad = f32_at(a);
-        let dmin = f16_at(w.add(82)) * ad;
         Block {
             s: acc,
             d: f16_at(w.add(80)) * ad,
-            extra: -(dmin * min_sum16(a, _mm256_cvtepu8_epi16(mins)) as f32),
+            extra: 0.0,
+            m: min_part16(a, _mm256_cvtepu8_epi16(mins)),
+            dmin: f16_at(w.add(82)) * ad,
         }
     }
 }
@@ -1110,17 +1201,14 @@ impl Pair for Q3K {
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc, k)));
             }
         }
-        Block {
-            s: acc,
-            d: f16_at(w.add(108)) * f32_at(a),
-            extra: 0.0,
-        }
+        Block::plain(acc, f16_at(w.add(108)) * f32_at(a), 0.0)
     }
 }
 
 impl Pair for Q4K {
     const W: GgmlType = GgmlType::Q4K;
     const A: GgmlType = GgmlType::Q8K;
+    const MINS: bool = true;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -1128,20 +1216,57 @@ impl Pair for Q4K {
     }
 }
 
-/// A Q4_K block's nibbles split into low and high halves, with its scales and minimums.
+/// A Q4_K or Q5_K block's quants (0..=31) in eight groups of 32, each group's scale
+/// broadcast to i16 lanes, and its minimums as [`mins16`] widens them.
 #[derive(Clone, Copy)]
-struct Q4KPrep {
+struct K4Prep {
     q: [__m256i; 8],
-    sc: [u8; 8],
-    mins: [u8; 8],
+    scale: [__m256i; 8],
+    mins: __m256i,
+}
+
+/// The scale vectors and minimums of a [`K4Prep`], from the twelve scale bytes at `p`.
+#[inline(always)]
+unsafe fn k4_scales(p: *const u8) -> ([__m256i; 8], __m256i) {
+    let (sc, mins) = unpack_k4_scales(p);
+    let mut scale = [_mm256_setzero_si256(); 8];
+    for (v, &s) in scale.iter_mut().zip(&sc) {
+        *v = _mm256_set1_epi16(i16::from(s));
+    }
+    (scale, mins16(&mins))
+}
+
+/// The [`Block`] of the Q4_K/Q5_K block at `w` (`d` at byte 0, `dmin` at byte 2), prepared
+/// as `p`, against the Q8_K block at `a`.
+#[inline(always)]
+unsafe fn k4_finish(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
+    let mut acc = _mm256_setzero_si256();
+    for j in 0..4 {
+        let y_lo = load256(a.add(Q8K_QS + 64 * j));
+        let y_hi = load256(a.add(Q8K_QS + 64 * j + 32));
+        let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(p.q[2 * j], y_lo), p.scale[2 * j]);
+        let p_hi = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(p.q[2 * j + 1], y_hi),
+            p.scale[2 * j + 1],
+        );
+        acc = _mm256_add_epi32(acc, _mm256_add_epi32(p_lo, p_hi));
+    }
+    let ad = f32_at(a);
+    Block {
+        s: acc,
+        d: f16_at(w) * ad,
+        extra: 0.0,
+        m: min_part16(a, p.mins),
+        dmin: f16_at(w.add(2)) * ad,
+    }
 }
 
 impl SplitK for Q4K {
-    type Prep = Q4KPrep;
+    type Prep = K4Prep;
 
     #[inline(always)]
-    unsafe fn prep(w: *const u8) -> Q4KPrep {
-        let (sc, mins) = unpack_k4_scales(w.add(4));
+    unsafe fn prep(w: *const u8) -> K4Prep {
+        let (scale, mins) = k4_scales(w.add(4));
         let low = _mm256_set1_epi8(0x0F);
         let mut q = [_mm256_setzero_si256(); 8];
         for j in 0..4 {
@@ -1149,74 +1274,52 @@ impl SplitK for Q4K {
             q[2 * j] = _mm256_and_si256(qv, low);
             q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(qv), low);
         }
-        Q4KPrep { q, sc, mins }
+        K4Prep { q, scale, mins }
     }
 
     #[inline(always)]
-    unsafe fn finish<I: Isa>(p: &Q4KPrep, w: *const u8, a: *const u8) -> Block {
-        let mut acc = _mm256_setzero_si256();
-        for j in 0..4 {
-            let y_lo = load256(a.add(Q8K_QS + 64 * j));
-            let y_hi = load256(a.add(Q8K_QS + 64 * j + 32));
-            let p_lo = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(p.q[2 * j], y_lo),
-                _mm256_set1_epi16(i16::from(p.sc[2 * j])),
-            );
-            let p_hi = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(p.q[2 * j + 1], y_hi),
-                _mm256_set1_epi16(i16::from(p.sc[2 * j + 1])),
-            );
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p_lo, p_hi));
-        }
-        let ad = f32_at(a);
-        let dmin = f16_at(w.add(2)) * ad;
-        Block {
-            s: acc,
-            d: f16_at(w) * ad,
-            extra: -(dmin * min_sum8(a, &p.mins) as f32),
-        }
+    unsafe fn finish<I: Isa>(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
+        k4_finish(p, w, a)
     }
 }
 
 impl Pair for Q5K {
     const W: GgmlType = GgmlType::Q5K;
     const A: GgmlType = GgmlType::Q8K;
+    const MINS: bool = true;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
-        let (sc, mins) = unpack_k4_scales(w.add(4));
+        Self::finish::<I>(&Self::prep(w), w, a)
+    }
+}
+
+impl SplitK for Q5K {
+    type Prep = K4Prep;
+
+    #[inline(always)]
+    unsafe fn prep(w: *const u8) -> K4Prep {
+        let (scale, mins) = k4_scales(w.add(4));
         let low = _mm256_set1_epi8(0x0F);
         let one = _mm256_set1_epi8(1);
         let hb = load256(w.add(16));
-        let mut acc = _mm256_setzero_si256();
+        let mut q = [_mm256_setzero_si256(); 8];
         for j in 0..4 {
             let qv = load256(w.add(48 + 32 * j));
             let b_lo = _mm256_and_si256(srl16(hb, 2 * j as u32), one);
             let b_hi = _mm256_and_si256(srl16(hb, 2 * j as u32 + 1), one);
-            let lo = _mm256_or_si256(_mm256_and_si256(qv, low), _mm256_slli_epi16::<4>(b_lo));
-            let hi = _mm256_or_si256(
+            q[2 * j] = _mm256_or_si256(_mm256_and_si256(qv, low), _mm256_slli_epi16::<4>(b_lo));
+            q[2 * j + 1] = _mm256_or_si256(
                 _mm256_and_si256(_mm256_srli_epi16::<4>(qv), low),
                 _mm256_slli_epi16::<4>(b_hi),
             );
-            let y_lo = load256(a.add(Q8K_QS + 64 * j));
-            let y_hi = load256(a.add(Q8K_QS + 64 * j + 32));
-            let p_lo = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(lo, y_lo),
-                _mm256_set1_epi16(i16::from(sc[2 * j])),
-            );
-            let p_hi = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, y_hi),
-                _mm256_set1_epi16(i16::from(sc[2 * j + 1])),
-            );
-            acc = _mm256_add_epi32(acc, _mm256_add_epi32(p_lo, p_hi));
         }
-        let ad = f32_at(a);
-        let dmin = f16_at(w.add(2)) * ad;
-        Block {
-            s: acc,
-            d: f16_at(w) * ad,
-            extra: -(dmin * min_sum8(a, &mins) as f32),
-        }
+        K4Prep { q, scale, mins }
+    }
+
+    #[inline(always)]
+    unsafe fn finish<I: Isa>(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
+        k4_finish(p, w, a)
     }
 }
 
@@ -1230,11 +1333,16 @@ impl Pair for Q6K {
     }
 }
 
-/// A Q6_K block's sixteen groups of 32 quants as bytes 0..=63, with its scales.
+/// A Q6_K block's sixteen groups of 32 quants as `x = q − 32` (−32..=31): their
+/// magnitudes `|x|`, the bytes `x` whose signs `vpsignb` moves onto the activations, and
+/// the i16 scale vectors of each group's two 16-quant sub-blocks. `|x| · (sign(x)·y)` is
+/// `x · y` exactly for activations in −127..=127, and `vpmaddubsw` sums two such products
+/// (at most 2·32·127 in magnitude) without saturating.
 #[derive(Clone, Copy)]
 struct Q6KPrep {
-    q: [__m256i; 8],
-    sc: __m256i,
+    mag: [__m256i; 8],
+    sign: [__m256i; 8],
+    scale: [__m256i; 8],
 }
 
 impl SplitK for Q6K {
@@ -1245,7 +1353,10 @@ impl SplitK for Q6K {
         let sc = _mm256_broadcastsi128_si256(_mm_loadu_si128(w.add(192).cast()));
         let low = _mm256_set1_epi8(0x0F);
         let three = _mm256_set1_epi8(3);
-        let mut q = [_mm256_setzero_si256(); 8];
+        let m32 = _mm256_set1_epi8(32);
+        let mut mag = [_mm256_setzero_si256(); 8];
+        let mut sign = [_mm256_setzero_si256(); 8];
+        let mut scale = [_mm256_setzero_si256(); 8];
         for half in 0..2 {
             let ql0 = load256(w.add(64 * half));
             let ql1 = load256(w.add(64 * half + 32));
@@ -1258,30 +1369,25 @@ impl SplitK for Q6K {
             ];
             for (g, n) in nib.into_iter().enumerate() {
                 let h = _mm256_and_si256(srl16(qh, 2 * g as u32), three);
-                q[4 * half + g] = _mm256_or_si256(n, _mm256_slli_epi16::<4>(h));
+                let x = _mm256_sub_epi8(_mm256_or_si256(n, _mm256_slli_epi16::<4>(h)), m32);
+                let i = 4 * half + g;
+                mag[i] = _mm256_abs_epi8(x);
+                sign[i] = x;
+                scale[i] = pair_scales(sc, 2 * i);
             }
         }
-        Q6KPrep { q, sc }
+        Q6KPrep { mag, sign, scale }
     }
 
     #[inline(always)]
     unsafe fn finish<I: Isa>(p: &Q6KPrep, w: *const u8, a: *const u8) -> Block {
-        let m32 = _mm256_set1_epi8(32);
         let mut acc = _mm256_setzero_si256();
-        for half in 0..2 {
-            for g in 0..4 {
-                let q = p.q[4 * half + g];
-                let y = load256(a.add(Q8K_QS + 128 * half + 32 * g));
-                let d = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(m32, y));
-                let k = 8 * half + 2 * g;
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, pair_scales(p.sc, k)));
-            }
+        for i in 0..8 {
+            let y = _mm256_sign_epi8(load256(a.add(Q8K_QS + 32 * i)), p.sign[i]);
+            let d = _mm256_maddubs_epi16(p.mag[i], y);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, p.scale[i]));
         }
-        Block {
-            s: acc,
-            d: f16_at(w.add(208)) * f32_at(a),
-            extra: 0.0,
-        }
+        Block::plain(acc, f16_at(w.add(208)) * f32_at(a), 0.0)
     }
 }
 
@@ -1303,17 +1409,14 @@ impl Pair for Iq4Xs {
             let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
         }
-        Block {
-            s: acc,
-            d: f16_at(w) * f32_at(a),
-            extra: 0.0,
-        }
+        Block::plain(acc, f16_at(w) * f32_at(a), 0.0)
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// 512-bit bodies (AVX-512 BW) for the most common K-quants: 64 quants per instruction.
-// Only instantiated through `run_vnni`, whose target features include AVX-512 F/BW/VL.
+// 512-bit bodies (AVX-512 BW, VNNI's `vpdpwssd` for the scale step) for the most common
+// K-quants: 64 quants per instruction. Only instantiated through `run_vnni`, whose target
+// features include AVX-512 F/BW/VL/VNNI.
 
 struct Q4KZmm;
 struct Q6KZmm;
@@ -1343,6 +1446,7 @@ unsafe fn load512(p: *const u8) -> __m512i {
 impl Pair for Q4KZmm {
     const W: GgmlType = GgmlType::Q4K;
     const A: GgmlType = GgmlType::Q8K;
+    const MINS: bool = true;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -1350,12 +1454,13 @@ impl Pair for Q4KZmm {
     }
 }
 
-/// A Q4_K block as four 64-quant vectors with their i16 scale vectors, and its minimums.
+/// A Q4_K block as four 64-quant vectors with their i16 scale vectors, and its minimums
+/// as [`mins16`] widens them.
 #[derive(Clone, Copy)]
 struct Q4KZmmPrep {
     q: [__m512i; 4],
     scale: [__m512i; 4],
-    mins: [u8; 8],
+    mins: __m256i,
 }
 
 impl SplitK for Q4KZmm {
@@ -1377,7 +1482,11 @@ impl SplitK for Q4KZmm {
             let first = _mm512_set1_epi16(2 * j as i16);
             scale[j] = _mm512_permutexvar_epi16(_mm512_add_epi16(halves, first), sc);
         }
-        Q4KZmmPrep { q, scale, mins }
+        Q4KZmmPrep {
+            q,
+            scale,
+            mins: mins16(&mins),
+        }
     }
 
     #[inline(always)]
@@ -1385,15 +1494,17 @@ impl SplitK for Q4KZmm {
         let mut acc = _mm512_setzero_si512();
         for j in 0..4 {
             let y = load512(a.add(Q8K_QS + 64 * j));
-            let d = _mm512_madd_epi16(_mm512_maddubs_epi16(p.q[j], y), p.scale[j]);
-            acc = _mm512_add_epi32(acc, d);
+            // `vpdpwssd`: the i16 pair products with the scales, summed into `acc` (exact:
+            // no saturation).
+            acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(p.q[j], y), p.scale[j]);
         }
         let ad = f32_at(a);
-        let dmin = f16_at(w.add(2)) * ad;
         Block {
             s: fold512(acc),
             d: f16_at(w) * ad,
-            extra: -(dmin * min_sum8(a, &p.mins) as f32),
+            extra: 0.0,
+            m: min_part16(a, p.mins),
+            dmin: f16_at(w.add(2)) * ad,
         }
     }
 }
@@ -1408,10 +1519,14 @@ impl Pair for Q6KZmm {
     }
 }
 
-/// A Q6_K block as four 64-quant vectors (bytes 0..=63) with their i16 scale vectors.
+/// A Q6_K block as four 64-quant vectors of `x = q − 32` (−32..=31), as magnitudes `|x|`
+/// and masks of the negative ones, with their i16 scale vectors. As for [`Q6KPrep`], the
+/// activations take the signs (negated under the mask), which is exact for activations in
+/// −127..=127.
 #[derive(Clone, Copy)]
 struct Q6KZmmPrep {
-    q: [__m512i; 4],
+    mag: [__m512i; 4],
+    neg: [__mmask64; 4],
     scale: [__m512i; 4],
 }
 
@@ -1426,7 +1541,9 @@ impl SplitK for Q6KZmm {
         let lanes = load512(SUB_BLOCK_OF_LANE.as_ptr().cast());
         let low = _mm512_set1_epi8(0x0F);
         let three = _mm512_set1_epi8(3);
-        let mut q = [_mm512_setzero_si512(); 4];
+        let m32 = _mm512_set1_epi8(32);
+        let mut mag = [_mm512_setzero_si512(); 4];
+        let mut neg = [0; 4];
         let mut scale = [_mm512_setzero_si512(); 4];
         for half in 0..2 {
             // Elements 128·half + 0..64 take the low nibbles of ql[64·half..][..64] and
@@ -1442,31 +1559,27 @@ impl SplitK for Q6KZmm {
                 ),
             ];
             for (g, (nib, high)) in parts.into_iter().enumerate() {
-                q[2 * half + g] =
-                    _mm512_or_si512(nib, _mm512_slli_epi16::<4>(_mm512_and_si512(high, three)));
+                let q = _mm512_or_si512(nib, _mm512_slli_epi16::<4>(_mm512_and_si512(high, three)));
+                let x = _mm512_sub_epi8(q, m32);
+                let i = 2 * half + g;
+                mag[i] = _mm512_abs_epi8(x);
+                neg[i] = _mm512_movepi8_mask(x);
                 let first = _mm512_set1_epi16((8 * half + 4 * g) as i16);
-                scale[2 * half + g] = _mm512_permutexvar_epi16(_mm512_add_epi16(lanes, first), sc);
+                scale[i] = _mm512_permutexvar_epi16(_mm512_add_epi16(lanes, first), sc);
             }
         }
-        Q6KZmmPrep { q, scale }
+        Q6KZmmPrep { mag, neg, scale }
     }
 
     #[inline(always)]
     unsafe fn finish<I: Isa>(p: &Q6KZmmPrep, w: *const u8, a: *const u8) -> Block {
-        let m32 = _mm512_set1_epi8(32);
+        let zero = _mm512_setzero_si512();
         let mut acc = _mm512_setzero_si512();
-        for half in 0..2 {
-            for g in 0..2 {
-                let y = load512(a.add(Q8K_QS + 128 * half + 64 * g));
-                let q = p.q[2 * half + g];
-                let d = _mm512_sub_epi16(_mm512_maddubs_epi16(q, y), _mm512_maddubs_epi16(m32, y));
-                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(d, p.scale[2 * half + g]));
-            }
+        for i in 0..4 {
+            let y = load512(a.add(Q8K_QS + 64 * i));
+            let y = _mm512_mask_sub_epi8(y, p.neg[i], zero, y);
+            acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(p.mag[i], y), p.scale[i]);
         }
-        Block {
-            s: fold512(acc),
-            d: f16_at(w.add(208)) * f32_at(a),
-            extra: 0.0,
-        }
+        Block::plain(fold512(acc), f16_at(w.add(208)) * f32_at(a), 0.0)
     }
 }

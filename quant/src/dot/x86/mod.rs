@@ -9,15 +9,15 @@
 //!   non-finite values propagate exactly as there.
 //! * [`float`]: F32, F16 and BF16 dot products with f32 FMA accumulators.
 //! * Multi-vector kernels ([`kernel_multi`], in [`int`]) for the 32-element quantized
-//!   types, Q4_K and Q6_K: one weight row against `N` activation rows, each weight block
-//!   unpacked once.
+//!   types, Q4_K, Q5_K and Q6_K: one weight row against `N` activation rows, each weight
+//!   block unpacked once.
 //!   They run the single-row kernel's arithmetic for every row (same block sums, same
 //!   8-lane float accumulators, same FMA/add order, same scalar fix-up of non-finite
 //!   scales), only interleaved, so their results are bit-identical to it.
 //!
-//! At the AVX-512 level Q4_K and Q6_K have 512-bit bodies (AVX-512 BW); the other K-quants
-//! and F16 use the AVX2 kernels (a K-quant's sub-block scale multiply needs the 16-bit
-//! `vpmaddwd` step either way, so VNNI buys nothing there; see `float::avx512` for F16).
+//! At the AVX-512 level Q4_K and Q6_K have 512-bit bodies (AVX-512 BW, with VNNI's
+//! `vpdpwssd` doing the 16-bit sub-block scale multiply and the accumulation in one step);
+//! the other K-quants and F16 use the AVX2 kernels (see `float::avx512` for F16).
 
 use super::{VecDotFn, VecDotMultiFn};
 use crate::{CpuLevel, GgmlType};
