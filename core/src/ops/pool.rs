@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 /// How long an idle worker spins before it yields, then sleeps.
 const SPIN: Duration = Duration::from_micros(200);
 const YIELD: Duration = Duration::from_millis(2);
+/// Spins between two looks at the clock while idle.
+const CLOCK_EVERY: u32 = 64;
 
 /// A job as the workers see it: a type- and lifetime-erased `&dyn Fn(usize)` plus a count.
 #[derive(Clone, Copy)]
@@ -201,12 +203,19 @@ fn worker_loop(s: &Shared) {
     let mut seen = 0u64;
     loop {
         let idle_since = Instant::now();
+        let mut spins = 0u32;
         loop {
             if s.shutdown.load(Ordering::Acquire) {
                 return;
             }
             if s.epoch.load(Ordering::Acquire) != seen {
                 break;
+            }
+            // Reading the clock costs more than a spin: look at it every few dozen spins.
+            spins = spins.wrapping_add(1);
+            if !spins.is_multiple_of(CLOCK_EVERY) {
+                std::hint::spin_loop();
+                continue;
             }
             let idle = idle_since.elapsed();
             if idle < SPIN {

@@ -190,7 +190,9 @@ fn quantize_q8_block_simd(x: &[f32], qs: &mut [u8], x86: bool) -> (f32, i32) {
     };
     let mut sum = 0i32;
     for (q, v) in qs.iter_mut().zip(x) {
-        let qi = (v * id).round_ties_even() as i8;
+        // Ties to even, as `_mm256_round_ps(_MM_ROUND_NEAREST)` and `vcvtnq_s32_f32`;
+        // |v * id| <= 127, well inside `nearest_int`'s range.
+        let qi = super::nearest_int(v * id) as i8;
         sum += i32::from(qi);
         *q = qi as u8;
     }
