@@ -304,3 +304,19 @@ pub fn rewrite_gguf(
     }
     w.write_to_path(dst).unwrap();
 }
+
+/// A committed JSON fixture, by path relative to `tests/fixtures`.
+pub fn fixture_json(relative: &str) -> Json {
+    let path = fixture(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON array of token ids.
+pub fn json_ids(v: &Json) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of ids")
+        .iter()
+        .map(|x| x.as_u64().expect("an id") as u32)
+        .collect()
+}

@@ -19,22 +19,13 @@ use fennec_core::gguf::{TensorData, Value};
 use fennec_core::model::{Architecture, ExpertResidencyOptions};
 use fennec_core::sampler::argmax;
 use fennec_core::{Error, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
-use fennec_tests::{fixture, read_npy_f32, rewrite_gguf, temp_dir};
+use fennec_tests::{fixture, fixture_json, json_ids as ids, read_npy_f32, rewrite_gguf, temp_dir};
 use serde_json::Value as Json;
 
 const MODELS: [&str; 3] = ["scout", "chunked", "maverick"];
 
 fn golden(name: &str) -> Json {
-    let text = std::fs::read_to_string(fixture(&format!("llama4/goldens/{name}.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Json) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    fixture_json(&format!("llama4/goldens/{name}.json"))
 }
 
 fn model_path(file: &str) -> PathBuf {

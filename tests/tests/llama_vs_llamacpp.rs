@@ -15,20 +15,8 @@ use fennec_core::chat::ChatMessage;
 use fennec_core::sampler::argmax;
 use fennec_core::{KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{fixture, smollm2_path};
-use serde_json::Value;
 
-fn load_json(path: &str) -> Value {
-    let text = std::fs::read_to_string(fixture(path)).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use fennec_tests::{fixture_json as load_json, json_ids as ids};
 
 fn model() -> Arc<Model> {
     Model::load(smollm2_path(), &LoadOptions { n_threads: 2 }).unwrap()

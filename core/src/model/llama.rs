@@ -1,12 +1,13 @@
 //! The `llama` architecture (Llama 2/3, SmolLM, TinyLlama, …), written top to bottom in ops.
 
-use super::ffn::{swiglu_ffn, FfnScratch};
+use super::blocks::{embed, output_logits, Buffers};
+use super::ffn::swiglu_ffn;
 use super::hparams::LlamaHparams;
 use super::weights::{check_kernels, f32s, optional_f32s, optional_ref, tensor_ref, TensorRef};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
-use crate::ops::{self, Activations, AttentionShape, ThreadPool};
+use crate::ops::{self, Activations, ThreadPool};
 
 /// One transformer block's weights.
 #[derive(Debug)]
@@ -125,94 +126,63 @@ impl Llama {
         want_logits: &[bool],
     ) -> Result<Vec<f32>> {
         let hp = &self.hp;
-        let n = tokens.len();
         let (d, hd) = (hp.n_embd, hp.head_dim);
         let q_dim = hp.n_head * hd;
-        let kv_dim = hp.n_head_kv * hd;
-
-        let mut x = vec![0.0f32; n * d];
-        let embd = self.token_embd.weight(file);
-        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
-            embd.row_to_f32(t as usize, row)?;
-        }
-
-        let mut h = vec![0.0f32; n * d];
-        let mut normed = vec![0.0f32; n * d];
-        let mut q = vec![0.0f32; n * q_dim];
-        let mut k = vec![0.0f32; n * kv_dim];
-        let mut v = vec![0.0f32; n * kv_dim];
-        let mut attn = vec![0.0f32; n * q_dim];
-        let mut ffn = FfnScratch::default();
-        let shape = AttentionShape {
-            n_head: hp.n_head,
-            n_head_kv: hp.n_head_kv,
-            head_dim: hd,
-            scale: 1.0 / (hd as f32).sqrt(),
-        };
+        let mut x = embed(&self.token_embd, file, tokens, d)?;
+        let mut b = Buffers::new(hp, tokens.len());
 
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
-            h.copy_from_slice(&x);
-            ops::rms_norm(&mut h, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&h, d);
-            acts.matmul(&layer.wq.weight(file), &mut q, pool)?;
-            acts.matmul(&layer.wk.weight(file), &mut k, pool)?;
-            acts.matmul(&layer.wv.weight(file), &mut v, pool)?;
+            b.normed.copy_from_slice(&x);
+            ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
+            let mut acts = Activations::new(&b.normed, d);
+            acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
+            acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
+            acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
             for (buf, bias) in [
-                (&mut q, &layer.bq),
-                (&mut k, &layer.bk),
-                (&mut v, &layer.bv),
+                (&mut b.q, &layer.bq),
+                (&mut b.k, &layer.bk),
+                (&mut b.v, &layer.bv),
             ] {
-                if let Some(b) = bias {
-                    ops::add_bias(buf, b);
+                if let Some(bias) = bias {
+                    ops::add_bias(buf, bias);
                 }
             }
-            hp.rope.apply(&mut q, hd, positions, pool);
-            hp.rope.apply(&mut k, hd, positions, pool);
+            hp.rope.apply(&mut b.q, hd, positions, pool);
+            hp.rope.apply(&mut b.k, hd, positions, pool);
             let cache = &mut kv.layers[il];
-            for ((kr, vr), &pos) in k
-                .chunks_exact(kv_dim)
-                .zip(v.chunks_exact(kv_dim))
-                .zip(positions)
-            {
-                cache.store(pos, kr, vr)?;
+            b.store_kv(cache, positions)?;
+            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
+            Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
+            if let Some(bias) = &layer.bo {
+                ops::add_bias(&mut b.h, bias);
             }
-            ops::attention(&q, positions, cache, shape, &mut attn, pool);
-            Activations::new(&attn, q_dim).matmul(&layer.wo.weight(file), &mut h, pool)?;
-            if let Some(b) = &layer.bo {
-                ops::add_bias(&mut h, b);
-            }
-            ops::add_assign(&mut x, &h);
+            ops::add_assign(&mut x, &b.h);
 
             // Feed-forward block.
-            normed.copy_from_slice(&x);
-            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps, pool);
+            b.normed.copy_from_slice(&x);
+            ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             swiglu_ffn(
-                &mut Activations::new(&normed, d),
+                &mut Activations::new(&b.normed, d),
                 &layer.w_gate.weight(file),
                 &layer.w_up.weight(file),
                 &layer.w_down.weight(file),
-                &mut ffn,
-                &mut h,
+                &mut b.ffn,
+                &mut b.h,
                 pool,
             )?;
-            ops::add_assign(&mut x, &h);
+            ops::add_assign(&mut x, &b.h);
         }
 
         // Only the rows whose logits are wanted go through the output head.
-        let rows: Vec<f32> = x
-            .chunks_exact(d)
-            .zip(want_logits)
-            .filter(|(_, &w)| w)
-            .flat_map(|(r, _)| r.iter().copied())
-            .collect();
-        let n_out = rows.len() / d;
-        let mut normed = rows;
-        ops::rms_norm(&mut normed, &self.output_norm, hp.rms_eps, pool);
-        let mut logits = vec![0.0f32; n_out * hp.n_vocab];
-        if n_out > 0 {
-            Activations::new(&normed, d).matmul(&self.output.weight(file), &mut logits, pool)?;
-        }
-        Ok(logits)
+        output_logits(
+            &x,
+            want_logits,
+            &self.output_norm,
+            &self.output,
+            hp,
+            file,
+            pool,
+        )
     }
 }

@@ -7,6 +7,7 @@
 //! top-k on the raw router logits, each chosen expert fed `sigmoid(logit) · x` (the gate
 //! scales the expert's input), plus an always-on shared expert.
 
+use super::blocks::{embed, output_logits, Buffers};
 use super::experts::{ExpertResidency, ExpertResidencyOptions, ExpertStats};
 use super::ffn::{swiglu_ffn, FfnScratch};
 use super::hparams::{Llama4Hparams, Llama4LayerKind};
@@ -15,7 +16,7 @@ use super::weights::{ExpertTensor, TensorRef};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
-use crate::ops::{self, Activations, AttentionShape, ThreadPool};
+use crate::ops::{self, Activations, ThreadPool};
 
 /// The routed and shared experts of one MoE layer.
 #[derive(Debug)]
@@ -221,95 +222,65 @@ impl Llama4 {
         want_logits: &[bool],
     ) -> Result<Vec<f32>> {
         let hp = &self.hp.base;
-        let n = tokens.len();
         let (d, hd) = (hp.n_embd, hp.head_dim);
         let q_dim = hp.n_head * hd;
-        let kv_dim = hp.n_head_kv * hd;
-
-        let mut x = vec![0.0f32; n * d];
-        let embd = self.token_embd.weight(file);
-        for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
-            embd.row_to_f32(t as usize, row)?;
-        }
-
-        let mut h = vec![0.0f32; n * d];
-        let mut normed = vec![0.0f32; n * d];
-        let mut q = vec![0.0f32; n * q_dim];
-        let mut k = vec![0.0f32; n * kv_dim];
-        let mut v = vec![0.0f32; n * kv_dim];
-        let mut attn = vec![0.0f32; n * q_dim];
-        let mut scratch = FfnScratch::default();
-        let shape = AttentionShape {
-            n_head: hp.n_head,
-            n_head_kv: hp.n_head_kv,
-            head_dim: hd,
-            scale: 1.0 / (hd as f32).sqrt(),
-        };
+        let mut x = embed(&self.token_embd, file, tokens, d)?;
+        let mut b = Buffers::new(hp, tokens.len());
         let temperatures: Vec<f32> = positions.iter().map(|&p| self.hp.temperature(p)).collect();
 
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
-            normed.copy_from_slice(&x);
-            ops::rms_norm(&mut normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&normed, d);
-            acts.matmul(&layer.wq.weight(file), &mut q, pool)?;
-            acts.matmul(&layer.wk.weight(file), &mut k, pool)?;
-            acts.matmul(&layer.wv.weight(file), &mut v, pool)?;
+            b.normed.copy_from_slice(&x);
+            ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
+            let mut acts = Activations::new(&b.normed, d);
+            acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
+            acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
+            acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
             if layer.kind.rope {
-                hp.rope.apply(&mut q, hd, positions, pool);
-                hp.rope.apply(&mut k, hd, positions, pool);
+                hp.rope.apply(&mut b.q, hd, positions, pool);
+                hp.rope.apply(&mut b.k, hd, positions, pool);
                 if layer.kind.qk_norm {
-                    ops::rms_norm_unweighted(&mut q, hd, hp.rms_eps);
-                    ops::rms_norm_unweighted(&mut k, hd, hp.rms_eps);
+                    ops::rms_norm_unweighted(&mut b.q, hd, hp.rms_eps);
+                    ops::rms_norm_unweighted(&mut b.k, hd, hp.rms_eps);
                 }
             } else {
-                ops::scale_rows(&mut q, &temperatures);
+                ops::scale_rows(&mut b.q, &temperatures);
             }
             let cache = &mut kv.layers[il];
-            for ((kr, vr), &pos) in k
-                .chunks_exact(kv_dim)
-                .zip(v.chunks_exact(kv_dim))
-                .zip(positions)
-            {
-                cache.store(pos, kr, vr)?;
-            }
-            ops::attention(&q, positions, cache, shape, &mut attn, pool);
-            Activations::new(&attn, q_dim).matmul(&layer.wo.weight(file), &mut h, pool)?;
-            ops::add_assign(&mut x, &h);
+            b.store_kv(cache, positions)?;
+            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
+            Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
+            ops::add_assign(&mut x, &b.h);
 
             // Feed-forward block.
-            normed.copy_from_slice(&x);
-            ops::rms_norm(&mut normed, &layer.ffn_norm, hp.rms_eps, pool);
+            b.normed.copy_from_slice(&x);
+            ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             match &layer.ffn {
                 Ffn::Dense { gate, up, down } => swiglu_ffn(
-                    &mut Activations::new(&normed, d),
+                    &mut Activations::new(&b.normed, d),
                     &gate.weight(file),
                     &up.weight(file),
                     &down.weight(file),
-                    &mut scratch,
-                    &mut h,
+                    &mut b.ffn,
+                    &mut b.h,
                     pool,
                 )?,
-                Ffn::Moe(moe) => self.moe(moe, file, &normed, &mut h, &mut scratch, pool)?,
+                Ffn::Moe(moe) => self.moe(moe, file, &b.normed, &mut b.h, &mut b.ffn, pool)?,
             }
-            ops::add_assign(&mut x, &h);
+            ops::add_assign(&mut x, &b.h);
         }
         self.residency.after_batch(file);
 
         // Only the rows whose logits are wanted go through the output head.
-        let mut rows: Vec<f32> = x
-            .chunks_exact(d)
-            .zip(want_logits)
-            .filter(|(_, &w)| w)
-            .flat_map(|(r, _)| r.iter().copied())
-            .collect();
-        let n_out = rows.len() / d;
-        ops::rms_norm(&mut rows, &self.output_norm, hp.rms_eps, pool);
-        let mut logits = vec![0.0f32; n_out * hp.n_vocab];
-        if n_out > 0 {
-            Activations::new(&rows, d).matmul(&self.output.weight(file), &mut logits, pool)?;
-        }
-        Ok(logits)
+        output_logits(
+            &x,
+            want_logits,
+            &self.output_norm,
+            &self.output,
+            hp,
+            file,
+            pool,
+        )
     }
 
     /// The mixture-of-experts feed-forward of the rows of `x` into `out`. Tokens are grouped

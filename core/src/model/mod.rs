@@ -1,5 +1,6 @@
 //! Loaded models: a validated GGUF file, its architecture's weights, and worker threads.
 
+mod blocks;
 mod experts;
 mod ffn;
 mod hparams;
