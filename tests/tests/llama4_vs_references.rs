@@ -414,3 +414,57 @@ fn bad_moe_metadata_and_tensors_are_clear_errors() {
         "{err}"
     );
 }
+
+/// The tiny models' byte-level BPE (Llama 4 split regex, specials) tokenizes the golden chat
+/// text exactly as transformers' tokenizer did.
+#[test]
+fn the_llama4_pre_tokenizer_matches_transformers_on_the_golden_text() {
+    for name in MODELS {
+        let g = golden(name);
+        let text = g["text"].as_str().unwrap();
+        let expected = ids(&g["ids"]);
+        let model = load(&format!("{name}.f32.gguf"));
+        // The text starts with the BOS token written out; parse specials, add nothing.
+        let got = model
+            .tokenizer()
+            .unwrap()
+            .encode(text, false, true)
+            .unwrap();
+        assert_eq!(&got[..expected.len()], &expected[..], "{name}");
+    }
+}
+
+/// The tiny models' Llama 4-style chat template renders the golden conversation as
+/// transformers' `apply_chat_template` did.
+#[test]
+fn the_chat_template_renders_the_golden_conversation_as_transformers() {
+    use fennec_core::chat::ChatMessage;
+    let g = golden("scout");
+    let messages = [
+        ChatMessage::new(
+            "system",
+            "You are a careful helper who answers in short, clear sentences.",
+        ),
+        ChatMessage::new(
+            "user",
+            "Tell me about the river, the old mill and the stone bridge near the village.",
+        ),
+        ChatMessage::new(
+            "assistant",
+            "The river runs past the old mill. In the morning the water is cold and clear, and \
+             the children walk along the bank to school. They count: one, two, three, four. The \
+             cat sleeps on the warm window sill.",
+        ),
+        ChatMessage::new(
+            "user",
+            "What do we do when the numbers do not agree? I'll check 345 and 2025 twice.",
+        ),
+    ];
+    let model = load("scout.f32.gguf");
+    let rendered = model
+        .chat_template()
+        .unwrap()
+        .render(&messages, true)
+        .unwrap();
+    assert_eq!(rendered, g["text"].as_str().unwrap());
+}
