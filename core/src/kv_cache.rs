@@ -30,6 +30,11 @@ impl KvType {
             KvType::Q8_0 => GgmlType::Q8_0,
         }
     }
+
+    /// Bytes of one cache row of `row_len` elements.
+    pub fn row_bytes(self, row_len: usize) -> Result<usize> {
+        Ok(fennec_quant::row_bytes(self.ggml(), row_len)?)
+    }
 }
 
 impl FromStr for KvType {
@@ -73,7 +78,7 @@ impl Rows {
             KvType::F32 => Rows::F32(vec![0.0; elements]),
             KvType::F16 => Rows::F16(vec![f16::ZERO; elements]),
             KvType::Q8_0 => {
-                let bytes = fennec_quant::row_bytes(GgmlType::Q8_0, row_len)?;
+                let bytes = ty.row_bytes(row_len)?;
                 Rows::Q8_0(vec![0; bytes.checked_mul(n_cells).ok_or_else(overflow)?])
             }
         })
@@ -276,12 +281,7 @@ impl KvCache {
         let mut total = 0u64;
         for spec in specs {
             let cells = spec.window.cells(n_ctx, n_ubatch) as u64;
-            let row = match ty {
-                KvType::F32 => 4 * spec.row_len as u64,
-                KvType::F16 => 2 * spec.row_len as u64,
-                KvType::Q8_0 => fennec_quant::row_bytes(GgmlType::Q8_0, spec.row_len)? as u64,
-            };
-            total += 2 * row * cells;
+            total += 2 * ty.row_bytes(spec.row_len)? as u64 * cells;
         }
         Ok(total)
     }

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -23,6 +23,18 @@ pub enum ExpertAdvice {
     Sequential,
     /// `MADV_RANDOM` on all expert weights at load: no readahead pulls in unchosen experts.
     Random,
+}
+
+impl ExpertAdvice {
+    const ALL: [Self; 4] = [Self::None, Self::WillNeed, Self::Sequential, Self::Random];
+
+    fn from_index(i: u8) -> Self {
+        Self::ALL[usize::from(i) % Self::ALL.len()]
+    }
+
+    fn index(self) -> u8 {
+        Self::ALL.iter().position(|&a| a == self).unwrap_or(0) as u8
+    }
 }
 
 impl FromStr for ExpertAdvice {
@@ -109,6 +121,8 @@ pub(crate) struct ExpertResidency {
     ranges: Vec<Vec<[Range<usize>; 3]>>,
     hits: Vec<Vec<AtomicU64>>,
     batches: AtomicU64,
+    /// The current [`ExpertAdvice`] (its index), read on every routed expert without a lock.
+    advice: AtomicU8,
     pins: Mutex<Pins>,
 }
 
@@ -128,6 +142,7 @@ impl ExpertResidency {
             ranges,
             hits,
             batches: AtomicU64::new(0),
+            advice: AtomicU8::new(ExpertAdvice::default().index()),
             pins: Mutex::new(Pins {
                 options: ExpertResidencyOptions::default(),
                 pinned,
@@ -144,21 +159,23 @@ impl ExpertResidency {
             .map_or(0, |r| r.iter().map(|r| r.len() as u64).sum())
     }
 
-    /// Applies new options: load-time advice now, pins at the next rebalance.
+    /// Applies new options: the whole-range advice now (only when switching to or from
+    /// `Random`), pins at once.
     pub(crate) fn configure(&self, map: &[u8], options: ExpertResidencyOptions) {
         let mut pins = self.pins.lock().expect("expert pins");
+        let was_random = pins.options.advice == ExpertAdvice::Random;
+        let is_random = options.advice == ExpertAdvice::Random;
         pins.options = options;
         pins.error = None;
-        let advice = if options.advice == ExpertAdvice::Random {
-            libc::MADV_RANDOM
-        } else {
-            libc::MADV_NORMAL
-        };
-        for layer in &self.ranges {
-            for expert in layer {
-                for r in expert {
-                    advise(map, r.clone(), advice);
-                }
+        self.advice.store(options.advice.index(), Ordering::Relaxed);
+        if was_random != is_random {
+            let advice = if is_random {
+                libc::MADV_RANDOM
+            } else {
+                libc::MADV_NORMAL
+            };
+            for r in self.ranges.iter().flatten().flatten() {
+                advise(map, r.clone(), advice);
             }
         }
         drop(pins);
@@ -169,7 +186,7 @@ impl ExpertResidency {
     /// kernel to page the expert in.
     pub(crate) fn before_use(&self, map: &[u8], moe_index: usize, expert: usize, n_tokens: usize) {
         self.hits[moe_index][expert].fetch_add(n_tokens as u64, Ordering::Relaxed);
-        let advice = match self.pins.lock().expect("expert pins").options.advice {
+        let advice = match ExpertAdvice::from_index(self.advice.load(Ordering::Relaxed)) {
             ExpertAdvice::WillNeed => libc::MADV_WILLNEED,
             ExpertAdvice::Sequential => libc::MADV_SEQUENTIAL,
             ExpertAdvice::None | ExpertAdvice::Random => return,

@@ -3,7 +3,7 @@
 use super::blocks::{embed, output_logits, Buffers};
 use super::ffn::swiglu_ffn;
 use super::hparams::LlamaHparams;
-use super::weights::{check_kernels, f32s, optional_f32s, optional_ref, tensor_ref, TensorRef};
+use super::weights::{embedding_and_output, f32s, matrix_ref, optional_f32s, TensorRef};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
@@ -50,25 +50,24 @@ impl Llama {
         let q_dim = hp.n_head * hp.head_dim;
         let kv_dim = hp.n_head_kv * hp.head_dim;
         hp.rope.freq_factors = optional_f32s(file, "rope_freqs.weight", &[hp.rope.n_rot / 2])?;
-        let token_embd = tensor_ref(file, "token_embd.weight", &[d, v])?;
-        let output = optional_ref(file, "output.weight", &[d, v])?.unwrap_or(token_embd);
+        let (token_embd, output) = embedding_and_output(file, d, v)?;
         let layers = (0..hp.n_layer)
             .map(|i| {
                 let name = |t: &str| format!("blk.{i}.{t}");
                 Ok(Layer {
                     attn_norm: f32s(file, &name("attn_norm.weight"), &[d])?,
-                    wq: tensor_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
-                    wk: tensor_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
-                    wv: tensor_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
-                    wo: tensor_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
+                    wq: matrix_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
+                    wk: matrix_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
+                    wv: matrix_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
+                    wo: matrix_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
                     bq: optional_f32s(file, &name("attn_q.bias"), &[q_dim])?,
                     bk: optional_f32s(file, &name("attn_k.bias"), &[kv_dim])?,
                     bv: optional_f32s(file, &name("attn_v.bias"), &[kv_dim])?,
                     bo: optional_f32s(file, &name("attn_output.bias"), &[d])?,
                     ffn_norm: f32s(file, &name("ffn_norm.weight"), &[d])?,
-                    w_gate: tensor_ref(file, &name("ffn_gate.weight"), &[d, hp.n_ff])?,
-                    w_up: tensor_ref(file, &name("ffn_up.weight"), &[d, hp.n_ff])?,
-                    w_down: tensor_ref(file, &name("ffn_down.weight"), &[hp.n_ff, d])?,
+                    w_gate: matrix_ref(file, &name("ffn_gate.weight"), &[d, hp.n_ff])?,
+                    w_up: matrix_ref(file, &name("ffn_up.weight"), &[d, hp.n_ff])?,
+                    w_down: matrix_ref(file, &name("ffn_down.weight"), &[hp.n_ff, d])?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -79,30 +78,7 @@ impl Llama {
             output,
             layers,
         };
-        model.check_kernels()?;
         Ok(model)
-    }
-
-    /// Refuses at load time any weight type the kernels cannot multiply.
-    fn check_kernels(&self) -> Result<()> {
-        let mut refs = vec![
-            (self.token_embd.ty, "token_embd.weight".to_string()),
-            (self.output.ty, "output.weight".to_string()),
-        ];
-        for (i, l) in self.layers.iter().enumerate() {
-            for (r, n) in [
-                (l.wq, "attn_q"),
-                (l.wk, "attn_k"),
-                (l.wv, "attn_v"),
-                (l.wo, "attn_output"),
-                (l.w_gate, "ffn_gate"),
-                (l.w_up, "ffn_up"),
-                (l.w_down, "ffn_down"),
-            ] {
-                refs.push((r.ty, format!("blk.{i}.{n}.weight")));
-            }
-        }
-        check_kernels(refs)
     }
 
     /// The shape of each layer's KV cache: every layer attends to the whole context.

@@ -11,7 +11,8 @@ use super::blocks::{embed, output_logits, Buffers};
 use super::experts::{ExpertResidency, ExpertResidencyOptions, ExpertStats};
 use super::ffn::{swiglu_ffn, FfnScratch};
 use super::hparams::{Llama4Hparams, Llama4LayerKind};
-use super::weights::{check_kernels, f32s, optional_f32s, optional_ref, tensor_ref};
+use super::weights::optional_matrix_ref;
+use super::weights::{embedding_and_output, f32s, matrix_ref, optional_f32s};
 use super::weights::{ExpertTensor, TensorRef};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -84,8 +85,7 @@ impl Llama4 {
         let (n_exp, n_ff_exp) = (hp.n_expert, hp.n_ff_exp);
         hp.base.rope.freq_factors =
             optional_f32s(file, "rope_freqs.weight", &[hp.base.rope.n_rot / 2])?;
-        let token_embd = tensor_ref(file, "token_embd.weight", &[d, v])?;
-        let output = optional_ref(file, "output.weight", &[d, v])?.unwrap_or(token_embd);
+        let (token_embd, output) = embedding_and_output(file, d, v)?;
         let mut moe_layers = Vec::new();
         let mut ranges = Vec::new();
         let mut layers = Vec::with_capacity(hp.base.n_layer);
@@ -121,18 +121,18 @@ impl Llama4 {
             } else {
                 let n_ff = hp.base.n_ff;
                 Ffn::Dense {
-                    gate: tensor_ref(file, &name("ffn_gate.weight"), &[d, n_ff])?,
-                    up: tensor_ref(file, &name("ffn_up.weight"), &[d, n_ff])?,
-                    down: tensor_ref(file, &name("ffn_down.weight"), &[n_ff, d])?,
+                    gate: matrix_ref(file, &name("ffn_gate.weight"), &[d, n_ff])?,
+                    up: matrix_ref(file, &name("ffn_up.weight"), &[d, n_ff])?,
+                    down: matrix_ref(file, &name("ffn_down.weight"), &[n_ff, d])?,
                 }
             };
             layers.push(Layer {
                 kind,
                 attn_norm: f32s(file, &name("attn_norm.weight"), &[d])?,
-                wq: tensor_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
-                wk: tensor_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
-                wv: tensor_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
-                wo: tensor_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
+                wq: matrix_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
+                wk: matrix_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
+                wv: matrix_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
+                wo: matrix_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
                 ffn_norm: f32s(file, &name("ffn_norm.weight"), &[d])?,
                 ffn,
             });
@@ -145,43 +145,7 @@ impl Llama4 {
             layers,
             residency: ExpertResidency::new(moe_layers, ranges),
         };
-        model.check_kernels()?;
-        model
-            .residency
-            .configure(file.as_bytes(), ExpertResidencyOptions::default());
         Ok(model)
-    }
-
-    /// Refuses at load time any weight type the kernels cannot multiply.
-    fn check_kernels(&self) -> Result<()> {
-        let mut refs = vec![
-            (self.token_embd.ty, "token_embd.weight".to_string()),
-            (self.output.ty, "output.weight".to_string()),
-        ];
-        for (i, l) in self.layers.iter().enumerate() {
-            let mut add = |ty, n: &str| refs.push((ty, format!("blk.{i}.{n}.weight")));
-            add(l.wq.ty, "attn_q");
-            add(l.wk.ty, "attn_k");
-            add(l.wv.ty, "attn_v");
-            add(l.wo.ty, "attn_output");
-            match &l.ffn {
-                Ffn::Dense { gate, up, down } => {
-                    add(gate.ty, "ffn_gate");
-                    add(up.ty, "ffn_up");
-                    add(down.ty, "ffn_down");
-                }
-                Ffn::Moe(m) => {
-                    add(m.router.ty, "ffn_gate_inp");
-                    add(m.gate_exps.ty, "ffn_gate_exps");
-                    add(m.up_exps.ty, "ffn_up_exps");
-                    add(m.down_exps.ty, "ffn_down_exps");
-                    add(m.shared_gate.ty, "ffn_gate_shexp");
-                    add(m.shared_up.ty, "ffn_up_shexp");
-                    add(m.shared_down.ty, "ffn_down_shexp");
-                }
-            }
-        }
-        check_kernels(refs)
     }
 
     /// The shape of each layer's KV cache: chunked layers keep a ring, NoPE layers everything.
@@ -355,12 +319,12 @@ fn router(file: &GgufFile, name: &str, n_embd: usize, n_expert: usize) -> Result
             )));
         }
     }
-    tensor_ref(file, name, &[n_embd, n_expert])
+    matrix_ref(file, name, &[n_embd, n_expert])
 }
 
 /// A shared-expert matrix, with an error that says what a missing one means.
 fn shared_expert(file: &GgufFile, name: &str, n_in: usize, n_out: usize) -> Result<TensorRef> {
-    optional_ref(file, name, &[n_in, n_out])?.ok_or_else(|| {
+    optional_matrix_ref(file, name, &[n_in, n_out])?.ok_or_else(|| {
         Error::InvalidModel(format!(
             "tensor {name:?} is missing: Llama 4 MoE layers need a shared expert"
         ))

@@ -90,16 +90,50 @@ pub(crate) fn f32s(file: &GgufFile, name: &str, dims: &[usize]) -> Result<Vec<f3
     tensor_ref(file, name, dims)?.f32s(file.as_bytes())
 }
 
-/// Refuses at load time any weight type the kernels cannot multiply.
-pub(crate) fn check_kernels(refs: impl IntoIterator<Item = (GgmlType, String)>) -> Result<()> {
-    for (ty, name) in refs {
-        if fennec_quant::dot::activation_type(ty).is_none() {
-            return Err(Error::InvalidModel(format!(
-                "tensor {name:?}: weights of type {ty} are not supported yet"
-            )));
-        }
+/// Refuses at load time a weight type the kernels cannot multiply.
+fn check_kernel(ty: GgmlType, name: &str) -> Result<()> {
+    if fennec_quant::dot::activation_type(ty).is_none() {
+        return Err(Error::InvalidModel(format!(
+            "tensor {name:?}: weights of type {ty} are not supported yet"
+        )));
     }
     Ok(())
+}
+
+/// Like [`tensor_ref`], for a matrix the model multiplies by: its type must have a kernel.
+pub(crate) fn matrix_ref(file: &GgufFile, name: &str, dims: &[usize]) -> Result<TensorRef> {
+    let r = tensor_ref(file, name, dims)?;
+    check_kernel(r.ty, name)?;
+    Ok(r)
+}
+
+/// Like [`optional_ref`], for a matrix the model multiplies by.
+pub(crate) fn optional_matrix_ref(
+    file: &GgufFile,
+    name: &str,
+    dims: &[usize],
+) -> Result<Option<TensorRef>> {
+    let r = optional_ref(file, name, dims)?;
+    if let Some(r) = &r {
+        check_kernel(r.ty, name)?;
+    }
+    Ok(r)
+}
+
+/// The token embedding (`[n_embd, n_vocab]`) and the output head: `output.weight`, or the
+/// embedding itself when the model ties them.
+pub(crate) fn embedding_and_output(
+    file: &GgufFile,
+    n_embd: usize,
+    n_vocab: usize,
+) -> Result<(TensorRef, TensorRef)> {
+    let dims = [n_embd, n_vocab];
+    let token_embd = tensor_ref(file, "token_embd.weight", &dims)?;
+    let output = match optional_matrix_ref(file, "output.weight", &dims)? {
+        Some(output) => output,
+        None => matrix_ref(file, "token_embd.weight", &dims)?,
+    };
+    Ok((token_embd, output))
 }
 
 /// A 3-D tensor of `n_expert` matrices stacked along its outermost dimension (MoE experts):
@@ -141,7 +175,7 @@ impl ExpertTensor {
                 "tensor {name:?} has dims {dims:?}, expected [{n_in}, {rows}, {n_expert}]"
             )));
         }
-        let r = tensor_ref(file, name, &[n_in, rows, n_expert])?;
+        let r = matrix_ref(file, name, &[n_in, rows, n_expert])?;
         Ok(Self {
             ty: r.ty,
             n_in,
