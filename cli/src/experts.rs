@@ -1,7 +1,7 @@
 //! Flags that steer where MoE expert weights live (ignored by models without experts).
 
-use fennec_core::model::{ExpertAdvice, ExpertResidencyOptions};
 use fennec_core::Model;
+use fennec_core::{ExpertAdvice, ExpertResidencyOptions};
 
 /// `--expert-cache-mb` and `--expert-advice`.
 #[derive(clap::Args, Clone, Debug)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use fennec_core::chat::ChatMessage;
 use fennec_core::{
-    CancelHandle, GenerateOptions, KvType, LoadOptions, Model, SamplerOptions, Session,
+    CancelHandle, GenerateOptions, Input, KvType, LoadOptions, Model, SamplerOptions, Session,
     SessionOptions,
 };
 use serde_json::json;
@@ -62,13 +62,8 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self) -> Result<(std::sync::Arc<Model>, Session)> {
-        let model = Model::load(
-            &self.model,
-            &LoadOptions {
-                n_threads: self.threads,
-            },
-        )
-        .with_context(|| format!("cannot load {}", self.model.display()))?;
+        let model = Model::load(&self.model, &LoadOptions::with_threads(self.threads))
+            .with_context(|| format!("cannot load {}", self.model.display()))?;
         self.experts.apply(&model);
         let session = Session::new(
             model.clone(),
@@ -141,12 +136,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let cancel = CancelHandle::new();
     let stdout = std::io::stdout();
     let json = args.json;
-    let completion = session.generate(&prompt, &opts, &cancel, &mut |piece| {
+    let completion = session.generate(&[Input::Tokens(&prompt)], &opts, &cancel, &mut |piece| {
         if !json {
             let mut out = stdout.lock();
-            let _ = out.write_all(piece.as_bytes());
+            let _ = out.write_all(piece.text.as_bytes());
             let _ = out.flush();
         }
+        true
     })?;
     if json {
         let out = json!({
@@ -211,26 +207,13 @@ pub fn chat(args: &ChatArgs) -> Result<()> {
         messages.push(ChatMessage::new("user", line));
         // Re-render the whole conversation and reuse the cached prefix it shares.
         let tokens = crate::text::chat_prompt(&model, &messages)?;
-        let common = session
-            .tokens()
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(tokens.len() - 1);
-        let common = if session.can_truncate(common) {
-            common
-        } else {
-            0
-        };
-        if common == 0 {
-            session.clear();
-        } else {
-            session.truncate(common)?;
-        }
-        let completion = session.generate(&tokens[common..], &opts, &cancel, &mut |piece| {
-            let _ = stdout.write_all(piece.as_bytes());
+        let conversation = [Input::Tokens(&tokens)];
+        let kept = session.reuse_prefix(&conversation)?;
+        let new = Input::skip(&conversation, kept);
+        let completion = session.generate(&new, &opts, &cancel, &mut |piece| {
+            let _ = stdout.write_all(piece.text.as_bytes());
             let _ = stdout.flush();
+            true
         })?;
         writeln!(stdout)?;
         messages.push(ChatMessage::new("assistant", completion.text.trim()));

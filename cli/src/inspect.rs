@@ -163,7 +163,7 @@ fn build_report(gguf: &GgufFile, path: &std::path::Path, with_tensors: bool) -> 
 /// How Fennec will run a `llama4` file: the layer pattern and the values llama.cpp
 /// hard-codes, with which of them the file overrides (or why the file cannot run).
 fn llama4_plan(gguf: &GgufFile) -> Option<serde_json::Value> {
-    use fennec_core::model::Llama4Hparams;
+    use fennec_core::Llama4Hparams;
     let md = gguf.metadata();
     if md.get_str("general.architecture").ok()? != "llama4" {
         return None;
@@ -177,7 +177,7 @@ fn llama4_plan(gguf: &GgufFile) -> Option<serde_json::Value> {
         Err(e) => return Some(json!({ "error": e.to_string() })),
     };
     let layers: Vec<_> = (0..hp.base.n_layer).map(|il| hp.layer_kind(il)).collect();
-    let which = |f: &dyn Fn(&fennec_core::model::Llama4LayerKind) -> bool| {
+    let which = |f: &dyn Fn(&fennec_core::Llama4LayerKind) -> bool| {
         layers
             .iter()
             .enumerate()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use fennec_core::{KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_core::{Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 
 /// Arguments of `fennec logits`.
 #[derive(clap::Args)]
@@ -52,13 +52,8 @@ pub fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
 
 /// Runs `fennec logits`.
 pub fn run(args: &LogitsArgs) -> Result<()> {
-    let model = Model::load(
-        &args.model,
-        &LoadOptions {
-            n_threads: args.threads,
-        },
-    )
-    .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let model = Model::load(&args.model, &LoadOptions::with_threads(args.threads))
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
     let tokens = match (&args.tokens, &args.prompt) {
         (Some(file), _) => read_token_file(file)?,
         (None, Some(text)) => crate::text::tokenize(&model, text, !args.no_bos, false)?,
@@ -76,7 +71,7 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
         },
     )?;
     let ubatch = if args.one_by_one { 1 } else { args.ubatch };
-    let logits = session.eval_with_ubatch(&tokens, Logits::All, ubatch)?;
+    let logits = session.eval_with_ubatch(&[Input::Tokens(&tokens)], Logits::All, ubatch)?;
     crate::npy::write_f32(&args.out, &[tokens.len(), model.n_vocab()], &logits)?;
     eprintln!(
         "wrote {} x {} logits to {}",

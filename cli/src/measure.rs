@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use fennec_core::{KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_core::{Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -35,13 +35,8 @@ pub struct PerplexityArgs {
 /// `ctx` tokens, each evaluated from an empty context (its first token replaced by BOS when
 /// the model adds one), and only the second half of each chunk is scored.
 pub fn perplexity(args: &PerplexityArgs) -> Result<()> {
-    let model = Model::load(
-        &args.model,
-        &LoadOptions {
-            n_threads: args.threads,
-        },
-    )
-    .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let model = Model::load(&args.model, &LoadOptions::with_threads(args.threads))
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let tokenizer = model.tokenizer()?;
@@ -78,7 +73,7 @@ pub fn perplexity(args: &PerplexityArgs) -> Result<()> {
             }
         }
         session.clear();
-        let logits = session.eval(&ids, Logits::All)?;
+        let logits = session.eval(&[Input::Tokens(&ids)], Logits::All)?;
         for j in first..n_ctx - 1 {
             let row = &logits[j * n_vocab..(j + 1) * n_vocab];
             nll += log_softmax_at(row, ids[j + 1] as usize);
@@ -139,13 +134,8 @@ fn expert_hits(model: &Model) -> u64 {
 /// Runs `fennec bench`: like llama-bench, prompt processing and generation measured
 /// separately, each from an empty context, after one warm-up run.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let model = Model::load(
-        &args.model,
-        &LoadOptions {
-            n_threads: args.threads,
-        },
-    )
-    .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let model = Model::load(&args.model, &LoadOptions::with_threads(args.threads))
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
     args.experts.apply(&model);
     let n_vocab = model.n_vocab() as u64;
     let mut session = Session::new(
@@ -185,7 +175,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             session.clear();
             let (faults, hits) = (major_faults(), expert_hits(&model));
             let t = Instant::now();
-            session.eval(&prompt, Logits::Last)?;
+            session.eval(&[Input::Tokens(&prompt)], Logits::Last)?;
             if rep > 0 {
                 pp.push(args.n_prompt as f64 / t.elapsed().as_secs_f64());
                 pp_faults += major_faults().saturating_sub(faults);
@@ -199,7 +189,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             let (faults, hits) = (major_faults(), expert_hits(&model));
             let t = Instant::now();
             for _ in 0..args.n_gen {
-                session.eval(&[next_token()], Logits::Last)?;
+                session.eval(&[Input::Tokens(&[next_token()])], Logits::Last)?;
             }
             if rep > 0 {
                 tg.push(args.n_gen as f64 / t.elapsed().as_secs_f64());

@@ -459,7 +459,6 @@ fn bench_reports_major_faults_and_the_file_size() {
 /// ring of 8192 + 512 cells) instead of the 24 GiB of a full cache, and a Maverick loads too.
 #[test]
 fn full_size_scout_loads_and_its_128k_kv_cache_fits_in_7_gib() {
-    use fennec_core::kv_cache::{KvCache, KvLayerSpec, KvWindow};
     use fennec_core::{KvType, LoadOptions, Model};
     let dir = temp_dir("synth-scout-full");
     for preset in ["scout", "maverick"] {
@@ -475,32 +474,20 @@ fn full_size_scout_loads_and_its_128k_kv_cache_fits_in_7_gib() {
             path.to_str().unwrap(),
         ]);
         assert!(ok, "synth failed: {err}");
-        let model = Model::load(&path, &LoadOptions { n_threads: 1 }).unwrap();
-        let layout = model.kv_layout();
-        assert_eq!(layout.len(), 48);
-        let chunked = layout
-            .iter()
-            .filter(|l| l.window == KvWindow::Chunked(8192))
-            .count();
-        assert_eq!(chunked, 36, "{preset}");
-        for (il, l) in layout.iter().enumerate() {
-            assert_eq!(
-                l.window == KvWindow::Full,
-                (il + 1) % 4 == 0,
-                "{preset} layer {il}"
-            );
-            assert_eq!(l.row_len, 8 * 128);
+        let model = Model::load(&path, &LoadOptions::with_threads(1)).unwrap();
+        let hp = model.llama4_hparams().unwrap();
+        assert_eq!(model.hparams().n_layer, 48);
+        assert_eq!(hp.chunk_size, 8192);
+        for il in 0..48 {
+            let kind = hp.layer_kind(il);
+            assert_eq!(kind.chunked, (il + 1) % 4 != 0, "{preset} layer {il}");
         }
+        let row_len = model.hparams().n_head_kv * model.hparams().head_dim;
+        assert_eq!(row_len, 8 * 128);
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        let planned = gib(KvCache::planned_bytes(KvType::F16, &layout, 131_072, 512).unwrap());
-        let full: Vec<KvLayerSpec> = layout
-            .iter()
-            .map(|l| KvLayerSpec {
-                window: KvWindow::Full,
-                ..*l
-            })
-            .collect();
-        let unchunked = gib(KvCache::planned_bytes(KvType::F16, &full, 131_072, 512).unwrap());
+        let planned = gib(model.kv_cache_bytes(KvType::F16, 131_072, 512).unwrap());
+        // Every layer keeping all 128k positions: K and V rows of f16.
+        let unchunked = gib(48 * 2 * row_len as u64 * 2 * 131_072);
         eprintln!(
             "{preset}: 128k f16 KV {planned:.2} GiB (a full cache would be {unchunked:.2} GiB)"
         );

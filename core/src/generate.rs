@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::sampler::{Sampler, SamplerOptions};
-use crate::session::{Logits, Session};
+use crate::session::{Input, Logits, Session};
+use crate::tokenizer::StreamDecoder;
 
 /// What to generate.
 #[derive(Clone, Debug, Default)]
@@ -21,8 +22,20 @@ pub struct GenerateOptions {
     pub stop_tokens: Vec<u32>,
 }
 
+impl GenerateOptions {
+    /// Up to `max_tokens` tokens with `sampler`, no extra stop strings or tokens.
+    pub fn new(max_tokens: usize, sampler: SamplerOptions) -> Self {
+        Self {
+            max_tokens,
+            sampler,
+            ..Self::default()
+        }
+    }
+}
+
 /// Why generation stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StopReason {
     /// An end-of-generation token (EOS, end of turn, …) or a stop token.
     Eos,
@@ -32,12 +45,14 @@ pub enum StopReason {
     StopString,
     /// The context is full.
     ContextFull,
-    /// [`CancelHandle::cancel`] was called.
+    /// [`CancelHandle::cancel`] was called (during the prompt or generation).
     Cancelled,
+    /// The streaming callback returned `false`.
+    Callback,
 }
 
 impl StopReason {
-    /// Short name: `eos`, `length`, `stop`, `context`, `cancelled`.
+    /// Short name: `eos`, `length`, `stop`, `context`, `cancelled`, `callback`.
     pub fn as_str(self) -> &'static str {
         match self {
             StopReason::Eos => "eos",
@@ -45,8 +60,19 @@ impl StopReason {
             StopReason::StopString => "stop",
             StopReason::ContextFull => "context",
             StopReason::Cancelled => "cancelled",
+            StopReason::Callback => "callback",
         }
     }
+}
+
+/// One step of streamed output, passed to the callback of [`Session::generate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece<'a> {
+    /// The token just generated; `None` for the final call that flushes held-back text.
+    pub token: Option<u32>,
+    /// Text that is now final (possibly empty: a character split across tokens, or text
+    /// held back because it could still become a stop string).
+    pub text: &'a str,
 }
 
 /// Timing and counts of one generation call.
@@ -89,7 +115,10 @@ pub struct Completion {
     pub stats: Stats,
 }
 
-/// Cancels a running generation from another thread.
+/// Cancels a running evaluation or generation from another thread.
+///
+/// A handle stays cancelled until [`CancelHandle::reset`]: a cancel issued just before a
+/// call is not lost, and every later call using the handle stops at once.
 #[derive(Clone, Debug, Default)]
 pub struct CancelHandle(Arc<AtomicBool>);
 
@@ -99,7 +128,8 @@ impl CancelHandle {
         Self::default()
     }
 
-    /// Asks the generation to stop after the current token.
+    /// Asks the work to stop: prefill within one micro-batch, generation after the current
+    /// token.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
@@ -109,45 +139,73 @@ impl CancelHandle {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn reset(&self) {
+    /// Clears a cancellation so the handle can be used again.
+    pub fn reset(&self) {
         self.0.store(false, Ordering::Relaxed);
     }
 }
 
 impl Session {
-    /// Evaluates `prompt` after what the session already holds, then samples tokens until a
-    /// stop condition, calling `on_text` with each piece of text as soon as it is complete
-    /// UTF-8. The prompt must fit the context; generation stops with
-    /// [`StopReason::ContextFull`] when the context fills up.
+    /// Evaluates `inputs` after what the session already holds, then samples tokens until a
+    /// stop condition, calling `on_piece` after each token with the text that became final
+    /// (and once more at the end to flush held-back text). `on_piece` returns whether to go
+    /// on; `false` stops with [`StopReason::Callback`].
+    ///
+    /// `cancel` is checked before every prompt micro-batch and every token; a cancelled
+    /// handle stops with [`StopReason::Cancelled`] (what was evaluated stays in the context).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for empty input, [`Error::ContextFull`] when the input does
+    /// not fit (generation itself stops with [`StopReason::ContextFull`]), the errors of
+    /// [`Session::eval`], and [`Error::NoTokenizer`] for a model without a vocabulary.
     pub fn generate(
         &mut self,
-        prompt: &[u32],
+        inputs: &[Input<'_>],
         opts: &GenerateOptions,
         cancel: &CancelHandle,
-        on_text: &mut dyn FnMut(&str),
+        on_piece: &mut dyn FnMut(Piece<'_>) -> bool,
     ) -> Result<Completion> {
-        cancel.reset();
         let model = self.model().clone();
         let tokenizer = model.tokenizer()?;
-        if prompt.is_empty() {
+        let n_prompt = Input::total_len(inputs)?;
+        if n_prompt == 0 {
             return Err(Error::InvalidArgument(
-                "generation needs at least one new prompt token".into(),
+                "generation needs at least one new input position".into(),
             ));
         }
         let start = Instant::now();
-        let mut logits = self.eval(prompt, Logits::Last)?;
-        let prompt_seconds = start.elapsed().as_secs_f64();
         let mut stats = Stats {
-            prompt_tokens: prompt.len(),
-            prompt_seconds,
+            prompt_tokens: n_prompt,
             ..Stats::default()
         };
+        let mut logits = match self.eval_cancellable(inputs, Logits::Last, cancel) {
+            Ok(l) => l.to_vec(),
+            Err(Error::Cancelled { evaluated }) => {
+                stats.prompt_tokens = evaluated;
+                stats.prompt_seconds = start.elapsed().as_secs_f64();
+                return Ok(Completion {
+                    tokens: Vec::new(),
+                    text: String::new(),
+                    stop: StopReason::Cancelled,
+                    stats,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        stats.prompt_seconds = start.elapsed().as_secs_f64();
         let gen_start = Instant::now();
         let mut sampler = Sampler::new(opts.sampler.clone());
-        let mut decoder = crate::tokenizer::StreamDecoder::lossy(tokenizer);
-        let mut tokens = Vec::new();
-        let mut text = String::new();
-        let mut emitted: usize = 0; // bytes of `text` already passed to on_text
+        let mut decoder = StreamDecoder::lossy(tokenizer.clone());
+        let room = self.n_ctx() - self.n_past() + 1;
+        let expected = if opts.max_tokens > 0 {
+            opts.max_tokens.min(room)
+        } else {
+            room
+        };
+        // Sized up front (bounded) so the loop does not reallocate as the output grows.
+        let mut tokens = Vec::with_capacity(expected.min(1 << 16));
+        let mut text = String::with_capacity(expected.min(1 << 16) * 8);
+        let mut emitted: usize = 0; // bytes of `text` already passed to on_piece
         let hold_back = opts.stop_strings.iter().map(String::len).max().unwrap_or(0);
         let stop = loop {
             if cancel.is_cancelled() {
@@ -164,7 +222,7 @@ impl Session {
             if tokenizer.is_eog(token) || opts.stop_tokens.contains(&token) {
                 break StopReason::Eos;
             }
-            text.push_str(&decoder.push(token)?);
+            decoder.push_into(token, &mut text)?;
             if let Some(at) =
                 find_stop(&text, &opts.stop_strings, emitted.saturating_sub(hold_back))
             {
@@ -172,21 +230,30 @@ impl Session {
                 break StopReason::StopString;
             }
             // Emit all but the tail that could still become a stop string.
-            let safe = floor_char_boundary(&text, text.len().saturating_sub(hold_back));
-            if safe > emitted {
-                on_text(&text[emitted..safe]);
-                emitted = safe;
+            let safe =
+                floor_char_boundary(&text, text.len().saturating_sub(hold_back)).max(emitted);
+            let piece = Piece {
+                token: Some(token),
+                text: &text[emitted..safe],
+            };
+            emitted = safe;
+            if !on_piece(piece) {
+                break StopReason::Callback;
             }
             if self.n_past() >= self.n_ctx() {
                 break StopReason::ContextFull;
             }
-            logits = self.eval(&[token], Logits::Last)?;
+            let next = self.eval(&[Input::Tokens(&[token])], Logits::Last)?;
+            logits.copy_from_slice(next);
         };
         if stop != StopReason::StopString {
             text.push_str(&decoder.flush()?);
         }
         if text.len() > emitted {
-            on_text(&text[emitted..]);
+            on_piece(Piece {
+                token: None,
+                text: &text[emitted..],
+            });
         }
         stats.generated_tokens = tokens.len();
         stats.generation_seconds = gen_start.elapsed().as_secs_f64();
@@ -198,7 +265,6 @@ impl Session {
         })
     }
 }
-
 /// Byte offset of the first stop string found at or after `from`.
 fn find_stop(text: &str, stops: &[String], from: usize) -> Option<usize> {
     let from = floor_char_boundary(text, from);

@@ -7,7 +7,7 @@ use fennec_quant::{dequantize_row, quantize_row, GgmlType};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use crate::error::{Error, Result};
+use crate::error::{try_vec, Error, Result};
 
 /// Element type of the cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,11 +75,12 @@ impl Rows {
         let overflow = || Error::InvalidArgument("KV cache size overflows".into());
         let elements = row_len.checked_mul(n_cells).ok_or_else(overflow)?;
         Ok(match ty {
-            KvType::F32 => Rows::F32(vec![0.0; elements]),
-            KvType::F16 => Rows::F16(vec![f16::ZERO; elements]),
+            KvType::F32 => Rows::F32(try_vec(elements, 0.0, "the KV cache")?),
+            KvType::F16 => Rows::F16(try_vec(elements, f16::ZERO, "the KV cache")?),
             KvType::Q8_0 => {
                 let bytes = ty.row_bytes(row_len)?;
-                Rows::Q8_0(vec![0; bytes.checked_mul(n_cells).ok_or_else(overflow)?])
+                let len = bytes.checked_mul(n_cells).ok_or_else(overflow)?;
+                Rows::Q8_0(try_vec(len, 0, "the KV cache")?)
             }
         })
     }
@@ -281,7 +282,10 @@ impl KvCache {
         let mut total = 0u64;
         for spec in specs {
             let cells = spec.window.cells(n_ctx, n_ubatch) as u64;
-            total += 2 * ty.row_bytes(spec.row_len)? as u64 * cells;
+            let layer = (ty.row_bytes(spec.row_len)? as u64)
+                .saturating_mul(2)
+                .saturating_mul(cells);
+            total = total.saturating_add(layer);
         }
         Ok(total)
     }
@@ -303,5 +307,112 @@ impl KvCache {
             let first = l.window.first_visible(pos);
             first >= pos || l.holds(first)
         })
+    }
+}
+
+// Copying and serializing cells (fork, save and restore of sessions).
+
+impl Rows {
+    /// Appends cell `cell`'s row (`row_len` elements) to `out` as little-endian bytes.
+    fn cell_to_bytes(&self, cell: usize, row_len: usize, out: &mut Vec<u8>) {
+        match self {
+            Rows::F32(v) => {
+                let row = &v[cell * row_len..(cell + 1) * row_len];
+                out.extend(row.iter().flat_map(|x| x.to_le_bytes()));
+            }
+            Rows::F16(v) => {
+                let row = &v[cell * row_len..(cell + 1) * row_len];
+                out.extend(row.iter().flat_map(|x| x.to_bits().to_le_bytes()));
+            }
+            Rows::Q8_0(v) => {
+                let n = v.len() / self.n_cells_of(row_len).max(1);
+                out.extend_from_slice(&v[cell * n..(cell + 1) * n]);
+            }
+        }
+    }
+
+    /// Sets cell `cell`'s row from little-endian bytes written by [`Rows::cell_to_bytes`].
+    fn cell_from_bytes(&mut self, cell: usize, row_len: usize, bytes: &[u8]) {
+        let n_cells = self.n_cells_of(row_len);
+        match self {
+            Rows::F32(v) => {
+                let row = &mut v[cell * row_len..(cell + 1) * row_len];
+                for (x, b) in row.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            Rows::F16(v) => {
+                let row = &mut v[cell * row_len..(cell + 1) * row_len];
+                for (x, b) in row.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *x = f16::from_bits(u16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+            Rows::Q8_0(v) => {
+                let n = v.len() / n_cells.max(1);
+                v[cell * n..(cell + 1) * n].copy_from_slice(bytes);
+            }
+        }
+    }
+
+    fn n_cells_of(&self, row_len: usize) -> usize {
+        match self {
+            Rows::F32(v) => v.len() / row_len.max(1),
+            Rows::F16(v) => v.len() / row_len.max(1),
+            Rows::Q8_0(v) => {
+                let row = KvType::Q8_0.row_bytes(row_len).unwrap_or(1).max(1);
+                v.len() / row
+            }
+        }
+    }
+
+    fn copy_from(&mut self, other: &Rows) {
+        match (self, other) {
+            (Rows::F32(a), Rows::F32(b)) => a.copy_from_slice(b),
+            (Rows::F16(a), Rows::F16(b)) => a.copy_from_slice(b),
+            (Rows::Q8_0(a), Rows::Q8_0(b)) => a.copy_from_slice(b),
+            _ => unreachable!("KV caches of one model and type share their layout"),
+        }
+    }
+}
+
+impl KvLayer {
+    /// Bytes of one serialized cell: its key row then its value row.
+    pub(crate) fn cell_bytes(&self) -> Result<usize> {
+        Ok(2 * self.ty.row_bytes(self.row_len)?)
+    }
+
+    /// Appends the key and value rows of position `pos` to `out` (little-endian).
+    pub(crate) fn save_position(&self, pos: usize, out: &mut Vec<u8>) {
+        let cell = self.cell(pos);
+        self.keys.cell_to_bytes(cell, self.row_len, out);
+        self.values.cell_to_bytes(cell, self.row_len, out);
+    }
+
+    /// Sets position `pos` from bytes written by [`KvLayer::save_position`].
+    pub(crate) fn restore_position(&mut self, pos: usize, bytes: &[u8]) {
+        let cell = self.cell(pos);
+        let half = bytes.len() / 2;
+        self.keys
+            .cell_from_bytes(cell, self.row_len, &bytes[..half]);
+        self.values
+            .cell_from_bytes(cell, self.row_len, &bytes[half..]);
+        self.high_water = Some(self.high_water.map_or(pos, |hw| hw.max(pos)));
+    }
+
+    /// The positions this layer holds when the context has `n_past` positions: the last
+    /// `n_cells` of them.
+    pub(crate) fn held_positions(&self, n_past: usize) -> std::ops::Range<usize> {
+        n_past.saturating_sub(self.n_cells)..n_past
+    }
+}
+
+impl KvCache {
+    /// Makes this cache (of the same layout) hold what `other` holds.
+    pub(crate) fn copy_from(&mut self, other: &KvCache) {
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
+            a.keys.copy_from(&b.keys);
+            a.values.copy_from(&b.values);
+            a.high_water = b.high_water;
+        }
     }
 }

@@ -14,20 +14,25 @@
 //! # Ok::<(), fennec_core::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod chat;
-pub mod error;
-pub mod generate;
+mod error;
+mod generate;
 pub mod gguf;
-pub mod kv_cache;
-pub mod model;
-pub mod ops;
+mod kv_cache;
+mod model;
+mod ops;
 pub mod sampler;
-pub mod session;
+mod session;
 pub mod tokenizer;
 
-pub use error::{Error, Result};
-pub use generate::{CancelHandle, Completion, GenerateOptions, Stats, StopReason};
+pub use error::{Error, ErrorKind, Result};
+pub use generate::{CancelHandle, Completion, GenerateOptions, Piece, Stats, StopReason};
 pub use kv_cache::KvType;
-pub use model::{LoadOptions, Model};
+pub use model::{
+    ExpertAdvice, ExpertLayerStats, ExpertResidencyOptions, ExpertStats, Llama4Hparams,
+    Llama4LayerKind, LlamaHparams, LoadOptions, Model,
+};
 pub use sampler::SamplerOptions;
-pub use session::{Logits, Session, SessionOptions};
+pub use session::{Input, Logits, Session, SessionOptions, EMBEDDING_TOKEN, MAX_CTX};

@@ -141,7 +141,7 @@ fn every_supported_pre_builds() {
         "llama4",
         "gpt-4o",
     ] {
-        let tok = Tokenizer::from_gguf(&metadata(pre)).unwrap();
+        let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata(pre)).unwrap());
         assert_eq!(tok.pre(), pre);
         let ids = tok.encode("hello world 123 ÀÉ", false, false).unwrap();
         assert_eq!(tok.decode(&ids).unwrap(), "hello world 123 ÀÉ", "{pre}");
@@ -177,7 +177,7 @@ fn merges_stored_as_pairs_work_too() {
 
 #[test]
 fn special_tokens_follow_parse_special() {
-    let tok = Tokenizer::from_gguf(&metadata("gpt-2")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("gpt-2")).unwrap());
     let im_end = tok.token_id("<|im_end|>").unwrap();
     let tool = tok.token_id("<tool>").unwrap();
     let unk = tok.token_id("<unk>").unwrap();
@@ -206,17 +206,17 @@ fn special_tokens_follow_parse_special() {
         "tokenizer.ggml.add_bos_token",
         Some(Value::Bool(true)),
     );
-    let tok = Tokenizer::from_gguf(&md).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&md).unwrap());
     assert_eq!(tok.encode("", true, true).unwrap(), vec![261]);
     assert_eq!(tok.encode("", false, true).unwrap(), Vec::<u32>::new());
     // llama-bpe adds BOS by default.
-    let tok = Tokenizer::from_gguf(&metadata("llama-bpe")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("llama-bpe")).unwrap());
     assert_eq!(tok.encode("he", true, true).unwrap(), vec![261, 256]);
 }
 
 #[test]
 fn unused_slots_decode_to_nothing_and_never_match() {
-    let tok = Tokenizer::from_gguf(&metadata("gpt-2")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("gpt-2")).unwrap());
     let pad = tok.token_id("[PAD265]").unwrap();
     assert_eq!(tok.token_type(pad).unwrap(), TokenType::Unused);
     assert!(tok.token_bytes(pad).is_empty());
@@ -228,7 +228,7 @@ fn unused_slots_decode_to_nothing_and_never_match() {
 
 #[test]
 fn eog_tokens() {
-    let tok = Tokenizer::from_gguf(&metadata("gpt-2")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("gpt-2")).unwrap());
     let im_end = tok.token_id("<|im_end|>").unwrap();
     assert!(tok.is_eog(262));
     assert!(tok.is_eog(im_end));
@@ -240,7 +240,7 @@ fn eog_tokens() {
 
 #[test]
 fn invalid_ids_are_errors() {
-    let tok = Tokenizer::from_gguf(&metadata("gpt-2")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("gpt-2")).unwrap());
     let n = tok.vocab_size() as u32;
     assert!(matches!(
         tok.decode(&[0, n]),
@@ -254,7 +254,7 @@ fn invalid_ids_are_errors() {
 
 #[test]
 fn stream_decoder_waits_for_whole_characters() {
-    let tok = Tokenizer::from_gguf(&metadata("gpt-2")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("gpt-2")).unwrap());
     // "é" is C3 A9, "🦊" is F0 9F A6 8A: feed them a byte token at a time.
     let ids: Vec<u32> = "aé🦊"
         .bytes()
@@ -268,7 +268,7 @@ fn stream_decoder_waits_for_whole_characters() {
 
 #[test]
 fn stream_decoder_rejects_invalid_utf8() {
-    let tok = Tokenizer::from_gguf(&metadata("gpt-2")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("gpt-2")).unwrap());
     let id = |b: u8| tok.byte_to_token(b).unwrap();
     // A lone continuation byte is never valid.
     let mut dec = tok.stream_decoder();
@@ -290,7 +290,7 @@ fn stream_decoder_rejects_invalid_utf8() {
         Err(TokenizerError::InvalidUtf8 { bytes }) if bytes == [0xF0]
     ));
     // Lossy mode substitutes U+FFFD instead.
-    let mut dec = fennec_core::tokenizer::StreamDecoder::lossy(&tok);
+    let mut dec = fennec_core::tokenizer::StreamDecoder::lossy(tok.clone());
     assert_eq!(dec.push(id(0xFF)).unwrap(), "\u{FFFD}");
     assert_eq!(dec.push(id(0xE2)).unwrap(), "");
     assert_eq!(dec.flush().unwrap(), "\u{FFFD}");
@@ -300,7 +300,7 @@ fn stream_decoder_rejects_invalid_utf8() {
 
 #[test]
 fn arbitrary_input_never_panics() {
-    let tok = Tokenizer::from_gguf(&metadata("llama4")).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("llama4")).unwrap());
     let mut seed = 0x1234_5678_u64;
     for _ in 0..300 {
         let mut s = String::new();
@@ -316,7 +316,7 @@ fn arbitrary_input_never_panics() {
         }
         for parse_special in [false, true] {
             let ids = tok.encode(&s, true, parse_special).unwrap();
-            let mut dec = fennec_core::tokenizer::StreamDecoder::lossy(&tok);
+            let mut dec = fennec_core::tokenizer::StreamDecoder::lossy(tok.clone());
             for &id in &ids {
                 dec.push(id).unwrap();
             }

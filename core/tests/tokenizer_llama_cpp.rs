@@ -64,7 +64,7 @@ fn show(text: &str) -> String {
 #[test]
 fn smollm2_matches_llama_tokenize() {
     let file = GgufFile::open(model_path()).unwrap();
-    let tok = Tokenizer::from_gguf(file.metadata()).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(file.metadata()).unwrap());
     assert_eq!(tok.pre(), "smollm");
     let g = goldens();
     let cases = g["cases"].as_array().unwrap();
@@ -115,7 +115,7 @@ fn other_pre_tokenizers_match_llama_tokenize() {
     let mut failures = Vec::new();
     for (pre, expected) in variants {
         let md = with_pre(file.metadata(), pre);
-        let tok = Tokenizer::from_gguf(&md).unwrap();
+        let tok = std::sync::Arc::new(Tokenizer::from_gguf(&md).unwrap());
         let expected = expected.as_array().unwrap();
         assert_eq!(expected.len(), texts.len(), "variant {pre}");
         for (c, want) in texts.iter().zip(expected) {
@@ -137,7 +137,7 @@ fn other_pre_tokenizers_match_llama_tokenize() {
 #[test]
 fn smollm2_special_ids_and_eog() {
     let file = GgufFile::open(model_path()).unwrap();
-    let tok = Tokenizer::from_gguf(file.metadata()).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(file.metadata()).unwrap());
     assert_eq!(tok.vocab_size(), 49152);
     assert_eq!(tok.bos(), Some(1));
     assert_eq!(tok.eos(), Some(2));
@@ -160,7 +160,7 @@ fn smollm2_special_ids_and_eog() {
 #[test]
 fn smollm2_stream_decoder_reassembles_split_characters() {
     let file = GgufFile::open(model_path()).unwrap();
-    let tok = Tokenizer::from_gguf(file.metadata()).unwrap();
+    let tok = std::sync::Arc::new(Tokenizer::from_gguf(file.metadata()).unwrap());
     for text in ["🦊 fennec 👨‍👩‍👧‍👦 日本語", "ﬁne ½ ①②", "plain ascii", ""]
     {
         let ids = tok.encode(text, false, false).unwrap();
@@ -270,7 +270,8 @@ fn pre_tokenizer_splits_match_llama_tokenize() {
     let pres = splits["pre"].as_object().unwrap();
     assert!(pres.len() >= 6);
     for (pre, expected) in pres {
-        let tok = Tokenizer::from_gguf(&synthetic_metadata(&plain, pre)).unwrap();
+        let tok =
+            std::sync::Arc::new(Tokenizer::from_gguf(&synthetic_metadata(&plain, pre)).unwrap());
         for (text, want) in strings.iter().zip(expected.as_array().unwrap()) {
             let want = ids(want);
             let got = tok.encode(text, false, true).unwrap();

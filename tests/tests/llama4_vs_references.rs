@@ -16,9 +16,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fennec_core::gguf::{TensorData, Value};
-use fennec_core::model::{Architecture, ExpertResidencyOptions};
 use fennec_core::sampler::argmax;
-use fennec_core::{Error, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_core::ExpertResidencyOptions;
+use fennec_core::{Error, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{fixture, fixture_json, json_ids as ids, read_npy_f32, rewrite_gguf, temp_dir};
 use serde_json::Value as Json;
 
@@ -33,7 +33,7 @@ fn model_path(file: &str) -> PathBuf {
 }
 
 fn load(file: &str) -> Arc<Model> {
-    Model::load(model_path(file), &LoadOptions { n_threads: 2 }).unwrap()
+    Model::load(model_path(file), &LoadOptions::with_threads(2)).unwrap()
 }
 
 fn session(model: &Arc<Model>, n_ctx: usize, n_ubatch: usize) -> Session {
@@ -57,18 +57,20 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// Evaluates `tokens` in micro-batches of `ubatch` and returns every position's logits.
 fn all_logits(model: &Arc<Model>, tokens: &[u32], ubatch: usize) -> Vec<f32> {
     let mut s = session(model, tokens.len(), ubatch);
-    s.eval(tokens, Logits::All).unwrap()
+    s.eval(&[Input::Tokens(tokens)], Logits::All)
+        .unwrap()
+        .to_vec()
 }
 
 #[test]
 fn the_tiny_models_have_the_layer_pattern_of_their_configs() {
     for name in MODELS {
         let model = load(&format!("{name}.f32.gguf"));
-        let Architecture::Llama4(m) = model.architecture() else {
+        let Some(hp) = model.llama4_hparams() else {
             panic!("{name} did not load as llama4");
         };
         let config = &golden(name)["config"];
-        let kinds: Vec<_> = (0..4).map(|il| m.hp.layer_kind(il)).collect();
+        let kinds: Vec<_> = (0..4).map(|il| hp.layer_kind(il)).collect();
         let moe: Vec<usize> = (0..4).filter(|&il| kinds[il].moe).collect();
         let expected_moe: Vec<usize> = config["moe_layers"]
             .as_array()
@@ -85,16 +87,16 @@ fn the_tiny_models_have_the_layer_pattern_of_their_configs() {
             assert_eq!(kind.qk_norm, qk, "{name} layer {il}");
         }
         assert_eq!(
-            m.hp.chunk_size as u64,
+            hp.chunk_size as u64,
             config["attention_chunk_size"].as_u64().unwrap()
         );
         assert_eq!(
-            m.hp.temp_length as u64,
+            hp.temp_length as u64,
             config["floor_scale"].as_u64().unwrap()
         );
-        assert!((f64::from(m.hp.temp_scale) - config["attn_scale"].as_f64().unwrap()).abs() < 1e-6);
+        assert!((f64::from(hp.temp_scale) - config["attn_scale"].as_f64().unwrap()).abs() < 1e-6);
         assert_eq!(
-            m.hp.n_expert_used as u64,
+            hp.n_expert_used as u64,
             config["num_experts_per_tok"].as_u64().unwrap()
         );
     }
@@ -128,12 +130,18 @@ fn greedy_continuations_equal_transformers_generate() {
         let expected = ids(&greedy["tokens"]);
         let model = load(&format!("{name}.f32.gguf"));
         let mut s = session(&model, prompt.len() + expected.len(), 512);
-        let mut logits = s.eval(&prompt, Logits::Last).unwrap();
+        let mut logits = s
+            .eval(&[Input::Tokens(&prompt)], Logits::Last)
+            .unwrap()
+            .to_vec();
         let mut got = Vec::new();
         for _ in 0..expected.len() {
             let next = argmax(&logits) as u32;
             got.push(next);
-            logits = s.eval(&[next], Logits::Last).unwrap();
+            logits = s
+                .eval(&[Input::Tokens(&[next])], Logits::Last)
+                .unwrap()
+                .to_vec();
         }
         assert_eq!(got, expected, "{name}");
     }
@@ -162,11 +170,22 @@ fn crossing_the_default_8192_chunk_equals_transformers() {
     let row = 2 * 2 * 16 * 4;
     assert_eq!(s.kv_bytes(), 3 * (8192 + 64) * row + 8300 * row);
     // Batched up to 8186, then one token at a time across the boundary, then batched again.
-    let mut logits = s.eval(&tokens[..8186], Logits::All).unwrap();
+    let mut logits = s
+        .eval(&[Input::Tokens(&tokens[..8186])], Logits::All)
+        .unwrap()
+        .to_vec();
     for &t in &tokens[8186..8210] {
-        logits.extend(s.eval(&[t], Logits::All).unwrap());
+        logits.extend(
+            s.eval(&[Input::Tokens(&[t])], Logits::All)
+                .unwrap()
+                .to_vec(),
+        );
     }
-    logits.extend(s.eval(&tokens[8210..], Logits::All).unwrap());
+    logits.extend(
+        s.eval(&[Input::Tokens(&tokens[8210..])], Logits::All)
+            .unwrap()
+            .to_vec(),
+    );
     for (i, &pos) in positions.iter().enumerate() {
         let got = &logits[pos * n_vocab..(pos + 1) * n_vocab];
         let want = &expected[i * n_vocab..(i + 1) * n_vocab];
@@ -258,7 +277,9 @@ fn rewinding_past_the_chunk_ring_is_refused_and_clear_recovers() {
     let tokens = ids(&golden("chunked")["ids"]);
     // Chunk 16 + micro-batch 4 = a ring of 20 cells on the chunked layers.
     let mut s = session(&model, tokens.len(), 4);
-    s.eval(&tokens[..100], Logits::None).unwrap();
+    s.eval(&[Input::Tokens(&tokens[..100])], Logits::None)
+        .unwrap()
+        .to_vec();
     // Rewinding to 96 needs positions 96.. of chunk 96..112 only: fine.
     assert!(s.can_truncate(97));
     s.truncate(97).unwrap();
@@ -269,12 +290,18 @@ fn rewinding_past_the_chunk_ring_is_refused_and_clear_recovers() {
     assert!(err.to_string().contains("chunk"), "{err}");
     assert_eq!(s.n_past(), 97);
     // Continuing from 97 still equals transformers.
-    let logits = s.eval(&tokens[97..], Logits::All).unwrap();
+    let logits = s
+        .eval(&[Input::Tokens(&tokens[97..])], Logits::All)
+        .unwrap()
+        .to_vec();
     let (_, expected) = read_npy_f32(&fixture("llama4/goldens/chunked.logits.npy"));
     let n_vocab = model.n_vocab();
     assert!(max_diff(&logits, &expected[97 * n_vocab..]) < 1e-4);
     s.clear();
-    let logits = s.eval(&tokens, Logits::All).unwrap();
+    let logits = s
+        .eval(&[Input::Tokens(&tokens)], Logits::All)
+        .unwrap()
+        .to_vec();
     assert!(max_diff(&logits, &expected) < 1e-4);
 }
 
@@ -305,7 +332,7 @@ fn bad_copy_with(
         |n| n != drop,
         extra,
     );
-    Model::load(&path, &LoadOptions { n_threads: 1 }).unwrap_err()
+    Model::load(&path, &LoadOptions::with_threads(1)).unwrap_err()
 }
 
 fn bad_copy(tag: &str, edit: impl Fn(&str, &Value) -> Option<Value>, drop: &str) -> Error {
@@ -357,7 +384,7 @@ fn bad_moe_metadata_and_tensors_are_clear_errors() {
         .unwrap();
     }
     w.write_to_path(&path).unwrap();
-    let err = Model::load(&path, &LoadOptions { n_threads: 1 }).unwrap_err();
+    let err = Model::load(&path, &LoadOptions::with_threads(1)).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("blk.3.ffn_up_exps.weight")

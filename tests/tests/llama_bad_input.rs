@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use fennec_core::gguf::GgufWriter;
-use fennec_core::{Error, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_core::{Error, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{temp_dir, write_tiny_llama};
 
 /// A change to the tiny model's metadata.
@@ -29,7 +29,7 @@ fn tiny_model(
 }
 
 fn load(path: &PathBuf) -> Result<std::sync::Arc<Model>, Error> {
-    Model::load(path, &LoadOptions { n_threads: 2 })
+    Model::load(path, &LoadOptions::with_threads(2))
 }
 
 fn load_err(
@@ -125,7 +125,7 @@ fn context_overflow_and_bad_tokens_are_errors() {
         },
     )
     .unwrap();
-    let err = s.eval(&[1; 9], Logits::Last).unwrap_err();
+    let err = s.eval(&[Input::Tokens(&[1; 9])], Logits::Last).unwrap_err();
     assert!(
         matches!(
             err,
@@ -137,8 +137,10 @@ fn context_overflow_and_bad_tokens_are_errors() {
         "{err}"
     );
     assert_eq!(s.n_past(), 0, "a refused call must not change the context");
-    s.eval(&[1; 5], Logits::None).unwrap();
-    let err = s.eval(&[1; 4], Logits::Last).unwrap_err();
+    s.eval(&[Input::Tokens(&[1; 5])], Logits::None)
+        .unwrap()
+        .to_vec();
+    let err = s.eval(&[Input::Tokens(&[1; 4])], Logits::Last).unwrap_err();
     assert!(
         matches!(
             err,
@@ -149,7 +151,7 @@ fn context_overflow_and_bad_tokens_are_errors() {
         ),
         "{err}"
     );
-    let err = s.eval(&[256], Logits::Last).unwrap_err();
+    let err = s.eval(&[Input::Tokens(&[256])], Logits::Last).unwrap_err();
     assert!(
         err.to_string()
             .contains("token id 256 is outside the vocabulary (256 tokens)"),
@@ -171,8 +173,9 @@ fn kv_cache_types_agree_with_f32() {
         };
         Session::new(model.clone(), opts)
             .unwrap()
-            .eval(&tokens, Logits::All)
+            .eval(&[Input::Tokens(&tokens)], Logits::All)
             .unwrap()
+            .to_vec()
     };
     let f32s = run(KvType::F32);
     for (kv, bound) in [(KvType::F16, 0.02), (KvType::Q8_0, 0.15)] {

@@ -13,13 +13,13 @@ use std::sync::Arc;
 
 use fennec_core::chat::ChatMessage;
 use fennec_core::sampler::argmax;
-use fennec_core::{KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_core::{Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{fixture, smollm2_path};
 
 use fennec_tests::{fixture_json as load_json, json_ids as ids};
 
 fn model() -> Arc<Model> {
-    Model::load(smollm2_path(), &LoadOptions { n_threads: 2 }).unwrap()
+    Model::load(smollm2_path(), &LoadOptions::with_threads(2)).unwrap()
 }
 
 fn session(model: &Arc<Model>, n_ctx: usize) -> Session {
@@ -90,7 +90,10 @@ fn greedy_continuations_match_llama_cpp_until_a_near_tie() {
             .collect();
 
         let mut s = session(&model, 512);
-        let mut logits = s.eval(&prompt, Logits::Last).unwrap();
+        let mut logits = s
+            .eval(&[Input::Tokens(&prompt)], Logits::Last)
+            .unwrap()
+            .to_vec();
         let mut matched = 0;
         for (i, &want) in expected.iter().enumerate() {
             let got = argmax(&logits);
@@ -106,7 +109,10 @@ fn greedy_continuations_match_llama_cpp_until_a_near_tie() {
             if tokenizer.is_eog(got) {
                 break;
             }
-            logits = s.eval(&[got], Logits::Last).unwrap();
+            logits = s
+                .eval(&[Input::Tokens(&[got])], Logits::Last)
+                .unwrap()
+                .to_vec();
         }
         report.push(format!("{name}: {matched}/{}", expected.len()));
         compared += matched;
@@ -131,7 +137,10 @@ fn all_position_logits_match_llama_cpp_within_the_noise_floor() {
         let tokens = ids(&golden["ids"]);
         let n_vocab = model.n_vocab();
         let mut s = session(&model, tokens.len());
-        let logits = s.eval(&tokens, Logits::All).unwrap();
+        let logits = s
+            .eval(&[Input::Tokens(&tokens)], Logits::All)
+            .unwrap()
+            .to_vec();
         let (mut sum, mut count, mut max, mut argmax_agree, mut decisive) =
             (0.0f64, 0usize, 0.0f32, 0, 0);
         for (pos, (top_ids, top_logits)) in golden["top_ids"]
@@ -178,7 +187,9 @@ fn batch_micro_batch_and_one_by_one_prefill_agree() {
     let tokens = ids(&golden["ids"]);
     let run = |ubatch: usize| {
         let mut s = session(&model, tokens.len());
-        s.eval_with_ubatch(&tokens, Logits::All, ubatch).unwrap()
+        s.eval_with_ubatch(&[Input::Tokens(&tokens)], Logits::All, ubatch)
+            .unwrap()
+            .to_vec()
     };
     let batch = run(512);
     for ubatch in [1, 7, 32] {
@@ -216,7 +227,10 @@ fn perplexity_is_within_half_a_percent_of_llama_cpp() {
     let (mut nll, mut count) = (0.0f64, 0usize);
     for chunk in tokens.chunks_exact(n_ctx) {
         s.clear();
-        let logits = s.eval(chunk, Logits::All).unwrap();
+        let logits = s
+            .eval(&[Input::Tokens(chunk)], Logits::All)
+            .unwrap()
+            .to_vec();
         for j in n_ctx / 2..n_ctx - 1 {
             let row = &logits[j * n_vocab..(j + 1) * n_vocab];
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
@@ -275,9 +289,12 @@ fn f32_weights_logits_equal_llama_cpp_to_float_rounding() {
 
     let golden = load_json("llamacpp/smollm2/logits_f32/mixed.json");
     let tokens = ids(&golden["ids"]);
-    let model = Model::load(&path, &LoadOptions { n_threads: 2 }).unwrap();
+    let model = Model::load(&path, &LoadOptions::with_threads(2)).unwrap();
     let mut s = session(&model, tokens.len());
-    let logits = s.eval(&tokens, Logits::All).unwrap();
+    let logits = s
+        .eval(&[Input::Tokens(&tokens)], Logits::All)
+        .unwrap()
+        .to_vec();
     let n_vocab = model.n_vocab();
     let mut max = 0.0f32;
     for (pos, (top_ids, top_logits)) in golden["top_ids"]

@@ -94,6 +94,50 @@ impl GgufFile {
         Ok(gguf)
     }
 
+    /// Maps `len` bytes of an open file starting at `offset` and validates them as a GGUF
+    /// file: a model packed inside another file (an Android asset opened as a descriptor,
+    /// an iOS bundle resource). `len = 0` means "to the end of the file".
+    pub fn open_range(file: &File, offset: u64, len: u64) -> Result<Self> {
+        let io = |source| GgufError::Io {
+            path: PathBuf::from("<file descriptor>"),
+            source,
+        };
+        let file_len = file.metadata().map_err(io)?.len();
+        let len = if len == 0 {
+            file_len.saturating_sub(offset)
+        } else {
+            len
+        };
+        let end = offset.checked_add(len);
+        if end.is_none_or(|end| end > file_len) {
+            let msg = format!("range {offset}+{len} is outside the file of {file_len} bytes");
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                msg,
+            )));
+        }
+        let bytes = if len == 0 {
+            Bytes::Owned(Vec::new())
+        } else {
+            let len = usize::try_from(len).map_err(|_| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "range larger than the address space",
+                ))
+            })?;
+            // SAFETY: as in `open`: a read-only private mapping that Fennec never writes;
+            // memmap2 aligns the offset down to a page and hands back exactly `len` bytes.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(offset)
+                    .len(len)
+                    .map(file)
+            };
+            Bytes::Mapped(map.map_err(io)?)
+        };
+        Self::from_bytes(bytes)
+    }
+
     /// Validates a whole GGUF file held in memory.
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
         Self::from_bytes(Bytes::Owned(bytes))
@@ -148,6 +192,12 @@ impl GgufFile {
     /// The whole file's bytes (tensor data included, still unread until touched).
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// The bytes before the tensor data: magic, version, metadata and the tensor table.
+    pub fn header_bytes(&self) -> &[u8] {
+        let end = (self.header.data_offset as usize).min(self.bytes.as_slice().len());
+        &self.bytes.as_slice()[..end]
     }
 
     /// The tensor called `name`, if present.

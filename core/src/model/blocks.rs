@@ -4,26 +4,72 @@
 use super::ffn::FfnScratch;
 use super::hparams::LlamaHparams;
 use super::weights::TensorRef;
-use crate::error::Result;
+use crate::error::{try_resize, Result};
 use crate::kv_cache::KvLayer;
 use crate::ops::{self, Activations, AttentionShape, ThreadPool};
 
-/// The residual stream of `tokens`: their rows of the embedding matrix.
-pub(crate) fn embed(
+/// Writes the embedding rows of `tokens` into `x` (`tokens.len()` rows of `d`).
+pub(crate) fn embed_into(
     token_embd: &TensorRef,
     file: &[u8],
     tokens: &[u32],
     d: usize,
-) -> Result<Vec<f32>> {
-    let mut x = vec![0.0f32; tokens.len() * d];
+    x: &mut [f32],
+) -> Result<()> {
     let embd = token_embd.weight(file);
     for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {
         embd.row_to_f32(t as usize, row)?;
     }
-    Ok(x)
+    Ok(())
+}
+
+/// Everything one forward pass writes, owned by a session and reused by every call so the
+/// decode loop does not allocate once the buffers have grown to their working size.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    /// The residual stream: `n` rows of `n_embd`, filled by the caller before a forward.
+    pub x: Vec<f32>,
+    /// Position of each row.
+    pub positions: Vec<usize>,
+    /// Whether each row's logits are wanted.
+    pub want: Vec<bool>,
+    /// Logits of the wanted rows, back to back (`n_vocab` each).
+    pub logits: Vec<f32>,
+    /// The wanted rows of the residual stream, normalized for the output head.
+    pub out_rows: Vec<f32>,
+    /// Per-layer activation buffers.
+    pub buffers: Buffers,
+    /// Llama 4 NoPE query temperatures, one per row.
+    pub temperatures: Vec<f32>,
+    /// Mixture-of-experts routing and expert buffers.
+    pub moe: MoeScratch,
+}
+
+/// Buffers of a mixture-of-experts feed-forward.
+#[derive(Default)]
+pub(crate) struct MoeScratch {
+    /// Router logits, `n_expert` per row.
+    pub router_logits: Vec<f32>,
+    /// For each expert, the rows routed to it with their gates.
+    pub routes: Vec<Vec<(usize, f32)>>,
+    /// Experts ordered by logit for one row.
+    pub order: Vec<usize>,
+    /// The gated input rows of one expert.
+    pub inputs: Vec<f32>,
+    /// One expert's output rows.
+    pub expert_out: Vec<f32>,
+}
+
+impl Workspace {
+    /// Sizes the per-row vectors for `n` rows of a model shaped like `hp`.
+    pub(crate) fn resize(&mut self, hp: &LlamaHparams, n: usize) -> Result<()> {
+        try_resize(&mut self.x, n * hp.n_embd, 0.0, "activations")?;
+        self.buffers.resize(hp, n)
+    }
 }
 
 /// Activation buffers of one micro-batch of `n` tokens, reused by every layer.
+#[derive(Default)]
 pub(crate) struct Buffers {
     /// A block's output before it joins the residual stream.
     pub h: Vec<f32>,
@@ -40,24 +86,29 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    pub(crate) fn new(hp: &LlamaHparams, n: usize) -> Self {
+    /// Sizes every buffer for `n` rows of a model shaped like `hp` (no allocation when they
+    /// already have the capacity).
+    pub(crate) fn resize(&mut self, hp: &LlamaHparams, n: usize) -> Result<()> {
         let q_dim = hp.n_head * hp.head_dim;
         let kv_dim = hp.n_head_kv * hp.head_dim;
-        Self {
-            h: vec![0.0; n * hp.n_embd],
-            normed: vec![0.0; n * hp.n_embd],
-            q: vec![0.0; n * q_dim],
-            k: vec![0.0; n * kv_dim],
-            v: vec![0.0; n * kv_dim],
-            attn: vec![0.0; n * q_dim],
-            ffn: FfnScratch::default(),
-            shape: AttentionShape {
-                n_head: hp.n_head,
-                n_head_kv: hp.n_head_kv,
-                head_dim: hp.head_dim,
-                scale: 1.0 / (hp.head_dim as f32).sqrt(),
-            },
+        for (buf, len) in [
+            (&mut self.h, n * hp.n_embd),
+            (&mut self.normed, n * hp.n_embd),
+            (&mut self.q, n * q_dim),
+            (&mut self.k, n * kv_dim),
+            (&mut self.v, n * kv_dim),
+            (&mut self.attn, n * q_dim),
+        ] {
+            buf.clear();
+            try_resize(buf, len, 0.0, "activations")?;
         }
+        self.shape = AttentionShape {
+            n_head: hp.n_head,
+            n_head_kv: hp.n_head_kv,
+            head_dim: hp.head_dim,
+            scale: 1.0 / (hp.head_dim as f32).sqrt(),
+        };
+        Ok(())
     }
 
     /// Writes the rows of `k` and `v` into `cache` at their positions.
@@ -75,30 +126,29 @@ impl Buffers {
     }
 }
 
-/// The final norm and output head of the rows of `x` flagged in `want_logits`: their logits,
-/// back to back.
-#[allow(clippy::too_many_arguments)]
+/// The final norm and output head of the rows of `ws.x` flagged in `ws.want`: their logits,
+/// back to back, into `ws.logits`.
 pub(crate) fn output_logits(
-    x: &[f32],
-    want_logits: &[bool],
+    ws: &mut Workspace,
     output_norm: &[f32],
     output: &TensorRef,
     hp: &LlamaHparams,
     file: &[u8],
     pool: &ThreadPool,
-) -> Result<Vec<f32>> {
+) -> Result<()> {
     let d = hp.n_embd;
-    let mut rows: Vec<f32> = x
-        .chunks_exact(d)
-        .zip(want_logits)
-        .filter(|(_, &w)| w)
-        .flat_map(|(r, _)| r.iter().copied())
-        .collect();
-    let n_out = rows.len() / d;
-    ops::rms_norm(&mut rows, output_norm, hp.rms_eps, pool);
-    let mut logits = vec![0.0f32; n_out * hp.n_vocab];
-    if n_out > 0 {
-        Activations::new(&rows, d).matmul(&output.weight(file), &mut logits, pool)?;
+    let n_out = ws.want.iter().filter(|&&w| w).count();
+    try_resize(&mut ws.out_rows, n_out * d, 0.0, "output rows")?;
+    let wanted = ws.x.chunks_exact(d).zip(&ws.want).filter(|(_, &w)| w);
+    for (dst, (src, _)) in ws.out_rows.chunks_exact_mut(d).zip(wanted) {
+        dst.copy_from_slice(src);
     }
-    Ok(logits)
+    ws.out_rows.truncate(n_out * d);
+    ops::rms_norm(&mut ws.out_rows, output_norm, hp.rms_eps, pool);
+    ws.logits.clear();
+    try_resize(&mut ws.logits, n_out * hp.n_vocab, 0.0, "logits")?;
+    if n_out > 0 {
+        Activations::new(&ws.out_rows, d).matmul(&output.weight(file), &mut ws.logits, pool)?;
+    }
+    Ok(())
 }

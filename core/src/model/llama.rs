@@ -1,6 +1,6 @@
 //! The `llama` architecture (Llama 2/3, SmolLM, TinyLlama, …), written top to bottom in ops.
 
-use super::blocks::{embed, output_logits, Buffers};
+use super::blocks::{embed_into, output_logits, Workspace};
 use super::ffn::swiglu_ffn;
 use super::hparams::LlamaHparams;
 use super::weights::{embedding_and_output, f32s, matrix_ref, optional_f32s, TensorRef};
@@ -29,9 +29,9 @@ struct Layer {
 
 /// A loaded llama-architecture model: hyperparameters and where each weight lives.
 #[derive(Debug)]
-pub struct Llama {
+pub(crate) struct Llama {
     /// Hyperparameters.
-    pub hp: LlamaHparams,
+    pub(crate) hp: LlamaHparams,
     token_embd: TensorRef,
     output_norm: Vec<f32>,
     output: TensorRef,
@@ -40,7 +40,7 @@ pub struct Llama {
 
 impl Llama {
     /// Validates every tensor's presence and shape against the metadata.
-    pub fn load(file: &GgufFile, arch: &str) -> Result<Self> {
+    pub(crate) fn load(file: &GgufFile, arch: &str) -> Result<Self> {
         let embd = file
             .tensor("token_embd.weight")
             .ok_or_else(|| Error::InvalidModel("tensor \"token_embd.weight\" is missing".into()))?;
@@ -82,7 +82,7 @@ impl Llama {
     }
 
     /// The shape of each layer's KV cache: every layer attends to the whole context.
-    pub fn kv_layout(&self) -> Vec<KvLayerSpec> {
+    pub(crate) fn kv_layout(&self) -> Vec<KvLayerSpec> {
         let spec = KvLayerSpec {
             row_len: self.hp.n_head_kv * self.hp.head_dim,
             window: KvWindow::Full,
@@ -90,26 +90,30 @@ impl Llama {
         vec![spec; self.hp.n_layer]
     }
 
-    /// Runs `tokens` at `positions` (each token's cache cell is its position) and returns
-    /// the logits of the rows flagged in `want_logits`, back to back.
-    pub fn forward(
+    /// Writes the embedding rows of `tokens` into `x`.
+    pub(crate) fn embed(&self, file: &[u8], tokens: &[u32], x: &mut [f32]) -> Result<()> {
+        embed_into(&self.token_embd, file, tokens, self.hp.n_embd, x)
+    }
+
+    /// Runs the rows of `ws.x` at `ws.positions` (each row's cache cell is its position)
+    /// and writes the logits of the rows flagged in `ws.want` into `ws.logits`.
+    pub(crate) fn forward(
         &self,
         file: &[u8],
         pool: &ThreadPool,
         kv: &mut KvCache,
-        tokens: &[u32],
-        positions: &[usize],
-        want_logits: &[bool],
-    ) -> Result<Vec<f32>> {
+        ws: &mut Workspace,
+    ) -> Result<()> {
         let hp = &self.hp;
         let (d, hd) = (hp.n_embd, hp.head_dim);
         let q_dim = hp.n_head * hd;
-        let mut x = embed(&self.token_embd, file, tokens, d)?;
-        let mut b = Buffers::new(hp, tokens.len());
+        let n = ws.positions.len();
+        ws.buffers.resize(hp, n)?;
+        let (x, positions, b) = (&mut ws.x, &ws.positions, &mut ws.buffers);
 
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
-            b.normed.copy_from_slice(&x);
+            b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
             let mut acts = Activations::new(&b.normed, d);
             acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
@@ -133,10 +137,10 @@ impl Llama {
             if let Some(bias) = &layer.bo {
                 ops::add_bias(&mut b.h, bias);
             }
-            ops::add_assign(&mut x, &b.h);
+            ops::add_assign(x, &b.h);
 
             // Feed-forward block.
-            b.normed.copy_from_slice(&x);
+            b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             swiglu_ffn(
                 &mut Activations::new(&b.normed, d),
@@ -147,18 +151,10 @@ impl Llama {
                 &mut b.h,
                 pool,
             )?;
-            ops::add_assign(&mut x, &b.h);
+            ops::add_assign(x, &b.h);
         }
 
         // Only the rows whose logits are wanted go through the output head.
-        output_logits(
-            &x,
-            want_logits,
-            &self.output_norm,
-            &self.output,
-            hp,
-            file,
-            pool,
-        )
+        output_logits(ws, &self.output_norm, &self.output, hp, file, pool)
     }
 }

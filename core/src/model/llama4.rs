@@ -7,14 +7,14 @@
 //! top-k on the raw router logits, each chosen expert fed `sigmoid(logit) · x` (the gate
 //! scales the expert's input), plus an always-on shared expert.
 
-use super::blocks::{embed, output_logits, Buffers};
+use super::blocks::{embed_into, output_logits, MoeScratch, Workspace};
 use super::experts::{ExpertResidency, ExpertResidencyOptions, ExpertStats};
 use super::ffn::{swiglu_ffn, FfnScratch};
 use super::hparams::{Llama4Hparams, Llama4LayerKind};
 use super::weights::optional_matrix_ref;
 use super::weights::{embedding_and_output, f32s, matrix_ref, optional_f32s};
 use super::weights::{ExpertTensor, TensorRef};
-use crate::error::{Error, Result};
+use crate::error::{try_resize, Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
 use crate::ops::{self, Activations, ThreadPool};
@@ -60,9 +60,9 @@ struct Layer {
 
 /// A loaded Llama 4 text model: hyperparameters, where each weight lives, and expert residency.
 #[derive(Debug)]
-pub struct Llama4 {
+pub(crate) struct Llama4 {
     /// Hyperparameters.
-    pub hp: Llama4Hparams,
+    pub(crate) hp: Llama4Hparams,
     token_embd: TensorRef,
     output_norm: Vec<f32>,
     output: TensorRef,
@@ -72,7 +72,7 @@ pub struct Llama4 {
 
 impl Llama4 {
     /// Validates every tensor's presence and shape against the metadata.
-    pub fn load(file: &GgufFile) -> Result<Self> {
+    pub(crate) fn load(file: &GgufFile) -> Result<Self> {
         let embd = file
             .tensor("token_embd.weight")
             .ok_or_else(|| Error::InvalidModel("tensor \"token_embd.weight\" is missing".into()))?;
@@ -149,7 +149,7 @@ impl Llama4 {
     }
 
     /// The shape of each layer's KV cache: chunked layers keep a ring, NoPE layers everything.
-    pub fn kv_layout(&self) -> Vec<KvLayerSpec> {
+    pub(crate) fn kv_layout(&self) -> Vec<KvLayerSpec> {
         let row_len = self.hp.base.n_head_kv * self.hp.base.head_dim;
         self.layers
             .iter()
@@ -165,7 +165,7 @@ impl Llama4 {
     }
 
     /// Expert hit counters and residency.
-    pub fn expert_stats(&self) -> ExpertStats {
+    pub(crate) fn expert_stats(&self) -> ExpertStats {
         self.residency.stats()
     }
 
@@ -174,27 +174,33 @@ impl Llama4 {
         self.residency.configure(map, options);
     }
 
-    /// Runs `tokens` at `positions` and returns the logits of the rows flagged in
-    /// `want_logits`, back to back.
-    pub fn forward(
+    /// Writes the embedding rows of `tokens` into `x`.
+    pub(crate) fn embed(&self, file: &[u8], tokens: &[u32], x: &mut [f32]) -> Result<()> {
+        embed_into(&self.token_embd, file, tokens, self.hp.base.n_embd, x)
+    }
+
+    /// Runs the rows of `ws.x` at `ws.positions` and writes the logits of the rows flagged
+    /// in `ws.want` into `ws.logits`.
+    pub(crate) fn forward(
         &self,
         file: &[u8],
         pool: &ThreadPool,
         kv: &mut KvCache,
-        tokens: &[u32],
-        positions: &[usize],
-        want_logits: &[bool],
-    ) -> Result<Vec<f32>> {
+        ws: &mut Workspace,
+    ) -> Result<()> {
         let hp = &self.hp.base;
         let (d, hd) = (hp.n_embd, hp.head_dim);
         let q_dim = hp.n_head * hd;
-        let mut x = embed(&self.token_embd, file, tokens, d)?;
-        let mut b = Buffers::new(hp, tokens.len());
-        let temperatures: Vec<f32> = positions.iter().map(|&p| self.hp.temperature(p)).collect();
+        let n = ws.positions.len();
+        ws.buffers.resize(hp, n)?;
+        ws.temperatures.clear();
+        let temperature = |&p| self.hp.temperature(p);
+        ws.temperatures.extend(ws.positions.iter().map(temperature));
+        let (x, positions, b) = (&mut ws.x, &ws.positions, &mut ws.buffers);
 
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
-            b.normed.copy_from_slice(&x);
+            b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
             let mut acts = Activations::new(&b.normed, d);
             acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
@@ -208,16 +214,16 @@ impl Llama4 {
                     ops::rms_norm_unweighted(&mut b.k, hd, hp.rms_eps);
                 }
             } else {
-                ops::scale_rows(&mut b.q, &temperatures);
+                ops::scale_rows(&mut b.q, &ws.temperatures);
             }
             let cache = &mut kv.layers[il];
             b.store_kv(cache, positions)?;
             ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
             Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
-            ops::add_assign(&mut x, &b.h);
+            ops::add_assign(x, &b.h);
 
             // Feed-forward block.
-            b.normed.copy_from_slice(&x);
+            b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             match &layer.ffn {
                 Ffn::Dense { gate, up, down } => swiglu_ffn(
@@ -229,22 +235,17 @@ impl Llama4 {
                     &mut b.h,
                     pool,
                 )?,
-                Ffn::Moe(moe) => self.moe(moe, file, &b.normed, &mut b.h, &mut b.ffn, pool)?,
+                Ffn::Moe(moe) => {
+                    let scratch = (&mut b.ffn, &mut ws.moe);
+                    self.moe(moe, file, &b.normed, &mut b.h, scratch, pool)?
+                }
             }
-            ops::add_assign(&mut x, &b.h);
+            ops::add_assign(x, &b.h);
         }
         self.residency.after_batch(file);
 
         // Only the rows whose logits are wanted go through the output head.
-        output_logits(
-            &x,
-            want_logits,
-            &self.output_norm,
-            &self.output,
-            hp,
-            file,
-            pool,
-        )
+        output_logits(ws, &self.output_norm, &self.output, hp, file, pool)
     }
 
     /// The mixture-of-experts feed-forward of the rows of `x` into `out`. Tokens are grouped
@@ -255,16 +256,23 @@ impl Llama4 {
         file: &[u8],
         x: &[f32],
         out: &mut [f32],
-        scratch: &mut FfnScratch,
+        (ffn, m): (&mut FfnScratch, &mut MoeScratch),
         pool: &ThreadPool,
     ) -> Result<()> {
         let d = self.hp.base.n_embd;
         let n = x.len() / d;
         let n_exp = self.hp.n_expert;
         let mut acts = Activations::new(x, d);
-        let mut logits = vec![0.0f32; n * n_exp];
-        acts.matmul(&moe.router.weight(file), &mut logits, pool)?;
-        let routes = route(&logits, n_exp, self.hp.n_expert_used);
+        m.router_logits.clear();
+        try_resize(&mut m.router_logits, n * n_exp, 0.0, "router logits")?;
+        acts.matmul(&moe.router.weight(file), &mut m.router_logits, pool)?;
+        route(
+            &m.router_logits,
+            n_exp,
+            self.hp.n_expert_used,
+            &mut m.routes,
+            &mut m.order,
+        );
 
         // Shared expert on every token.
         swiglu_ffn(
@@ -272,35 +280,34 @@ impl Llama4 {
             &moe.shared_gate.weight(file),
             &moe.shared_up.weight(file),
             &moe.shared_down.weight(file),
-            scratch,
+            ffn,
             out,
             pool,
         )?;
 
         // Routed experts, each on the gated inputs of its tokens.
-        let mut inputs = Vec::new();
-        let mut expert_out = Vec::new();
-        for (e, tokens) in routes.iter().enumerate() {
+        for (e, tokens) in m.routes.iter().enumerate() {
             if tokens.is_empty() {
                 continue;
             }
             self.residency
                 .before_use(file, moe.moe_index, e, tokens.len());
-            inputs.clear();
+            m.inputs.clear();
             for &(t, gate) in tokens {
-                inputs.extend(x[t * d..(t + 1) * d].iter().map(|v| v * gate));
+                m.inputs
+                    .extend(x[t * d..(t + 1) * d].iter().map(|v| v * gate));
             }
-            expert_out.resize(tokens.len() * d, 0.0);
+            try_resize(&mut m.expert_out, tokens.len() * d, 0.0, "expert output")?;
             swiglu_ffn(
-                &mut Activations::new(&inputs, d),
+                &mut Activations::new(&m.inputs, d),
                 &moe.gate_exps.weight(file, e),
                 &moe.up_exps.weight(file, e),
                 &moe.down_exps.weight(file, e),
-                scratch,
-                &mut expert_out,
+                ffn,
+                &mut m.expert_out,
                 pool,
             )?;
-            for (row, &(t, _)) in expert_out.chunks_exact(d).zip(tokens) {
+            for (row, &(t, _)) in m.expert_out.chunks_exact(d).zip(tokens) {
                 ops::add_assign(&mut out[t * d..(t + 1) * d], row);
             }
         }
@@ -331,21 +338,26 @@ fn shared_expert(file: &GgufFile, name: &str, n_in: usize, n_out: usize) -> Resu
     })
 }
 
-/// For each expert, the tokens routed to it with their gates: each token goes to the
-/// `k` experts with the highest raw router logits (ties to the lower index), gated by
-/// the sigmoid of the logit.
-fn route(logits: &[f32], n_expert: usize, k: usize) -> Vec<Vec<(usize, f32)>> {
-    let mut routes = vec![Vec::new(); n_expert];
-    let mut order: Vec<usize> = Vec::with_capacity(n_expert);
+/// For each expert, the tokens routed to it with their gates (into `m.routes`): each token
+/// goes to the `k` experts with the highest raw router logits (ties to the lower index),
+/// gated by the sigmoid of the logit.
+fn route(
+    logits: &[f32],
+    n_expert: usize,
+    k: usize,
+    routes: &mut Vec<Vec<(usize, f32)>>,
+    order: &mut Vec<usize>,
+) {
+    routes.resize_with(n_expert, Vec::new);
+    routes.iter_mut().for_each(Vec::clear);
     for (t, row) in logits.chunks_exact(n_expert).enumerate() {
         order.clear();
         order.extend(0..n_expert);
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        order.sort_unstable_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
         for &e in &order[..k] {
             routes[e].push((t, sigmoid(row[e])));
         }
     }
-    routes
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -361,7 +373,9 @@ mod tests {
         let logits = [
             0.5, -1.0, 2.0, 2.0, /* token 1 */ -3.0, -2.0, -1.0, -4.0,
         ];
-        let routes = route(&logits, 4, 2);
+        let mut m = MoeScratch::default();
+        route(&logits, 4, 2, &mut m.routes, &mut m.order);
+        let routes = &m.routes;
         assert_eq!(routes[2], vec![(0, sigmoid(2.0)), (1, sigmoid(-1.0))]);
         assert_eq!(routes[3], vec![(0, sigmoid(2.0))]);
         assert_eq!(routes[1], vec![(1, sigmoid(-2.0))]);

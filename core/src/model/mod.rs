@@ -1,4 +1,5 @@
-//! Loaded models: a validated GGUF file, its architecture's weights, and worker threads.
+//! Loaded models: a validated GGUF file, its architecture's weights, its tokenizer and chat
+//! template, and worker threads.
 
 mod blocks;
 mod experts;
@@ -8,33 +9,60 @@ mod llama;
 mod llama4;
 mod weights;
 
+use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 pub use experts::{ExpertAdvice, ExpertLayerStats, ExpertResidencyOptions, ExpertStats};
 pub use hparams::{Llama4Hparams, Llama4LayerKind, LlamaHparams};
-pub use llama::Llama;
-pub use llama4::Llama4;
 
-use crate::chat::ChatTemplate;
+pub(crate) use blocks::Workspace;
+use llama::Llama;
+use llama4::Llama4;
+
+use crate::chat::{ChatError, ChatTemplate};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
-use crate::kv_cache::{KvCache, KvLayerSpec};
+use crate::kv_cache::{KvCache, KvLayerSpec, KvType};
 use crate::ops::ThreadPool;
-use crate::tokenizer::{Tokenizer, TokenizerError};
+use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
 
 /// How to load a model.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Worker threads (0 = one per core).
     pub n_threads: usize,
+    /// How long an idle worker thread spins waiting for the next op before it yields and
+    /// then sleeps. Spinning makes the ~250 small ops of a decoded token start in under a
+    /// microsecond; zero saves battery (a phone on battery, a background assistant).
+    pub idle_spin: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            n_threads: 0,
+            idle_spin: Duration::from_micros(200),
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Default options with `n_threads` worker threads.
+    pub fn with_threads(n_threads: usize) -> Self {
+        Self {
+            n_threads,
+            ..Self::default()
+        }
+    }
 }
 
 /// The architectures Fennec runs.
 // One value per loaded model: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Architecture {
+pub(crate) enum Architecture {
     /// `llama`: Llama 2/3, SmolLM, TinyLlama, …
     Llama(Llama),
     /// `llama4`: Llama 4 Scout and Maverick (text).
@@ -42,20 +70,48 @@ pub enum Architecture {
 }
 
 /// A model ready to run: shareable between threads and sessions (`Arc<Model>`).
+///
+/// The weights stay in the file's mapping; the tokenizer and chat template are built once at
+/// load and shared by every session.
 pub struct Model {
     file: GgufFile,
     arch: Architecture,
     pool: ThreadPool,
     /// The tokenizer, or why it could not be built (reported when text is used).
-    tokenizer: std::result::Result<Tokenizer, String>,
+    tokenizer: std::result::Result<Arc<Tokenizer>, Arc<TokenizerError>>,
+    /// The compiled chat template, or why there is none.
+    chat_template: std::result::Result<Arc<ChatTemplate>, Arc<ChatError>>,
+    /// SHA-256 of the header and a sample of every tensor, computed on first use.
+    fingerprint: OnceLock<[u8; 32]>,
 }
 
+// Bindings share one model between threads; keep it so.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Model>();
+};
+
 impl Model {
-    /// Maps and validates `path`, checks every tensor the architecture needs, and starts the
-    /// worker threads. Weights stay in the mapping.
+    /// Maps and validates `path`, checks every tensor the architecture needs, builds the
+    /// tokenizer and chat template, and starts the worker threads. Weights stay in the
+    /// mapping.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) when the file cannot be read,
+    /// [`ErrorKind::InvalidGguf`](crate::ErrorKind::InvalidGguf) when it is not valid GGUF,
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) for an architecture or tensor
+    /// type Fennec does not run, [`ErrorKind::InvalidModel`](crate::ErrorKind::InvalidModel)
+    /// for missing or misshapen tensors.
     pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Arc<Self>> {
         let file = GgufFile::open(path)?;
         Self::from_gguf(file, opts)
+    }
+
+    /// Loads the model stored in `len` bytes of `file` from `offset` (`len = 0`: to the
+    /// end): a model inside an Android asset or an iOS bundle, opened as a descriptor. The
+    /// range is mapped, not copied.
+    pub fn load_range(file: &File, offset: u64, len: u64, opts: &LoadOptions) -> Result<Arc<Self>> {
+        Self::from_gguf(GgufFile::open_range(file, offset, len)?, opts)
     }
 
     /// Builds a model from an already opened file.
@@ -70,16 +126,23 @@ impl Model {
             "llama4" => Architecture::Llama4(Llama4::load(&file)?),
             _ => return Err(Error::UnknownArchitecture(name)),
         };
-        let pool = ThreadPool::new(opts.n_threads)?;
-        let tokenizer = Tokenizer::from_gguf(file.metadata()).map_err(|e| e.to_string());
+        let pool = ThreadPool::new(opts.n_threads, opts.idle_spin)?;
+        let tokenizer = Tokenizer::from_gguf(file.metadata())
+            .map(Arc::new)
+            .map_err(Arc::new);
         if let Err(e) = &tokenizer {
             tracing::warn!("model loaded without a tokenizer: {e}");
         }
+        let chat_template = ChatTemplate::from_gguf(file.metadata())
+            .map(Arc::new)
+            .map_err(Arc::new);
         Ok(Arc::new(Self {
             file,
             arch,
             pool,
             tokenizer,
+            chat_template,
+            fingerprint: OnceLock::new(),
         }))
     }
 
@@ -88,26 +151,50 @@ impl Model {
         &self.file
     }
 
-    /// The tokenizer; an error names why the model's vocabulary cannot be used.
-    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+    /// The tokenizer, shared; an error names why the model's vocabulary cannot be used.
+    pub fn tokenizer(&self) -> Result<&Arc<Tokenizer>> {
         self.tokenizer
             .as_ref()
-            .map_err(|e| Error::Tokenizer(TokenizerError::Backend(e.clone())))
+            .map_err(|e| Error::NoTokenizer(e.clone()))
     }
 
-    /// The model's chat template (`tokenizer.chat_template`), compiled.
-    pub fn chat_template(&self) -> Result<ChatTemplate> {
-        Ok(ChatTemplate::from_gguf(self.file.metadata())?)
+    /// The model's chat template (`tokenizer.chat_template`), compiled once at load.
+    pub fn chat_template(&self) -> Result<&Arc<ChatTemplate>> {
+        self.chat_template
+            .as_ref()
+            .map_err(|e| Error::NoChatTemplate(e.clone()))
     }
 
-    /// The architecture and its weights.
-    pub fn architecture(&self) -> &Architecture {
-        &self.arch
+    /// Token ids of `text`; `add_bos` prepends BOS when the vocabulary has one,
+    /// `parse_special` turns control-token texts (`<|im_start|>`) into their ids.
+    pub fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>> {
+        Ok(self.tokenizer()?.encode(text, add_bos, parse_special)?)
+    }
+
+    /// The text of `ids` (invalid UTF-8 replaced by U+FFFD).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        Ok(self.tokenizer()?.decode(ids)?)
+    }
+
+    /// The vocabulary entry of `id` as stored (byte-level BPE spelling).
+    pub fn token_text(&self, id: u32) -> Result<String> {
+        Ok(self.tokenizer()?.token_text(id)?.to_string())
+    }
+
+    /// A decoder that turns generated ids into complete UTF-8 text; it holds its own handle
+    /// to the tokenizer, so it can outlive this borrow.
+    pub fn stream_decoder(&self) -> Result<StreamDecoder> {
+        Ok(StreamDecoder::lossy(self.tokenizer()?.clone()))
     }
 
     /// Vocabulary size (the width of a logits row).
     pub fn n_vocab(&self) -> usize {
         self.hparams().n_vocab
+    }
+
+    /// Width of the residual stream: the length of one row of [`crate::Input::Embeddings`].
+    pub fn n_embd(&self) -> usize {
+        self.hparams().n_embd
     }
 
     /// Context length the model was trained with.
@@ -120,6 +207,14 @@ impl Model {
         self.pool.n_threads()
     }
 
+    /// `general.architecture`: `"llama"` or `"llama4"`.
+    pub fn architecture_name(&self) -> &'static str {
+        match &self.arch {
+            Architecture::Llama(_) => "llama",
+            Architecture::Llama4(_) => "llama4",
+        }
+    }
+
     /// The transformer shape shared by every architecture.
     pub fn hparams(&self) -> &LlamaHparams {
         match &self.arch {
@@ -128,8 +223,40 @@ impl Model {
         }
     }
 
+    /// Llama 4's own hyperparameters (chunking, temperature tuning, experts); `None` for
+    /// other architectures.
+    pub fn llama4_hparams(&self) -> Option<&Llama4Hparams> {
+        match &self.arch {
+            Architecture::Llama(_) => None,
+            Architecture::Llama4(m) => Some(&m.hp),
+        }
+    }
+
+    /// Bytes a session's KV cache of `n_ctx` positions (evaluated at most `n_ubatch` at a
+    /// time) will hold, computed without allocating it.
+    pub fn kv_cache_bytes(&self, kv_type: KvType, n_ctx: usize, n_ubatch: usize) -> Result<u64> {
+        KvCache::planned_bytes(kv_type, &self.kv_layout(), n_ctx, n_ubatch)
+    }
+
+    /// A hash identifying this model: SHA-256 over the GGUF header (metadata and tensor
+    /// table) and the first bytes of every tensor. Saved sessions carry it, so one is never
+    /// restored into another model. Computed on first call (it touches one page per tensor).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        *self.fingerprint.get_or_init(|| {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(self.file.header_bytes());
+            for info in self.file.tensor_infos() {
+                if let Some(t) = self.file.tensor(&info.name) {
+                    h.update(&t.data[..t.data.len().min(64)]);
+                }
+            }
+            h.finalize().into()
+        })
+    }
+
     /// The shape of each layer's KV cache.
-    pub fn kv_layout(&self) -> Vec<KvLayerSpec> {
+    pub(crate) fn kv_layout(&self) -> Vec<KvLayerSpec> {
         match &self.arch {
             Architecture::Llama(m) => m.kv_layout(),
             Architecture::Llama4(m) => m.kv_layout(),
@@ -153,18 +280,44 @@ impl Model {
         }
     }
 
-    /// Runs one micro-batch; see [`Llama::forward`].
-    pub(crate) fn forward(
-        &self,
-        kv: &mut KvCache,
-        tokens: &[u32],
-        positions: &[usize],
-        want_logits: &[bool],
-    ) -> Result<Vec<f32>> {
+    /// The rows of the token-embedding matrix for `tokens` (`n_embd` floats each): what
+    /// [`crate::Input::Tokens`] feeds the first layer.
+    pub fn token_embeddings(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.check_tokens(tokens)?;
+        let len = tokens
+            .len()
+            .checked_mul(self.n_embd())
+            .ok_or_else(|| Error::InvalidArgument("token count times n_embd overflows".into()))?;
+        let mut x = crate::error::try_vec(len, 0.0, "token embeddings")?;
+        self.embed(tokens, &mut x)?;
+        Ok(x)
+    }
+
+    /// An error naming the first id of `tokens` outside the vocabulary.
+    pub(crate) fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        let n_vocab = self.n_vocab();
+        match tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            Some(&id) => Err(Error::InvalidToken { id, n_vocab }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the embedding rows of `tokens` (checked ids) into `x`.
+    pub(crate) fn embed(&self, tokens: &[u32], x: &mut [f32]) -> Result<()> {
+        let file = self.file.as_bytes();
+        match &self.arch {
+            Architecture::Llama(m) => m.embed(file, tokens, x),
+            Architecture::Llama4(m) => m.embed(file, tokens, x),
+        }
+    }
+
+    /// Runs one micro-batch held in `ws` (rows `ws.x` at `ws.positions`) and leaves the
+    /// wanted rows' logits in `ws.logits`.
+    pub(crate) fn forward(&self, kv: &mut KvCache, ws: &mut Workspace) -> Result<()> {
         let (file, pool) = (self.file.as_bytes(), &self.pool);
         match &self.arch {
-            Architecture::Llama(m) => m.forward(file, pool, kv, tokens, positions, want_logits),
-            Architecture::Llama4(m) => m.forward(file, pool, kv, tokens, positions, want_logits),
+            Architecture::Llama(m) => m.forward(file, pool, kv, ws),
+            Architecture::Llama4(m) => m.forward(file, pool, kv, ws),
         }
     }
 }
@@ -173,6 +326,7 @@ impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
             .field("file", &self.file)
+            .field("architecture", &self.architecture_name())
             .field("threads", &self.pool.n_threads())
             .finish()
     }

@@ -8,7 +8,7 @@ use super::ThreadPool;
 use crate::kv_cache::{KvLayer, KvType};
 
 /// Head layout of an attention op.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct AttentionShape {
     /// Query heads.
     pub n_head: usize,

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// How long an idle worker spins before it yields, then sleeps.
-const SPIN: Duration = Duration::from_micros(200);
+/// How long an idle worker yields (after spinning) before it sleeps.
 const YIELD: Duration = Duration::from_millis(2);
 /// Spins between two looks at the clock while idle.
 const CLOCK_EVERY: u32 = 64;
@@ -86,8 +85,9 @@ pub struct ThreadPool {
 }
 
 impl ThreadPool {
-    /// A pool of `n_threads` including the calling thread (0 = one per available core).
-    pub fn new(n_threads: usize) -> Result<Self> {
+    /// A pool of `n_threads` including the calling thread (0 = one per available core)
+    /// whose idle workers spin for `idle_spin` before they yield and then sleep.
+    pub fn new(n_threads: usize, idle_spin: Duration) -> Result<Self> {
         let n = if n_threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -110,7 +110,7 @@ impl ThreadPool {
                 let shared = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("fennec-{i}"))
-                    .spawn(move || worker_loop(&shared))
+                    .spawn(move || worker_loop(&shared, idle_spin))
                     .map_err(|e| Error::ThreadPool(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -199,7 +199,7 @@ impl ThreadPool {
 /// Rows below which splitting an elementwise op across threads costs more than it saves.
 const MIN_ROWS_PER_CHUNK: usize = 4;
 
-fn worker_loop(s: &Shared) {
+fn worker_loop(s: &Shared, spin: Duration) {
     let mut seen = 0u64;
     loop {
         let idle_since = Instant::now();
@@ -218,9 +218,9 @@ fn worker_loop(s: &Shared) {
                 continue;
             }
             let idle = idle_since.elapsed();
-            if idle < SPIN {
+            if idle < spin {
                 std::hint::spin_loop();
-            } else if idle < YIELD {
+            } else if !spin.is_zero() && idle < spin + YIELD {
                 std::thread::yield_now();
             } else {
                 s.sleepers.fetch_add(1, Ordering::AcqRel);
@@ -263,9 +263,11 @@ impl Drop for ThreadPool {
 mod tests {
     use super::*;
 
+    const SPIN_FOR_TESTS: Duration = Duration::from_micros(200);
+
     #[test]
     fn every_task_runs_exactly_once_across_many_jobs() {
-        let pool = ThreadPool::new(3).unwrap();
+        let pool = ThreadPool::new(3, SPIN_FOR_TESTS).unwrap();
         for n in [0, 1, 2, 5, 64, 1000] {
             let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
             for _ in 0..50 {
@@ -282,7 +284,7 @@ mod tests {
 
     #[test]
     fn sleeping_workers_wake_up() {
-        let pool = ThreadPool::new(2).unwrap();
+        let pool = ThreadPool::new(2, SPIN_FOR_TESTS).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         let sum = AtomicUsize::new(0);
         pool.for_each(100, |i| {
@@ -293,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_panicking_task_is_reraised_after_all_tasks_finish() {
-        let pool = ThreadPool::new(2).unwrap();
+        let pool = ThreadPool::new(2, SPIN_FOR_TESTS).unwrap();
         let ran = AtomicUsize::new(0);
         let r = catch_unwind(AssertUnwindSafe(|| {
             pool.for_each(10, |i| {
@@ -313,7 +315,7 @@ mod tests {
 
     #[test]
     fn sessions_on_other_threads_can_share_the_pool() {
-        let pool = Arc::new(ThreadPool::new(2).unwrap());
+        let pool = Arc::new(ThreadPool::new(2, SPIN_FOR_TESTS).unwrap());
         let handles: Vec<_> = (0..3)
             .map(|_| {
                 let pool = pool.clone();

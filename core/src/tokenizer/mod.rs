@@ -536,8 +536,8 @@ impl Tokenizer {
     }
 
     /// A decoder for streaming generated ids into complete UTF-8 text.
-    pub fn stream_decoder(&self) -> StreamDecoder<'_> {
-        StreamDecoder::new(self)
+    pub fn stream_decoder(self: &std::sync::Arc<Self>) -> StreamDecoder {
+        StreamDecoder::new(self.clone())
     }
 }
 

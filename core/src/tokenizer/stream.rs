@@ -1,5 +1,7 @@
 //! Incremental decoding: token ids in, complete UTF-8 text out.
 
+use std::sync::Arc;
+
 use super::{Result, Tokenizer, TokenizerError};
 
 /// Turns generated token ids into text one id at a time, holding back the bytes of a
@@ -8,16 +10,19 @@ use super::{Result, Tokenizer, TokenizerError};
 /// By default a byte sequence that can never become valid UTF-8 is an error
 /// ([`TokenizerError::InvalidUtf8`]); the bad bytes are dropped and decoding can go on.
 /// [`StreamDecoder::lossy`] replaces them with U+FFFD instead.
-#[derive(Debug)]
-pub struct StreamDecoder<'a> {
-    tokenizer: &'a Tokenizer,
+///
+/// The decoder owns a handle to its tokenizer, so it can outlive the borrow of a model and
+/// move to another thread.
+#[derive(Clone, Debug)]
+pub struct StreamDecoder {
+    tokenizer: Arc<Tokenizer>,
     pending: Vec<u8>,
     lossy: bool,
 }
 
-impl<'a> StreamDecoder<'a> {
+impl StreamDecoder {
     /// A strict decoder: invalid UTF-8 is reported as an error.
-    pub fn new(tokenizer: &'a Tokenizer) -> Self {
+    pub fn new(tokenizer: Arc<Tokenizer>) -> Self {
         Self {
             tokenizer,
             pending: Vec::new(),
@@ -26,7 +31,7 @@ impl<'a> StreamDecoder<'a> {
     }
 
     /// A decoder that replaces invalid UTF-8 with U+FFFD instead of failing.
-    pub fn lossy(tokenizer: &'a Tokenizer) -> Self {
+    pub fn lossy(tokenizer: Arc<Tokenizer>) -> Self {
         Self {
             lossy: true,
             ..Self::new(tokenizer)
@@ -35,22 +40,39 @@ impl<'a> StreamDecoder<'a> {
 
     /// Adds one token; returns the text that is now complete (possibly empty).
     pub fn push(&mut self, id: u32) -> Result<String> {
+        let mut out = String::new();
+        self.push_into(id, &mut out)?;
+        Ok(out)
+    }
+
+    /// Adds one token and appends the text that is now complete to `out` (no allocation
+    /// once `out` and the decoder have grown to their working size).
+    pub fn push_into(&mut self, id: u32, out: &mut String) -> Result<()> {
         self.tokenizer.check(id)?;
         self.pending
             .extend_from_slice(&self.tokenizer.pieces[id as usize]);
-        self.drain(false)
+        self.drain_into(false, out)
     }
 
     /// Adds raw bytes (for callers that decode tokens themselves); returns complete text.
     pub fn push_bytes(&mut self, bytes: &[u8]) -> Result<String> {
         self.pending.extend_from_slice(bytes);
-        self.drain(false)
+        let mut out = String::new();
+        self.drain_into(false, &mut out)?;
+        Ok(out)
     }
 
     /// Ends the stream: returns what is left; an incomplete character at the end is an error
     /// (or U+FFFD when lossy).
     pub fn flush(&mut self) -> Result<String> {
-        self.drain(true)
+        let mut out = String::new();
+        self.drain_into(true, &mut out)?;
+        Ok(out)
+    }
+
+    /// Forgets held-back bytes (to start a new stream with the same tokenizer).
+    pub fn reset(&mut self) {
+        self.pending.clear();
     }
 
     /// Bytes held back waiting for the rest of a character.
@@ -58,14 +80,13 @@ impl<'a> StreamDecoder<'a> {
         &self.pending
     }
 
-    fn drain(&mut self, at_end: bool) -> Result<String> {
-        let mut out = String::new();
+    fn drain_into(&mut self, at_end: bool, out: &mut String) -> Result<()> {
         loop {
             match std::str::from_utf8(&self.pending) {
                 Ok(s) => {
                     out.push_str(s);
                     self.pending.clear();
-                    return Ok(out);
+                    return Ok(());
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
@@ -75,7 +96,7 @@ impl<'a> StreamDecoder<'a> {
                         // Incomplete character at the end: wait for more bytes.
                         None if !at_end => {
                             self.pending.drain(..valid);
-                            return Ok(out);
+                            return Ok(());
                         }
                         bad => {
                             let n = bad.unwrap_or(self.pending.len() - valid);
