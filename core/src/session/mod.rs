@@ -2,6 +2,7 @@
 //! the buffers its forward passes reuse.
 
 mod input;
+mod memory;
 mod persist;
 
 use std::sync::Arc;
@@ -104,6 +105,15 @@ impl Session {
         }
         opts.n_ubatch = opts.n_ubatch.min(opts.n_ctx);
         let layout = model.kv_layout();
+        let planned = KvCache::planned_bytes(opts.kv_type, &layout, opts.n_ctx, opts.n_ubatch)?;
+        if let Some(available) = memory::available_bytes() {
+            if planned > available {
+                return Err(Error::OutOfMemory {
+                    what: "the KV cache (more than this machine's free memory and swap)",
+                    bytes: planned,
+                });
+            }
+        }
         let kv = KvCache::new(opts.kv_type, &layout, opts.n_ctx, opts.n_ubatch)?;
         let ring_layers = kv
             .layers
