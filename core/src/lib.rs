@@ -94,6 +94,11 @@
 
 #![deny(missing_docs)]
 
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod chat;
 mod error;
 mod generate;

@@ -122,6 +122,9 @@ fn reuse_prefix_keeps_shared_ids_and_identical_images() {
     assert_eq!(s.reuse_prefix(&again).unwrap(), 3);
 }
 
+/// Tokens generated after a restore: enough to cross two 16-token chunk starts on Llama 4.
+const N_CONTINUE: usize = 20;
+
 /// Saves after a prefix, restores, continues: equal to continuing the original, token for
 /// token; fork too.
 fn save_restore_and_fork_continue_like_the_original(model: Arc<Model>, n_prefix: usize) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fennec_core::chat::ChatMessage;
 use fennec_core::{
     CancelHandle, GenerateOptions, Input, LoadOptions, Model, SamplerOptions, Session,
     SessionOptions, StopReason,
@@ -133,11 +134,21 @@ fn another_thread_can_cancel_a_generation() {
     let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
     let cancel = CancelHandle::new();
     let remote = cancel.clone();
-    let p = prompt(&model, "Write a very long story about a fox.");
+    let messages = [ChatMessage::new(
+        "user",
+        "Write a very long story about a fox.",
+    )];
+    let text = model
+        .chat_template()
+        .unwrap()
+        .render(&messages, true)
+        .unwrap();
+    let p = model.encode(&text, false, true).unwrap();
     let (started, wait) = std::sync::mpsc::channel();
     let canceller = std::thread::spawn(move || {
-        wait.recv().unwrap();
-        remote.cancel();
+        if wait.recv().is_ok() {
+            remote.cancel();
+        }
     });
     let mut pieces = 0;
     let done = s
@@ -151,6 +162,7 @@ fn another_thread_can_cancel_a_generation() {
             true
         })
         .unwrap();
+    drop(started);
     canceller.join().unwrap();
     assert_eq!(done.stop, StopReason::Cancelled, "{done:?}");
     assert!(done.tokens.len() < 10, "{}", done.tokens.len());

@@ -200,10 +200,11 @@ impl Session {
         n >= self.n_past() || self.kv.can_resume_at(n)
     }
 
-    /// The smallest `n` the session can rewind to without clearing (0 when every layer
-    /// still holds the whole context).
+    /// The smallest `n >= 1` the session can rewind to with [`Session::truncate`] (1 when
+    /// every layer still holds the whole context; rewinding to 0 is always possible and is
+    /// the same as [`Session::clear`]).
     pub fn earliest_rewind(&self) -> usize {
-        (0..=self.n_past())
+        (1..=self.n_past())
             .find(|&n| self.kv.can_resume_at(n))
             .unwrap_or(self.n_past())
     }
