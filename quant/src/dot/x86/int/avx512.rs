@@ -36,7 +36,6 @@ unsafe fn load512(p: *const u8) -> __m512i {
 
 impl Pair for Q4KZmm {
     const W: GgmlType = GgmlType::Q4K;
-    const A: GgmlType = GgmlType::Q8K;
     const MINS: bool = true;
 
     #[inline(always)]
@@ -102,7 +101,6 @@ impl SplitK for Q4KZmm {
 
 impl Pair for Q6KZmm {
     const W: GgmlType = GgmlType::Q6K;
-    const A: GgmlType = GgmlType::Q8K;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {

@@ -4,13 +4,16 @@
 
 use std::arch::x86_64::*;
 
-use super::legacy::IQ4_VALUES;
 use super::{f32_at, load256, nibbles32, srl16, u32_at, Block, Isa, Pair, SplitK};
+use crate::blocks::BlockQ8K;
 use crate::dot::x86::f16_at;
+use crate::formats::IQ4_VALUES;
 use crate::GgmlType;
 
-pub(super) const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 260;
+/// Byte offset of the quants in a Q8_K block.
+pub(super) const Q8K_QS: usize = std::mem::offset_of!(BlockQ8K, qs);
+/// Byte offset of the sixteen sums in a Q8_K block.
+const Q8K_BSUMS: usize = std::mem::offset_of!(BlockQ8K, bsums);
 
 pub(super) struct Q2K;
 pub(super) struct Q3K;
@@ -64,7 +67,6 @@ pub(super) unsafe fn unpack_k4_scales(p: *const u8) -> ([u8; 8], [u8; 8]) {
 
 impl Pair for Q2K {
     const W: GgmlType = GgmlType::Q2K;
-    const A: GgmlType = GgmlType::Q8K;
     const MINS: bool = true;
 
     #[inline(always)]
@@ -96,7 +98,6 @@ impl Pair for Q2K {
 
 impl Pair for Q3K {
     const W: GgmlType = GgmlType::Q3K;
-    const A: GgmlType = GgmlType::Q8K;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -139,7 +140,6 @@ impl Pair for Q3K {
 
 impl Pair for Q4K {
     const W: GgmlType = GgmlType::Q4K;
-    const A: GgmlType = GgmlType::Q8K;
     const MINS: bool = true;
 
     #[inline(always)]
@@ -217,7 +217,6 @@ impl SplitK for Q4K {
 
 impl Pair for Q5K {
     const W: GgmlType = GgmlType::Q5K;
-    const A: GgmlType = GgmlType::Q8K;
     const MINS: bool = true;
 
     #[inline(always)]
@@ -257,7 +256,6 @@ impl SplitK for Q5K {
 
 impl Pair for Q6K {
     const W: GgmlType = GgmlType::Q6K;
-    const A: GgmlType = GgmlType::Q8K;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -325,7 +323,6 @@ impl SplitK for Q6K {
 
 impl Pair for Iq4Xs {
     const W: GgmlType = GgmlType::Iq4Xs;
-    const A: GgmlType = GgmlType::Q8K;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {

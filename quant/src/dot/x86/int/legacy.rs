@@ -5,6 +5,7 @@
 use std::arch::x86_64::*;
 
 use super::{bits32, dot_i8i8, load256, nibbles32, split_block, Block, Isa, Pair, Split};
+use crate::formats::IQ4_VALUES;
 use crate::GgmlType;
 
 pub(super) struct Q40;
@@ -14,14 +15,8 @@ pub(super) struct Q51;
 pub(super) struct Q80;
 pub(super) struct Iq4Nl;
 
-/// ggml's `kvalues_iq4nl`: the IQ4 code book.
-pub(super) const IQ4_VALUES: [i8; 16] = [
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-];
-
 impl Pair for Q40 {
     const W: GgmlType = GgmlType::Q4_0;
-    const A: GgmlType = GgmlType::Q8_0;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -45,7 +40,6 @@ impl Split for Q40 {
 
 impl Pair for Q41 {
     const W: GgmlType = GgmlType::Q4_1;
-    const A: GgmlType = GgmlType::Q8_1;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -69,7 +63,6 @@ impl Split for Q41 {
 
 impl Pair for Q50 {
     const W: GgmlType = GgmlType::Q5_0;
-    const A: GgmlType = GgmlType::Q8_0;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -95,7 +88,6 @@ impl Split for Q50 {
 
 impl Pair for Q51 {
     const W: GgmlType = GgmlType::Q5_1;
-    const A: GgmlType = GgmlType::Q8_1;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -120,7 +112,6 @@ impl Split for Q51 {
 
 impl Pair for Q80 {
     const W: GgmlType = GgmlType::Q8_0;
-    const A: GgmlType = GgmlType::Q8_0;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
@@ -145,7 +136,6 @@ impl Split for Q80 {
 
 impl Pair for Iq4Nl {
     const W: GgmlType = GgmlType::Iq4Nl;
-    const A: GgmlType = GgmlType::Q8_0;
 
     #[inline(always)]
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {

@@ -104,8 +104,10 @@ impl Block {
 
 /// A weight type and the activation type it is paired with.
 trait Pair {
+    /// The weight type.
     const W: GgmlType;
-    const A: GgmlType;
+    /// Its activation type, from the one pairing table ([`crate::dot::activation_type`]).
+    const A: GgmlType = paired(Self::W);
     /// Whether the blocks carry a minimum term ([`Block::m`], [`Block::dmin`]).
     const MINS: bool = false;
 
@@ -113,6 +115,15 @@ trait Pair {
     /// `w` and `a` must be readable for one block of `W` and `A`; only inline into
     /// functions compiled with AVX2, FMA and F16C (and the ISA's features).
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block;
+}
+
+/// The activation type of `w`, where one exists (every [`Pair`]'s weight type has one: a
+/// pair without is a compile-time error).
+const fn paired(w: GgmlType) -> GgmlType {
+    match crate::dot::activation_type(w) {
+        Some(a) => a,
+        None => panic!("a SIMD pair for a weight type without an activation type"),
+    }
 }
 
 /// A weight type whose block work splits into a weight-only part ([`Split::prep`], done
