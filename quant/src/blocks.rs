@@ -2,8 +2,12 @@
 //!
 //! Every struct is `#[repr(C)]` with only `u8`/`i8`/`u16`/`i16`/`f16`/`f32` fields and no
 //! padding, so a slice of blocks can be viewed straight from a memory-mapped GGUF tensor.
+//! The list at the end pairs each struct with its [`GgmlType`] and checks its size.
 
 use half::f16;
+
+use crate::bytes::Block;
+use crate::GgmlType;
 
 /// Elements in a legacy block (Q4_0 … Q8_1, IQ4_NL).
 pub const QK: usize = 32;
@@ -190,21 +194,22 @@ pub struct BlockIq4Xs {
     pub qs: [u8; QK_K / 2],
 }
 
-const _: () = {
-    use crate::GgmlType as T;
-    use std::mem::size_of;
-    assert!(size_of::<BlockQ4_0>() == T::Q4_0.block_bytes());
-    assert!(size_of::<BlockQ4_1>() == T::Q4_1.block_bytes());
-    assert!(size_of::<BlockQ5_0>() == T::Q5_0.block_bytes());
-    assert!(size_of::<BlockQ5_1>() == T::Q5_1.block_bytes());
-    assert!(size_of::<BlockQ8_0>() == T::Q8_0.block_bytes());
-    assert!(size_of::<BlockQ8_1>() == T::Q8_1.block_bytes());
-    assert!(size_of::<BlockQ2K>() == T::Q2K.block_bytes());
-    assert!(size_of::<BlockQ3K>() == T::Q3K.block_bytes());
-    assert!(size_of::<BlockQ4K>() == T::Q4K.block_bytes());
-    assert!(size_of::<BlockQ5K>() == T::Q5K.block_bytes());
-    assert!(size_of::<BlockQ6K>() == T::Q6K.block_bytes());
-    assert!(size_of::<BlockQ8K>() == T::Q8K.block_bytes());
-    assert!(size_of::<BlockIq4Nl>() == T::Iq4Nl.block_bytes());
-    assert!(size_of::<BlockIq4Xs>() == T::Iq4Xs.block_bytes());
-};
+/// Pairs each struct with its [`GgmlType`] ([`Block::TYPE`]) and checks at compile time that
+/// its size is the type's [`GgmlType::block_bytes`], so that it has no padding.
+macro_rules! impl_block {
+    ($($t:ty => $g:ident),* $(,)?) => {$(
+        const _: () = assert!(std::mem::size_of::<$t>() == GgmlType::$g.block_bytes());
+        // SAFETY: every struct in this file is `#[repr(C)]` of integer/f16/f32 fields and
+        // arrays, with no padding (its size equals ggml's `sizeof`, checked at compile time
+        // just above), and every bit pattern is a valid value of those field types.
+        unsafe impl Block for $t {
+            const TYPE: GgmlType = GgmlType::$g;
+        }
+    )*};
+}
+
+impl_block!(
+    BlockQ4_0 => Q4_0, BlockQ4_1 => Q4_1, BlockQ5_0 => Q5_0, BlockQ5_1 => Q5_1,
+    BlockQ8_0 => Q8_0, BlockQ8_1 => Q8_1, BlockQ2K => Q2K, BlockQ3K => Q3K, BlockQ4K => Q4K,
+    BlockQ5K => Q5K, BlockQ6K => Q6K, BlockQ8K => Q8K, BlockIq4Nl => Iq4Nl, BlockIq4Xs => Iq4Xs,
+);

@@ -5,10 +5,6 @@
 
 use half::{bf16, f16};
 
-use crate::blocks::{
-    BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
-    BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
-};
 use crate::{GgmlType, QuantError};
 
 /// The f16 stored little-endian at `b[off..off + 2]`, widened to f32.
@@ -60,6 +56,7 @@ pub(crate) fn put_f32(b: &mut [u8], off: usize, v: f32) {
 }
 
 /// A block struct from [`crate::blocks`]: plain old data with the layout of one ggml block.
+/// The structs and their types are paired (and their sizes checked) in [`crate::blocks`].
 ///
 /// # Safety
 /// Implementors must be `#[repr(C)]`, contain no padding, and be valid for every bit pattern.
@@ -67,23 +64,6 @@ pub unsafe trait Block: Copy + 'static {
     /// The ggml type whose block this is.
     const TYPE: GgmlType;
 }
-
-macro_rules! impl_block {
-    ($($t:ty => $g:ident),* $(,)?) => {$(
-        // SAFETY: every struct in `blocks` is `#[repr(C)]` of integer/f16/f32 fields and arrays,
-        // with no padding (its size equals ggml's `sizeof`, checked at compile time there), and
-        // every bit pattern is a valid value of those field types.
-        unsafe impl Block for $t {
-            const TYPE: GgmlType = GgmlType::$g;
-        }
-    )*};
-}
-
-impl_block!(
-    BlockQ4_0 => Q4_0, BlockQ4_1 => Q4_1, BlockQ5_0 => Q5_0, BlockQ5_1 => Q5_1,
-    BlockQ8_0 => Q8_0, BlockQ8_1 => Q8_1, BlockQ2K => Q2K, BlockQ3K => Q3K, BlockQ4K => Q4K,
-    BlockQ5K => Q5K, BlockQ6K => Q6K, BlockQ8K => Q8K, BlockIq4Nl => Iq4Nl, BlockIq4Xs => Iq4Xs,
-);
 
 /// Views `bytes` as a slice of blocks `T`: fails when the length is not a whole number of
 /// blocks or the start is not aligned for `T` (2 bytes for f16 blocks, 4 for Q8_K).
@@ -112,6 +92,7 @@ pub fn view_blocks<T: Block>(bytes: &[u8]) -> Result<&[T], QuantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blocks::{BlockQ8K, BlockQ8_0};
 
     #[test]
     fn view_blocks_checks_length_and_alignment() {

@@ -3,6 +3,28 @@
 //!
 //! Row-level entry points: [`quantize_row`], [`dequantize_row`], [`vec_dot`]; several rows
 //! at once: [`matmul`].
+//!
+//! # Where a type's facts live
+//!
+//! * number, name, elements and bytes per block: [`types`] ([`GgmlType`], `ALL`, `name`,
+//!   `block_len`, `block_bytes`);
+//! * byte layout: a struct in [`blocks`], paired with its type (size checked) at the end;
+//! * f32 ↔ bytes converters: [`formats`] (`formats/{legacy,kquants,iq4,float}.rs`), listed
+//!   in its one converter table;
+//! * activation pairing: [`dot::activation_type`], the one table every kernel reads;
+//! * kernels: `dot/scalar.rs` (the reference), `dot/x86/int/mod.rs` and `dot/x86/float.rs`
+//!   (tables per level), `dot/neon/mod.rs` (`pick!`), listing which body serves which type.
+//!
+//! # Adding a quant type
+//!
+//! 1. `types.rs`: the variant, its place in `ALL`, `name`, `block_len`, `block_bytes`.
+//! 2. `blocks.rs`: the block struct, and a line in the `impl_block!` list.
+//! 3. `formats/`: quantize/dequantize functions, and a row in `formats/mod.rs`'s table.
+//! 4. `dot/mod.rs`: its activation type; `dot/scalar.rs`: its reference kernel.
+//! 5. SIMD bodies, if any: `dot/x86/int/` (plus its tables), `dot/neon/` (plus `pick!`).
+//! 6. Tests (each keeps its own list, on purpose): fixtures for `golden.rs`/`ggml_ref.rs`;
+//!    `SUPPORTED` in `properties.rs`, `PAIRS` in `dot.rs`; the SIMD type lists in
+//!    `simd_x86.rs`, `simd_neon.rs` and `multi_vec.rs`.
 
 #![warn(missing_docs)]
 

@@ -63,8 +63,20 @@ pub fn widen_scales(a_ty: GgmlType, n: usize, a: &[u8], out: &mut Vec<f32>) {
 
 /// The activation type llama.cpp pairs with weight type `w` (`Q4_0·Q8_0`, `Q4_1·Q8_1`,
 /// `Q4_K·Q8_K`, `F16·F16`, …), or `None` if Fennec has no kernel for `w`.
-pub fn activation_type(w: GgmlType) -> Option<GgmlType> {
-    scalar::activation_type(w)
+///
+/// The one table of pairings: every kernel (scalar, x86, NEON) takes its activation type
+/// from here.
+pub const fn activation_type(w: GgmlType) -> Option<GgmlType> {
+    use GgmlType::*;
+    Some(match w {
+        F32 => F32,
+        F16 => F16,
+        BF16 => BF16,
+        Q4_0 | Q5_0 | Q8_0 | Iq4Nl => Q8_0,
+        Q4_1 | Q5_1 => Q8_1,
+        Q2K | Q3K | Q4K | Q5K | Q6K | Iq4Xs => Q8K,
+        _ => return None,
+    })
 }
 
 /// The kernel for weight type `w` at `level`: the level's own SIMD kernel when it has one,

@@ -10,20 +10,6 @@ use crate::bytes::{bf16_at, f16_at, f32_at, i16_at, u16_at, u32_at};
 use crate::formats::{unpack_k4_scale_min, unpack_q3k_scales, IQ4_VALUES};
 use crate::GgmlType;
 
-/// See [`super::activation_type`].
-pub(crate) fn activation_type(w: GgmlType) -> Option<GgmlType> {
-    use GgmlType::*;
-    Some(match w {
-        F32 => F32,
-        F16 => F16,
-        BF16 => BF16,
-        Q4_0 | Q5_0 | Q8_0 | Iq4Nl => Q8_0,
-        Q4_1 | Q5_1 => Q8_1,
-        Q2K | Q3K | Q4K | Q5K | Q6K | Iq4Xs => Q8K,
-        _ => return None,
-    })
-}
-
 /// The scalar kernel for weight type `w`.
 pub(crate) fn kernel(w: GgmlType) -> Option<VecDotFn> {
     use GgmlType::*;

@@ -18,59 +18,35 @@ type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// A row converter from the bytes of a type into f32.
 type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
 
-/// The f32 → bytes converter for `ty`, if Fennec has one.
-fn quantizer(ty: GgmlType) -> Option<QuantizeFn> {
+/// The f32 → bytes and bytes → f32 converters for `ty`, if Fennec has them: the one table
+/// of the types [`quantize_row`] and [`dequantize_row`] accept.
+fn converters(ty: GgmlType) -> Option<(QuantizeFn, DequantizeFn)> {
     use GgmlType::*;
     Some(match ty {
-        F32 => float::quantize_f32,
-        F16 => float::quantize_f16,
-        BF16 => float::quantize_bf16,
-        Q4_0 => legacy::quantize_q4_0,
-        Q4_1 => legacy::quantize_q4_1,
-        Q5_0 => legacy::quantize_q5_0,
-        Q5_1 => legacy::quantize_q5_1,
-        Q8_0 => legacy::quantize_q8_0,
-        Q8_1 => legacy::quantize_q8_1,
-        Q2K => kquants::quantize_q2_k,
-        Q3K => kquants::quantize_q3_k,
-        Q4K => kquants::quantize_q4_k,
-        Q5K => kquants::quantize_q5_k,
-        Q6K => kquants::quantize_q6_k,
-        Q8K => kquants::quantize_q8_k,
-        Iq4Nl => iq4::quantize_iq4_nl,
-        Iq4Xs => iq4::quantize_iq4_xs,
-        _ => return None,
-    })
-}
-
-/// The bytes → f32 converter for `ty`, if Fennec has one.
-fn dequantizer(ty: GgmlType) -> Option<DequantizeFn> {
-    use GgmlType::*;
-    Some(match ty {
-        F32 => float::dequantize_f32,
-        F16 => float::dequantize_f16,
-        BF16 => float::dequantize_bf16,
-        Q4_0 => legacy::dequantize_q4_0,
-        Q4_1 => legacy::dequantize_q4_1,
-        Q5_0 => legacy::dequantize_q5_0,
-        Q5_1 => legacy::dequantize_q5_1,
-        Q8_0 => legacy::dequantize_q8_0,
-        Q8_1 => legacy::dequantize_q8_1,
-        Q2K => kquants::dequantize_q2_k,
-        Q3K => kquants::dequantize_q3_k,
-        Q4K => kquants::dequantize_q4_k,
-        Q5K => kquants::dequantize_q5_k,
-        Q6K => kquants::dequantize_q6_k,
-        Q8K => kquants::dequantize_q8_k,
-        Iq4Nl => iq4::dequantize_iq4_nl,
-        Iq4Xs => iq4::dequantize_iq4_xs,
+        F32 => (float::quantize_f32, float::dequantize_f32),
+        F16 => (float::quantize_f16, float::dequantize_f16),
+        BF16 => (float::quantize_bf16, float::dequantize_bf16),
+        Q4_0 => (legacy::quantize_q4_0, legacy::dequantize_q4_0),
+        Q4_1 => (legacy::quantize_q4_1, legacy::dequantize_q4_1),
+        Q5_0 => (legacy::quantize_q5_0, legacy::dequantize_q5_0),
+        Q5_1 => (legacy::quantize_q5_1, legacy::dequantize_q5_1),
+        Q8_0 => (legacy::quantize_q8_0, legacy::dequantize_q8_0),
+        Q8_1 => (legacy::quantize_q8_1, legacy::dequantize_q8_1),
+        Q2K => (kquants::quantize_q2_k, kquants::dequantize_q2_k),
+        Q3K => (kquants::quantize_q3_k, kquants::dequantize_q3_k),
+        Q4K => (kquants::quantize_q4_k, kquants::dequantize_q4_k),
+        Q5K => (kquants::quantize_q5_k, kquants::dequantize_q5_k),
+        Q6K => (kquants::quantize_q6_k, kquants::dequantize_q6_k),
+        Q8K => (kquants::quantize_q8_k, kquants::dequantize_q8_k),
+        Iq4Nl => (iq4::quantize_iq4_nl, iq4::dequantize_iq4_nl),
+        Iq4Xs => (iq4::quantize_iq4_xs, iq4::dequantize_iq4_xs),
         _ => return None,
     })
 }
 
 /// Whether [`quantize_row`] and [`dequantize_row`] accept `ty`.
 pub fn is_supported(ty: GgmlType) -> bool {
-    quantizer(ty).is_some() && dequantizer(ty).is_some()
+    converters(ty).is_some()
 }
 
 /// Bytes of a row of `n` elements of `ty`, or the reason `n` is not a whole number of blocks.
@@ -105,7 +81,7 @@ pub(crate) fn check_bytes(
 /// Quantizes `src` (a whole number of blocks of `ty`) into `dst`, which must hold exactly
 /// that many blocks. Matches ggml's `quantize_row_*_ref` (no importance matrix).
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-    let quantize = quantizer(ty).ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
+    let (quantize, _) = converters(ty).ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
     check_bytes(ty, src.len(), dst.len(), "destination")?;
     quantize(src, dst);
     Ok(())
@@ -133,7 +109,7 @@ pub fn quantize_activations(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result
 /// Dequantizes `src` (exactly the blocks of `dst.len()` elements of `ty`) into `dst`.
 /// Matches ggml's `dequantize_row_*`; non-finite f16 scales propagate as NaN/Inf.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
-    let dequantize = dequantizer(ty).ok_or(QuantError::Unsupported {
+    let (_, dequantize) = converters(ty).ok_or(QuantError::Unsupported {
         ty,
         op: "dequantize",
     })?;

@@ -17,8 +17,8 @@ use core::arch::asm;
 use super::{check, f16_at, finite_or_scalar, ld_s8, ld_u8};
 use crate::GgmlType;
 
-const Q8_0_BYTES: usize = 34;
-const Q4_0_BYTES: usize = 18;
+const Q8_0_BYTES: usize = GgmlType::Q8_0.block_bytes();
+const Q4_0_BYTES: usize = GgmlType::Q4_0.block_bytes();
 
 /// `acc + smmla(x, y)`.
 #[inline]

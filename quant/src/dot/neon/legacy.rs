@@ -8,13 +8,11 @@ use core::arch::aarch64::*;
 
 use super::{f16_at, ld_s8, ld_u8, Dot};
 
-const Q8_0_BYTES: usize = 34;
-const Q8_1_BYTES: usize = 36;
+const Q8_0_BYTES: usize = crate::GgmlType::Q8_0.block_bytes();
+const Q8_1_BYTES: usize = crate::GgmlType::Q8_1.block_bytes();
 
-/// IQ4_NL / IQ4_XS code book (the 16 non-linear levels).
-pub(super) const IQ4_LEVELS: [i8; 16] = [
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-];
+/// IQ4_NL / IQ4_XS code book (the 16 non-linear levels), as the format defines it.
+pub(super) const IQ4_LEVELS: [i8; 16] = crate::formats::IQ4_VALUES;
 
 /// Integer dot of one block's 32 weights (`lo` = elements 0..16, `hi` = 16..32) with the
 /// activation quants at `qa`.

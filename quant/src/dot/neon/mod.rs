@@ -147,17 +147,9 @@ pub(super) unsafe fn ld_u8(p: *const u8) -> uint8x16_t {
     vld1q_u8(p)
 }
 
-/// The activation type each NEON kernel expects (llama.cpp's pairing).
+/// The activation type each NEON kernel expects: [`super::activation_type`]'s pairing.
 pub(super) const fn activation_of(w: GgmlType) -> Option<GgmlType> {
-    use GgmlType::*;
-    match w {
-        Q4_0 | Q5_0 | Q8_0 | Iq4Nl => Some(Q8_0),
-        Q4_1 | Q5_1 => Some(Q8_1),
-        Q2K | Q3K | Q4K | Q5K | Q6K | Iq4Xs => Some(Q8K),
-        F16 => Some(F16),
-        F32 => Some(F32),
-        _ => None,
-    }
+    super::activation_type(w)
 }
 
 /// Bytes of `n` elements of `ty`, panicking unless `n` is a whole number of blocks.

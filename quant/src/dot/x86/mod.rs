@@ -8,7 +8,7 @@
 //!   differ. A block with a NaN/Inf scale is computed by the scalar reference itself, so
 //!   non-finite values propagate exactly as there.
 //! * [`float`]: F32, F16 and BF16 dot products with f32 FMA accumulators.
-//! * Multi-vector kernels ([`kernel_multi`], in [`int`]) for the 32-element quantized
+//! * Multi-vector kernels ([`kernel_multi`], in `int::multi`) for the 32-element quantized
 //!   types, Q4_K, Q5_K and Q6_K: one weight row against `N` activation rows, each weight
 //!   block unpacked once.
 //!   They run the single-row kernel's arithmetic for every row (same block sums, same
