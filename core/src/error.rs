@@ -23,6 +23,9 @@ pub enum Error {
     /// `general.architecture` names an architecture Fennec does not run.
     #[error("unknown architecture {0:?}: Fennec runs llama and llama4")]
     UnknownArchitecture(String),
+    /// The model uses a feature Fennec does not implement (a RoPE scaling type, …).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     /// The file is GGUF but not a model Fennec can run (missing or misshapen tensors, …).
     #[error("invalid model: {0}")]
     InvalidModel(String),
@@ -199,18 +202,17 @@ impl Error {
     /// The class of this error: the one mapping to C codes and foreign exception types.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Gguf(GgufError::Io { .. }) => ErrorKind::Io,
-            Error::Gguf(_) => ErrorKind::InvalidGguf,
+            Error::Gguf(e) => e.kind(),
             Error::Quant(QuantError::Unsupported { .. }) => ErrorKind::Unsupported,
             Error::Quant(_) => ErrorKind::InvalidModel,
-            Error::UnknownArchitecture(_) => ErrorKind::Unsupported,
+            Error::UnknownArchitecture(_) | Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::InvalidModel(_) => ErrorKind::InvalidModel,
             Error::ContextFull { .. } => ErrorKind::ContextFull,
             Error::InvalidToken { .. } => ErrorKind::InvalidToken,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::CannotRewind { .. } => ErrorKind::CannotRewind,
-            Error::Tokenizer(TokenizerError::InvalidTokenId { .. }) => ErrorKind::InvalidToken,
-            Error::Tokenizer(_) | Error::NoTokenizer(_) => ErrorKind::Tokenizer,
+            Error::Tokenizer(e) => e.kind(),
+            Error::NoTokenizer(_) => ErrorKind::Tokenizer,
             Error::Chat(_) | Error::NoChatTemplate(_) => ErrorKind::ChatTemplate,
             Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
@@ -218,6 +220,28 @@ impl Error {
             Error::CorruptSession(_) => ErrorKind::CorruptSession,
             Error::Io(_) => ErrorKind::Io,
             Error::ThreadPool(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl GgufError {
+    /// The class of this error: [`ErrorKind::Io`] when the file could not be read,
+    /// [`ErrorKind::InvalidGguf`] otherwise.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GgufError::Io { .. } => ErrorKind::Io,
+            _ => ErrorKind::InvalidGguf,
+        }
+    }
+}
+
+impl TokenizerError {
+    /// The class of this error: [`ErrorKind::InvalidToken`] for an id outside the
+    /// vocabulary, [`ErrorKind::Tokenizer`] otherwise.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TokenizerError::InvalidTokenId { .. } => ErrorKind::InvalidToken,
+            _ => ErrorKind::Tokenizer,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use fennec_core::gguf::{GgmlType, GgufError, GgufFile, GgufWriter, TensorData};
+use fennec_core::ErrorKind;
 
 /// Tracks each thread's live and peak heap bytes so a test can bound what parsing allocates
 /// (per thread, since tests run in parallel).
@@ -85,6 +86,7 @@ fn assert_refused(bytes: &[u8], needles: &[&str]) -> GgufError {
         Ok(Ok(_)) => panic!("corrupt file accepted (expected {needles:?})"),
         Ok(Err(e)) => e,
     };
+    assert_eq!(err.kind(), ErrorKind::InvalidGguf, "{err}");
     let msg = err.to_string();
     for n in needles {
         assert!(msg.contains(n), "error {msg:?} does not mention {n:?}");

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use fennec_core::gguf::GgufWriter;
-use fennec_core::{Error, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_core::{
+    Error, ErrorKind, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions,
+};
 use fennec_tests::{temp_dir, write_tiny_llama};
 
 /// A change to the tiny model's metadata.
@@ -50,6 +52,7 @@ fn unknown_architecture_is_named() {
         matches!(err, Error::UnknownArchitecture(ref a) if a == "mamba"),
         "{err}"
     );
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert!(
         err.to_string().contains("unknown architecture \"mamba\""),
         "{err}"
@@ -89,7 +92,14 @@ fn missing_keys_and_bad_shapes_are_named() {
         ),
     ];
     for (tag, edit, needles) in cases {
-        let err = load_err(tag, edit, None).to_string();
+        let err = load_err(tag, edit, None);
+        let kind = if tag == "yarn" {
+            ErrorKind::Unsupported
+        } else {
+            ErrorKind::InvalidModel
+        };
+        assert_eq!(err.kind(), kind, "{tag}: {err}");
+        let err = err.to_string();
         assert!(needles.iter().all(|n| err.contains(n)), "{tag}: {err}");
     }
     let err = load_err(
@@ -108,7 +118,9 @@ fn missing_keys_and_bad_shapes_are_named() {
 fn unsupported_tokenizer_is_an_error_when_text_is_used() {
     // "gpt2" -> "bert": a tokenizer model Fennec does not run.
     let (dir, path) = tiny_model("tok", |_| {}, Some((b"gpt2", b"bert")));
-    let err = load(&path).unwrap().tokenizer().unwrap_err().to_string();
+    let err = load(&path).unwrap().tokenizer().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tokenizer);
+    let err = err.to_string();
     assert!(err.contains("bert"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -116,7 +116,7 @@ fn rope_freq_scale(md: &Metadata, arch: &str) -> Result<f32> {
         None | Some("none") | Some("linear") => {
             Ok(factor.filter(|f| *f > 0.0).map_or(1.0, |f| 1.0 / f))
         }
-        Some(other) => Err(Error::InvalidModel(format!(
+        Some(other) => Err(Error::Unsupported(format!(
             "RoPE scaling type {other:?} is not supported (none, linear)"
         ))),
     }
