@@ -20,7 +20,7 @@ use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec};
-use crate::ops::ThreadPool;
+use crate::ops::{ThreadPool, DEFAULT_IDLE_SPIN};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// How to load a model.
@@ -70,7 +70,7 @@ impl Model {
             "llama4" => Architecture::Llama4(Llama4::load(&file)?),
             _ => return Err(Error::UnknownArchitecture(name)),
         };
-        let pool = ThreadPool::new(opts.n_threads)?;
+        let pool = ThreadPool::new(opts.n_threads, DEFAULT_IDLE_SPIN)?;
         let tokenizer = Tokenizer::from_gguf(file.metadata()).map_err(|e| e.to_string());
         if let Err(e) = &tokenizer {
             tracing::warn!("model loaded without a tokenizer: {e}");

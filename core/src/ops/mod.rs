@@ -13,7 +13,7 @@ mod rope;
 
 pub use attention::{attention, AttentionShape};
 pub use matmul::{Activations, Weight};
-pub use pool::ThreadPool;
+pub use pool::{ThreadPool, DEFAULT_IDLE_SPIN};
 pub use rope::{Rope, RopeMode};
 
 /// RMS-normalizes each row of `x` (rows of `weight.len()`) in place and scales it by
