@@ -6,7 +6,7 @@ use super::hparams::LlamaHparams;
 use super::weights::TensorRef;
 use crate::error::Result;
 use crate::kv_cache::KvLayer;
-use crate::ops::{self, Activations, AttentionShape, ThreadPool};
+use crate::ops::{self, Activations, AttentionScratch, AttentionShape, ThreadPool};
 
 /// The residual stream of `tokens`: their rows of the embedding matrix.
 pub(crate) fn embed(
@@ -35,6 +35,8 @@ pub(crate) struct Buffers {
     /// Attention output (all heads).
     pub attn: Vec<f32>,
     pub ffn: FfnScratch,
+    /// Per-thread buffers of attention.
+    pub attention: AttentionScratch,
     /// Head layout with the usual `1/sqrt(head_dim)` score scale.
     pub shape: AttentionShape,
 }
@@ -51,6 +53,7 @@ impl Buffers {
             v: vec![0.0; n * kv_dim],
             attn: vec![0.0; n * q_dim],
             ffn: FfnScratch::default(),
+            attention: AttentionScratch::default(),
             shape: AttentionShape {
                 n_head: hp.n_head,
                 n_head_kv: hp.n_head_kv,

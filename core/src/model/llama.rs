@@ -128,7 +128,15 @@ impl Llama {
             hp.rope.apply(&mut b.k, hd, positions, pool);
             let cache = &mut kv.layers[il];
             b.store_kv(cache, positions)?;
-            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
+            ops::attention(
+                &b.q,
+                positions,
+                cache,
+                b.shape,
+                &mut b.attn,
+                &mut b.attention,
+                pool,
+            );
             Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
             if let Some(bias) = &layer.bo {
                 ops::add_bias(&mut b.h, bias);

@@ -212,7 +212,15 @@ impl Llama4 {
             }
             let cache = &mut kv.layers[il];
             b.store_kv(cache, positions)?;
-            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
+            ops::attention(
+                &b.q,
+                positions,
+                cache,
+                b.shape,
+                &mut b.attn,
+                &mut b.attention,
+                pool,
+            );
             Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
             ops::add_assign(&mut x, &b.h);
 

@@ -11,7 +11,7 @@ mod matmul;
 mod pool;
 mod rope;
 
-pub use attention::{attention, AttentionShape};
+pub use attention::{attention, AttentionScratch, AttentionShape};
 pub use matmul::{Activations, Weight};
 pub use pool::{ThreadPool, DEFAULT_IDLE_SPIN};
 pub use rope::{Rope, RopeMode};
