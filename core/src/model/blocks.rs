@@ -6,7 +6,8 @@ use super::hparams::LlamaHparams;
 use super::weights::TensorRef;
 use crate::error::Result;
 use crate::kv_cache::KvLayer;
-use crate::ops::{self, Activations, AttentionScratch, AttentionShape, ThreadPool};
+use crate::ops::ThreadPool;
+use crate::ops::{self, ActivationScratch, Activations, AttentionScratch, AttentionShape};
 
 /// The residual stream of `tokens`: their rows of the embedding matrix.
 pub(crate) fn embed(
@@ -35,6 +36,8 @@ pub(crate) struct Buffers {
     /// Attention output (all heads).
     pub attn: Vec<f32>,
     pub ffn: FfnScratch,
+    /// Quantized copies of the rows a block's matmuls read.
+    pub acts: ActivationScratch,
     /// Per-thread buffers of attention.
     pub attention: AttentionScratch,
     /// Head layout with the usual `1/sqrt(head_dim)` score scale.
@@ -53,6 +56,7 @@ impl Buffers {
             v: vec![0.0; n * kv_dim],
             attn: vec![0.0; n * q_dim],
             ffn: FfnScratch::default(),
+            acts: ActivationScratch::default(),
             attention: AttentionScratch::default(),
             shape: AttentionShape {
                 n_head: hp.n_head,
@@ -88,6 +92,7 @@ pub(crate) fn output_logits(
     output: &TensorRef,
     hp: &LlamaHparams,
     file: &[u8],
+    acts: &mut ActivationScratch,
     pool: &ThreadPool,
 ) -> Result<Vec<f32>> {
     let d = hp.n_embd;
@@ -101,7 +106,7 @@ pub(crate) fn output_logits(
     ops::rms_norm(&mut rows, output_norm, hp.rms_eps, pool);
     let mut logits = vec![0.0f32; n_out * hp.n_vocab];
     if n_out > 0 {
-        Activations::new(&rows, d).matmul(&output.weight(file), &mut logits, pool)?;
+        Activations::new(&rows, d, acts).matmul(&output.weight(file), &mut logits, pool)?;
     }
     Ok(logits)
 }

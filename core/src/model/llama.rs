@@ -111,7 +111,7 @@ impl Llama {
             // Attention block.
             b.normed.copy_from_slice(&x);
             ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&b.normed, d);
+            let mut acts = Activations::new(&b.normed, d, &mut b.acts);
             acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
             acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
             acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
@@ -137,7 +137,11 @@ impl Llama {
                 &mut b.attention,
                 pool,
             );
-            Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
+            Activations::new(&b.attn, q_dim, &mut b.acts).matmul(
+                &layer.wo.weight(file),
+                &mut b.h,
+                pool,
+            )?;
             if let Some(bias) = &layer.bo {
                 ops::add_bias(&mut b.h, bias);
             }
@@ -147,7 +151,7 @@ impl Llama {
             b.normed.copy_from_slice(&x);
             ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             swiglu_ffn(
-                &mut Activations::new(&b.normed, d),
+                &mut Activations::new(&b.normed, d, &mut b.acts),
                 &layer.w_gate.weight(file),
                 &layer.w_up.weight(file),
                 &layer.w_down.weight(file),
@@ -166,6 +170,7 @@ impl Llama {
             &self.output,
             hp,
             file,
+            &mut b.acts,
             pool,
         )
     }

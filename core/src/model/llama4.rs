@@ -17,7 +17,7 @@ use super::weights::{ExpertTensor, TensorRef};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
-use crate::ops::{self, Activations, ThreadPool};
+use crate::ops::{self, ActivationScratch, Activations, ThreadPool};
 
 /// The routed and shared experts of one MoE layer.
 #[derive(Debug)]
@@ -196,7 +196,7 @@ impl Llama4 {
             // Attention block.
             b.normed.copy_from_slice(&x);
             ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&b.normed, d);
+            let mut acts = Activations::new(&b.normed, d, &mut b.acts);
             acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
             acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
             acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
@@ -221,7 +221,11 @@ impl Llama4 {
                 &mut b.attention,
                 pool,
             );
-            Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
+            Activations::new(&b.attn, q_dim, &mut b.acts).matmul(
+                &layer.wo.weight(file),
+                &mut b.h,
+                pool,
+            )?;
             ops::add_assign(&mut x, &b.h);
 
             // Feed-forward block.
@@ -229,7 +233,7 @@ impl Llama4 {
             ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             match &layer.ffn {
                 Ffn::Dense { gate, up, down } => swiglu_ffn(
-                    &mut Activations::new(&b.normed, d),
+                    &mut Activations::new(&b.normed, d, &mut b.acts),
                     &gate.weight(file),
                     &up.weight(file),
                     &down.weight(file),
@@ -237,7 +241,15 @@ impl Llama4 {
                     &mut b.h,
                     pool,
                 )?,
-                Ffn::Moe(moe) => self.moe(moe, file, &b.normed, &mut b.h, &mut b.ffn, pool)?,
+                Ffn::Moe(moe) => self.moe(
+                    moe,
+                    file,
+                    &b.normed,
+                    &mut b.h,
+                    &mut b.ffn,
+                    &mut b.acts,
+                    pool,
+                )?,
             }
             ops::add_assign(&mut x, &b.h);
         }
@@ -251,12 +263,14 @@ impl Llama4 {
             &self.output,
             hp,
             file,
+            &mut b.acts,
             pool,
         )
     }
 
     /// The mixture-of-experts feed-forward of the rows of `x` into `out`. Tokens are grouped
     /// by expert so each chosen expert's weights are read once per batch.
+    #[allow(clippy::too_many_arguments)]
     fn moe(
         &self,
         moe: &Moe,
@@ -264,12 +278,13 @@ impl Llama4 {
         x: &[f32],
         out: &mut [f32],
         scratch: &mut FfnScratch,
+        acts_scratch: &mut ActivationScratch,
         pool: &ThreadPool,
     ) -> Result<()> {
         let d = self.hp.base.n_embd;
         let n = x.len() / d;
         let n_exp = self.hp.n_expert;
-        let mut acts = Activations::new(x, d);
+        let mut acts = Activations::new(x, d, acts_scratch);
         let mut logits = vec![0.0f32; n * n_exp];
         acts.matmul(&moe.router.weight(file), &mut logits, pool)?;
         let routes = route(&logits, n_exp, self.hp.n_expert_used);
@@ -300,7 +315,7 @@ impl Llama4 {
             }
             expert_out.resize(tokens.len() * d, 0.0);
             swiglu_ffn(
-                &mut Activations::new(&inputs, d),
+                &mut Activations::new(&inputs, d, acts_scratch),
                 &moe.gate_exps.weight(file, e),
                 &moe.up_exps.weight(file, e),
                 &moe.down_exps.weight(file, e),

@@ -246,16 +246,6 @@ impl ThreadPool {
         let per_chunk = n_rows.div_ceil(n_chunks);
         self.for_chunks_mut(x, per_chunk * row_len, |rows, i| f(rows, i * per_chunk));
     }
-
-    /// Runs `f` on each item of `items` (each moved to the thread that takes it) and waits.
-    pub fn each_mut<T: Send>(&self, items: Vec<T>, f: impl Fn(T) + Sync) {
-        let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-        self.for_each(slots.len(), |i| {
-            if let Some(item) = slots[i].lock().expect("item slot").take() {
-                f(item);
-            }
-        });
-    }
 }
 
 /// A mutable slice lent to several tasks at once, each taking a part no other task takes.
