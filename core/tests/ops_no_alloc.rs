@@ -1,5 +1,5 @@
-//! A warm second call of each op of a forward pass allocates nothing, on the calling
-//! thread or on the pool's workers: a counting global allocator watches.
+//! A warm second call of each op of a forward pass (and of the sampler) allocates nothing,
+//! on the calling thread or on the pool's workers: a counting global allocator watches.
 //! One test only, so no other test's allocations are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -11,6 +11,7 @@ use fennec_core::ops::{
     self, ActivationScratch, Activations, AttentionScratch, AttentionShape, Rope, RopeMode,
     ThreadPool, Weight,
 };
+use fennec_core::sampler::{Sampler, SamplerOptions};
 use fennec_quant::{quantize_row, row_bytes, GgmlType};
 
 /// The system allocator, counting allocations while `COUNTING` is set.
@@ -159,4 +160,17 @@ fn warm_ops_allocate_nothing() {
         let count = warm_allocations(|| ops::swiglu(&mut gate, &up, n_out, &pool));
         assert_eq!(count, 0, "swiglu, {n} rows");
     }
+
+    let mut sampler = Sampler::new(SamplerOptions {
+        repeat_penalty: 1.1,
+        ..SamplerOptions::default()
+    });
+    let logits = values(5000, 8);
+    let history: Vec<u32> = (0..100).map(|i| i * 7 % 5000).collect();
+    let mut work = logits.clone();
+    let count = warm_allocations(|| {
+        work.copy_from_slice(&logits);
+        sampler.sample(&mut work, &history);
+    });
+    assert_eq!(count, 0, "sampler");
 }
