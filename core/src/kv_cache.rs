@@ -110,6 +110,7 @@ impl Rows {
         Ok(())
     }
 
+    #[cfg(test)]
     fn read(&self, row_len: usize, cell: usize, offset: usize, out: &mut [f32]) {
         let start = cell * row_len + offset;
         match self {
@@ -127,6 +128,73 @@ impl Rows {
                     dequantize_row(GgmlType::Q8_0, row, &mut full).expect("whole Q8_0 blocks");
                     out.copy_from_slice(&full[offset..offset + out.len()]);
                 }
+            }
+        }
+    }
+}
+
+impl Rows {
+    /// Elements `offset..offset + len` of cell `cell` (rows of `row_len`), where they are.
+    fn head(&self, row_len: usize, cell: usize, offset: usize, len: usize) -> HeadRef<'_> {
+        let start = cell * row_len + offset;
+        match self {
+            Rows::F32(v) => HeadRef::F32(&v[start..start + len]),
+            Rows::F16(v) => HeadRef::F16(&v[start..start + len]),
+            Rows::Q8_0(v) => {
+                // The whole blocks that cover the range, and where it starts in the first.
+                let block = GgmlType::Q8_0.block_bytes();
+                let row = cell * (row_len / 32) * block;
+                let (first, end) = (offset / 32, (offset + len).div_ceil(32));
+                HeadRef::Q8_0 {
+                    blocks: &v[row + first * block..row + end * block],
+                    skip: offset - first * 32,
+                    len,
+                }
+            }
+        }
+    }
+}
+
+/// Some elements of one cached key or value row (usually one head), borrowed where the
+/// cache stores them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HeadRef<'a> {
+    /// f32 elements.
+    F32(&'a [f32]),
+    /// f16 elements.
+    F16(&'a [f16]),
+    /// The Q8_0 blocks covering the elements; they start `skip` elements into the first.
+    Q8_0 {
+        blocks: &'a [u8],
+        skip: usize,
+        len: usize,
+    },
+}
+
+impl<'a> HeadRef<'a> {
+    /// Elements a buffer given to [`to_f32`](Self::to_f32) needs for a `len`-element head.
+    pub(crate) fn buffer_len(len: usize) -> usize {
+        len + 64
+    }
+
+    /// The elements as f32: borrowed as they are when stored as f32, otherwise converted
+    /// into `buf` (at least [`buffer_len`](Self::buffer_len) elements). The values equal
+    /// [`KvLayer::key`]'s and [`KvLayer::value`]'s.
+    pub(crate) fn to_f32<'b>(self, buf: &'b mut [f32]) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        match self {
+            HeadRef::F32(x) => x,
+            HeadRef::F16(x) => {
+                let out = &mut buf[..x.len()];
+                x.convert_to_f32_slice(out);
+                out
+            }
+            HeadRef::Q8_0 { blocks, skip, len } => {
+                let n = blocks.len() / GgmlType::Q8_0.block_bytes() * 32;
+                dequantize_row(GgmlType::Q8_0, blocks, &mut buf[..n]).expect("whole Q8_0 blocks");
+                &buf[skip..skip + len]
             }
         }
     }
@@ -233,15 +301,30 @@ impl KvLayer {
     }
 
     /// Reads `out.len()` key elements at `offset` of position `pos` as f32.
+    #[cfg(test)]
     pub fn key(&self, pos: usize, offset: usize, out: &mut [f32]) {
         debug_assert!(self.holds(pos), "key of position {pos} was overwritten");
         self.keys.read(self.row_len, self.cell(pos), offset, out);
     }
 
     /// Reads `out.len()` value elements at `offset` of position `pos` as f32.
+    #[cfg(test)]
     pub fn value(&self, pos: usize, offset: usize, out: &mut [f32]) {
         debug_assert!(self.holds(pos), "value of position {pos} was overwritten");
         self.values.read(self.row_len, self.cell(pos), offset, out);
+    }
+
+    /// Elements `offset..offset + len` of position `pos`'s key, where the cache holds them.
+    pub(crate) fn key_head(&self, pos: usize, offset: usize, len: usize) -> HeadRef<'_> {
+        debug_assert!(self.holds(pos), "key of position {pos} was overwritten");
+        self.keys.head(self.row_len, self.cell(pos), offset, len)
+    }
+
+    /// Elements `offset..offset + len` of position `pos`'s value, where the cache holds
+    /// them.
+    pub(crate) fn value_head(&self, pos: usize, offset: usize, len: usize) -> HeadRef<'_> {
+        debug_assert!(self.holds(pos), "value of position {pos} was overwritten");
+        self.values.head(self.row_len, self.cell(pos), offset, len)
     }
 
     /// Bytes held.

@@ -49,36 +49,64 @@ impl SamplerOptions {
     }
 }
 
-/// A sampler with its own random state.
+/// A sampler with its own random state. Its buffers are kept between calls, so sampling
+/// allocates nothing once they have grown to the vocabulary.
 #[derive(Clone, Debug)]
 pub struct Sampler {
     opts: SamplerOptions,
     rng: SplitMix64,
+    /// `(token, logit)` of the tokens still in the running, best first once sorted.
+    candidates: Vec<(u32, f32)>,
+    /// Probabilities of `candidates`.
+    probs: Vec<f32>,
+    /// The recent tokens the penalties look at, sorted to count repeats.
+    recent: Vec<u32>,
 }
 
 impl Sampler {
     /// A sampler seeded from `opts.seed`.
     pub fn new(opts: SamplerOptions) -> Self {
         let rng = SplitMix64(opts.seed);
-        Self { opts, rng }
+        Self {
+            opts,
+            rng,
+            candidates: Vec::new(),
+            probs: Vec::new(),
+            recent: Vec::new(),
+        }
     }
 
     /// Picks the next token from `logits` (modified in place), given the tokens so far.
+    ///
+    /// NaN logits are never picked (unless all are NaN); with no logits, or none that is a
+    /// number, the result is token 0.
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         self.apply_penalties(logits, history);
         if self.opts.temperature <= 0.0 {
             return argmax(logits);
         }
-        let mut candidates: Vec<(u32, f32)> = logits
-            .iter()
-            .enumerate()
-            .map(|(i, &l)| (i as u32, l))
-            .collect();
-        candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if self.opts.top_k > 0 {
-            candidates.truncate(self.opts.top_k);
+        let candidates = &mut self.candidates;
+        candidates.clear();
+        candidates.extend(
+            logits
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.is_nan())
+                .map(|(i, &l)| (i as u32, l)),
+        );
+        if candidates.is_empty() {
+            return 0;
         }
-        let probs = softmax(&candidates, 1.0);
+        // Best first; ties go to the lower id. Only the k best need sorting.
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let k = self.opts.top_k;
+        if k > 0 && k < candidates.len() {
+            candidates.select_nth_unstable_by(k - 1, order);
+            candidates.truncate(k);
+        }
+        candidates.sort_unstable_by(order);
+        let probs = &mut self.probs;
+        softmax(candidates, 1.0, probs);
         let mut keep = candidates.len();
         if self.opts.top_p < 1.0 {
             let mut cum = 0.0;
@@ -95,10 +123,10 @@ impl Sampler {
             keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
         }
         candidates.truncate(keep.max(1));
-        let probs = softmax(&candidates, self.opts.temperature);
+        softmax(candidates, self.opts.temperature, probs);
         let r = self.rng.next_f64() as f32;
         let mut cum = 0.0;
-        for (&(id, _), p) in candidates.iter().zip(&probs) {
+        for (&(id, _), p) in candidates.iter().zip(probs.iter()) {
             cum += p;
             if r < cum {
                 return id;
@@ -107,18 +135,18 @@ impl Sampler {
         candidates.last().map_or(0, |c| c.0)
     }
 
-    fn apply_penalties(&self, logits: &mut [f32], history: &[u32]) {
+    fn apply_penalties(&mut self, logits: &mut [f32], history: &[u32]) {
         let o = &self.opts;
         if o.repeat_penalty == 1.0 && o.frequency_penalty == 0.0 && o.presence_penalty == 0.0 {
             return;
         }
-        let recent = &history[history.len().saturating_sub(o.penalty_last_n)..];
-        let mut counts: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
-        for &t in recent {
-            *counts.entry(t).or_default() += 1;
-        }
-        for (&t, &count) in &counts {
-            let Some(l) = logits.get_mut(t as usize) else {
+        // Each distinct recent token is penalized once, by how often it occurs.
+        let recent = &mut self.recent;
+        recent.clear();
+        recent.extend_from_slice(&history[history.len().saturating_sub(o.penalty_last_n)..]);
+        recent.sort_unstable();
+        for run in recent.chunk_by(|a, b| a == b) {
+            let Some(l) = logits.get_mut(run[0] as usize) else {
                 continue;
             };
             if *l > 0.0 {
@@ -126,30 +154,34 @@ impl Sampler {
             } else {
                 *l *= o.repeat_penalty;
             }
-            *l -= count as f32 * o.frequency_penalty + o.presence_penalty;
+            *l -= run.len() as f32 * o.frequency_penalty + o.presence_penalty;
         }
     }
 }
 
-/// Index of the largest logit (the first one on ties).
+/// Index of the largest logit (the first one on ties; NaN never wins unless all are NaN;
+/// 0 for no logits).
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
+    let mut best: Option<(usize, f32)> = None;
     for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+        if !l.is_nan() && best.is_none_or(|(_, b)| l > b) {
+            best = Some((i, l));
         }
     }
-    best as u32
+    best.map_or(0, |(i, _)| i as u32)
 }
 
-fn softmax(candidates: &[(u32, f32)], temperature: f32) -> Vec<f32> {
+/// The probabilities of `candidates` (sorted, best first) at `temperature`, into `probs`.
+fn softmax(candidates: &[(u32, f32)], temperature: f32, probs: &mut Vec<f32>) {
     let max = candidates.first().map_or(0.0, |c| c.1);
-    let exps: Vec<f32> = candidates
-        .iter()
-        .map(|&(_, l)| ((l - max) / temperature).exp())
-        .collect();
-    let sum: f32 = exps.iter().sum();
-    exps.into_iter().map(|e| e / sum).collect()
+    probs.clear();
+    probs.extend(
+        candidates
+            .iter()
+            .map(|&(_, l)| ((l - max) / temperature).exp()),
+    );
+    let sum: f32 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= sum);
 }
 
 /// A small, fast, seedable generator (SplitMix64).
@@ -250,5 +282,153 @@ mod tests {
             ..SamplerOptions::greedy()
         });
         assert_eq!(s.sample(&mut [3.0, 1.0], &[0, 0]), 1);
+    }
+
+    #[test]
+    fn empty_and_nan_logits_do_not_panic() {
+        for opts in [
+            SamplerOptions::greedy(),
+            SamplerOptions::default(),
+            SamplerOptions {
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                repeat_penalty: 1.3,
+                ..SamplerOptions::default()
+            },
+        ] {
+            let mut s = Sampler::new(opts);
+            assert_eq!(s.sample(&mut [], &[1, 2]), 0);
+            assert_eq!(s.sample(&mut [f32::NAN; 4], &[1]), 0);
+            // NaN is never picked over a number.
+            for _ in 0..20 {
+                assert_eq!(s.sample(&mut [f32::NAN, 2.0, f32::NAN, -50.0], &[]), 1);
+            }
+        }
+        assert_eq!(argmax(&[f32::NAN, 1.0, 3.0]), 2);
+        assert_eq!(argmax(&[]), 0);
+    }
+
+    /// The sampler as it was before its buffers: a full sort, a map of counts, new vectors
+    /// per call. The reference the buffered one must equal.
+    struct Reference {
+        opts: SamplerOptions,
+        rng: SplitMix64,
+    }
+
+    impl Reference {
+        fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+            let o = &self.opts;
+            if o.repeat_penalty != 1.0 || o.frequency_penalty != 0.0 || o.presence_penalty != 0.0 {
+                let recent = &history[history.len().saturating_sub(o.penalty_last_n)..];
+                let mut counts = std::collections::HashMap::<u32, usize>::new();
+                for &t in recent {
+                    *counts.entry(t).or_default() += 1;
+                }
+                for (&t, &count) in &counts {
+                    let Some(l) = logits.get_mut(t as usize) else {
+                        continue;
+                    };
+                    if *l > 0.0 {
+                        *l /= o.repeat_penalty;
+                    } else {
+                        *l *= o.repeat_penalty;
+                    }
+                    *l -= count as f32 * o.frequency_penalty + o.presence_penalty;
+                }
+            }
+            if o.temperature <= 0.0 {
+                let mut best = 0;
+                for (i, &l) in logits.iter().enumerate() {
+                    if l > logits[best] {
+                        best = i;
+                    }
+                }
+                return best as u32;
+            }
+            let softmax = |c: &[(u32, f32)], t: f32| -> Vec<f32> {
+                let max = c.first().map_or(0.0, |c| c.1);
+                let exps: Vec<f32> = c.iter().map(|&(_, l)| ((l - max) / t).exp()).collect();
+                let sum: f32 = exps.iter().sum();
+                exps.into_iter().map(|e| e / sum).collect()
+            };
+            let mut candidates: Vec<(u32, f32)> = logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (i as u32, l))
+                .collect();
+            candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            if o.top_k > 0 {
+                candidates.truncate(o.top_k);
+            }
+            let probs = softmax(&candidates, 1.0);
+            let mut keep = candidates.len();
+            if o.top_p < 1.0 {
+                let mut cum = 0.0;
+                for (i, p) in probs.iter().enumerate() {
+                    cum += p;
+                    if cum >= o.top_p {
+                        keep = i + 1;
+                        break;
+                    }
+                }
+            }
+            if o.min_p > 0.0 {
+                let floor = probs[0] * o.min_p;
+                keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
+            }
+            candidates.truncate(keep.max(1));
+            let probs = softmax(&candidates, o.temperature);
+            let r = self.rng.next_f64() as f32;
+            let mut cum = 0.0;
+            for (&(id, _), p) in candidates.iter().zip(&probs) {
+                cum += p;
+                if r < cum {
+                    return id;
+                }
+            }
+            candidates.last().map_or(0, |c| c.0)
+        }
+    }
+
+    #[test]
+    fn equals_the_reference_on_random_logits() {
+        let mut gen = SplitMix64(99);
+        let vocab = 3000;
+        let mut checked = 0;
+        for case in 0..96u64 {
+            let pick = |n: u64, k: u64| (n >> (4 * k)) % 4;
+            let bits = gen.next_u64();
+            let opts = SamplerOptions {
+                temperature: [0.0, 0.3, 0.8, 1.5][pick(bits, 0) as usize],
+                top_k: [0, 1, 40, 5000][pick(bits, 1) as usize],
+                top_p: [1.0, 0.95, 0.5, 0.0][pick(bits, 2) as usize],
+                min_p: [0.0, 0.05, 0.3, 1.0][pick(bits, 3) as usize],
+                repeat_penalty: [1.0, 1.1, 0.9, 2.0][pick(bits, 4) as usize],
+                frequency_penalty: [0.0, 0.2, 0.0, 1.0][pick(bits, 5) as usize],
+                presence_penalty: [0.0, 0.0, 0.5, -0.3][pick(bits, 6) as usize],
+                penalty_last_n: [64, 0, 5, 1000][pick(bits, 7) as usize],
+                seed: case,
+            };
+            let mut new = Sampler::new(opts.clone());
+            let mut old = Reference {
+                rng: SplitMix64(opts.seed),
+                opts,
+            };
+            let mut history: Vec<u32> = (0..40).map(|_| (gen.next_u64() % 50) as u32).collect();
+            for _ in 0..12 {
+                // Logits with ties and a spread like a model's.
+                let logits: Vec<f32> = (0..vocab)
+                    .map(|_| ((gen.next_u64() % 4000) as f32 / 200.0 - 10.0).round() / 2.0)
+                    .collect();
+                let (mut a, mut b) = (logits.clone(), logits);
+                let got = new.sample(&mut a, &history);
+                assert_eq!(got, old.sample(&mut b, &history), "case {case}");
+                assert_eq!(a, b, "penalized logits, case {case}");
+                history.push(got);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 96 * 12);
     }
 }

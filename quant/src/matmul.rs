@@ -20,13 +20,17 @@
 //! }
 //! ```
 
+use std::marker::PhantomData;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::dot::{activation_type, kernel, kernel_multi, widen_scales, VecDotMultiFn};
 use crate::formats::{quantize_activations, row_bytes};
 use crate::{cpu, GgmlType, QuantError};
 
 /// One or more activation rows, quantized to the activation type of a weight type.
+/// Its buffers are kept when it is refilled, so a batch reused for rows of the same shape
+/// allocates nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivationBatch {
     /// The activation type (`Q8_0`, `Q8_1`, `Q8_K`, `F16`, …).
@@ -37,35 +41,72 @@ pub struct ActivationBatch {
     n_vecs: usize,
     /// The rows' blocks, back to back.
     data: Vec<u8>,
+    /// Each row's block scales widened to f32 (see [`widen_scales`]), for the multi-vector
+    /// kernels; only kept for batches of at least [`MIN_GROUP`] rows.
+    scales: Vec<Vec<f32>>,
+}
+
+/// The smallest group of vectors the multi-vector kernels take.
+const MIN_GROUP: usize = 4;
+
+impl Default for ActivationBatch {
+    /// An empty batch (no rows) to be filled later.
+    fn default() -> Self {
+        Self {
+            ty: GgmlType::F32,
+            n_cols: 0,
+            n_vecs: 0,
+            data: Vec::new(),
+            scales: Vec::new(),
+        }
+    }
 }
 
 impl ActivationBatch {
     /// Quantizes `x` (`n_vecs * n_cols` f32, row-major) into the activation type llama.cpp
     /// pairs with `weight_ty`.
     pub fn quantize(weight_ty: GgmlType, n_cols: usize, x: &[f32]) -> Result<Self, QuantError> {
-        let mut batch = Self {
-            ty: paired_activation(weight_ty)?,
-            n_cols,
-            n_vecs: 0,
-            data: Vec::new(),
-        };
-        batch.requantize(x)?;
+        let mut batch = Self::default();
+        batch.quantize_into(weight_ty, n_cols, x)?;
         Ok(batch)
     }
 
     /// Quantizes new rows of the same width into this batch, reusing its buffer.
     pub fn requantize(&mut self, x: &[f32]) -> Result<(), QuantError> {
         let n_vecs = vectors_in(x.len(), self.n_cols)?;
-        let bytes = row_bytes(self.ty, self.n_cols)?;
-        self.data.resize(n_vecs * bytes, 0);
-        for (src, dst) in x
-            .chunks_exact(self.n_cols.max(1))
-            .zip(self.data.chunks_exact_mut(bytes.max(1)))
-        {
-            quantize_activations(self.ty, src, dst)?;
-        }
-        self.n_vecs = n_vecs;
-        Ok(())
+        let (ty, n_cols) = (self.ty, self.n_cols);
+        self.fill(ty, n_cols, n_vecs, |data| {
+            quantize_rows(ty, n_cols, x, data)
+        })
+    }
+
+    /// Quantizes `x` (rows of `n_cols`) into this batch as [`quantize`](Self::quantize)
+    /// would, reusing the batch's buffers whatever it held before.
+    pub fn quantize_into(
+        &mut self,
+        weight_ty: GgmlType,
+        n_cols: usize,
+        x: &[f32],
+    ) -> Result<(), QuantError> {
+        let ty = paired_activation(weight_ty)?;
+        let n_vecs = vectors_in(x.len(), n_cols)?;
+        self.fill(ty, n_cols, n_vecs, |data| {
+            quantize_rows(ty, n_cols, x, data)
+        })
+    }
+
+    /// Makes this batch `n_vecs` rows of `n_cols` elements of the activation type paired
+    /// with `weight_ty`, whose bytes `quantize` writes (given the whole buffer, rows back to
+    /// back), reusing the batch's buffers: for callers that quantize on several threads.
+    pub fn quantize_with(
+        &mut self,
+        weight_ty: GgmlType,
+        n_cols: usize,
+        n_vecs: usize,
+        quantize: impl FnOnce(&mut [u8]) -> Result<(), QuantError>,
+    ) -> Result<(), QuantError> {
+        let ty = paired_activation(weight_ty)?;
+        self.fill(ty, n_cols, n_vecs, quantize)
     }
 
     /// Wraps rows already quantized to `ty` (`n_cols` elements each, back to back).
@@ -77,12 +118,53 @@ impl ActivationBatch {
                 data.len()
             )));
         }
-        Ok(Self {
+        let mut batch = Self {
             ty,
             n_cols,
             n_vecs: data.len() / bytes,
             data,
-        })
+            scales: Vec::new(),
+        };
+        batch.widen();
+        Ok(batch)
+    }
+
+    /// Sizes the buffer for `n_vecs` rows of `n_cols` `ty`, lets `write` fill it, and
+    /// widens the scales.
+    fn fill(
+        &mut self,
+        ty: GgmlType,
+        n_cols: usize,
+        n_vecs: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), QuantError>,
+    ) -> Result<(), QuantError> {
+        let bytes = row_bytes(ty, n_cols)?;
+        self.data.resize(n_vecs * bytes, 0);
+        // A failed fill leaves an empty batch rather than a half-written one.
+        self.n_vecs = 0;
+        (self.ty, self.n_cols) = (ty, n_cols);
+        write(&mut self.data)?;
+        self.n_vecs = n_vecs;
+        self.widen();
+        Ok(())
+    }
+
+    /// Recomputes the widened scales of every row, when there are enough rows to group.
+    fn widen(&mut self) {
+        let n = if self.n_vecs >= MIN_GROUP {
+            self.n_vecs
+        } else {
+            0
+        };
+        self.scales.resize_with(n, Vec::new);
+        let bytes = self.data.len() / self.n_vecs.max(1);
+        for (s, row) in self
+            .scales
+            .iter_mut()
+            .zip(self.data.chunks_exact(bytes.max(1)))
+        {
+            widen_scales(self.ty, self.n_cols, row, s);
+        }
     }
 
     /// The activation type of the rows.
@@ -112,6 +194,23 @@ impl ActivationBatch {
     }
 }
 
+/// Quantizes the rows of `x` (`n_cols` each) to `ty`, one after another, into `data`.
+fn quantize_rows(
+    ty: GgmlType,
+    n_cols: usize,
+    x: &[f32],
+    data: &mut [u8],
+) -> Result<(), QuantError> {
+    let bytes = row_bytes(ty, n_cols)?;
+    for (src, dst) in x
+        .chunks_exact(n_cols.max(1))
+        .zip(data.chunks_exact_mut(bytes.max(1)))
+    {
+        quantize_activations(ty, src, dst)?;
+    }
+    Ok(())
+}
+
 /// The activation type of `weight_ty`, or `Unsupported`.
 fn paired_activation(weight_ty: GgmlType) -> Result<GgmlType, QuantError> {
     activation_type(weight_ty).ok_or(QuantError::Unsupported {
@@ -130,14 +229,56 @@ fn vectors_in(len: usize, n_cols: usize) -> Result<usize, QuantError> {
     Ok(len / n_cols)
 }
 
-/// The part of a `[vector][row]` output that covers weight rows `rows`: one mutable slice
-/// per vector. Tiles from [`OutputTile::split`] are disjoint, so each can go to a thread.
+/// The part of a `[vector][row]` output that covers weight rows `rows`: for each vector,
+/// a run of `rows.len()` elements. Tiles from [`OutputTile::split`] or [`OutputTiles`]
+/// are disjoint, so each can go to a thread.
 #[derive(Debug)]
 pub struct OutputTile<'a> {
     /// The weight rows this tile covers.
     rows: Range<usize>,
-    /// `per_vector[v][r - rows.start]` is the output for vector `v`, weight row `r`.
-    per_vector: Vec<&'a mut [f32]>,
+    /// Number of vectors.
+    n_vecs: usize,
+    /// Elements from one vector's output to the next.
+    stride: usize,
+    /// Vector 0, row `rows.start` of the output.
+    base: *mut f32,
+    _out: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a tile is the only way to reach its elements (tiles never overlap, and the
+// output they came from stays mutably borrowed while they live), like a set of `&mut [f32]`.
+unsafe impl Send for OutputTile<'_> {}
+// SAFETY: through `&OutputTile` its elements can only be read.
+unsafe impl Sync for OutputTile<'_> {}
+
+/// Checks that `out` holds `n_vecs` vectors of `n_rows` at `stride`; returns the elements
+/// that spans.
+fn output_span(
+    out: &[f32],
+    n_rows: usize,
+    stride: usize,
+    n_vecs: usize,
+) -> Result<usize, QuantError> {
+    if stride < n_rows {
+        return Err(QuantError::Shape(format!(
+            "stride {stride} < {n_rows} rows"
+        )));
+    }
+    let needed = if n_vecs == 0 {
+        0
+    } else {
+        (n_vecs - 1) * stride + n_rows
+    };
+    if out.len() < needed {
+        return Err(QuantError::BufferSize {
+            ty: GgmlType::F32,
+            what: "output",
+            got: out.len(),
+            expected: needed,
+            unit: "elements",
+        });
+    }
+    Ok(needed)
 }
 
 impl<'a> OutputTile<'a> {
@@ -148,8 +289,8 @@ impl<'a> OutputTile<'a> {
         stride: usize,
         n_vecs: usize,
     ) -> Result<Self, QuantError> {
-        let mut tiles = Self::split(out, n_rows, stride, n_vecs, &[])?;
-        Ok(tiles.pop().expect("one tile"))
+        output_span(out, n_rows, stride, n_vecs)?;
+        Ok(Self::at(out.as_mut_ptr(), 0..n_rows, stride, n_vecs))
     }
 
     /// Splits the output `out[v * stride + r]` (`r < n_rows`, `v < n_vecs`) at the
@@ -161,56 +302,36 @@ impl<'a> OutputTile<'a> {
         n_vecs: usize,
         cuts: &[usize],
     ) -> Result<Vec<Self>, QuantError> {
-        if stride < n_rows {
-            return Err(QuantError::Shape(format!(
-                "stride {stride} < {n_rows} rows"
-            )));
-        }
-        let needed = if n_vecs == 0 {
-            0
-        } else {
-            (n_vecs - 1) * stride + n_rows
-        };
-        if out.len() < needed {
-            return Err(QuantError::BufferSize {
-                ty: GgmlType::F32,
-                what: "output",
-                got: out.len(),
-                expected: needed,
-                unit: "elements",
-            });
-        }
-        let mut bounds = Vec::with_capacity(cuts.len() + 2);
-        bounds.push(0);
+        output_span(out, n_rows, stride, n_vecs)?;
+        let mut start = 0;
         for &c in cuts {
-            if c < *bounds.last().expect("non-empty") || c > n_rows {
+            if c < start || c > n_rows {
                 return Err(QuantError::Shape(format!(
                     "row cuts {cuts:?} are not ascending within 0..={n_rows}"
                 )));
             }
-            bounds.push(c);
+            start = c;
         }
-        bounds.push(n_rows);
-        let mut tiles: Vec<Self> = bounds
-            .windows(2)
-            .map(|w| Self {
-                rows: w[0]..w[1],
-                per_vector: Vec::with_capacity(n_vecs),
-            })
-            .collect();
-        let mut rest = &mut out[..needed];
-        for _ in 0..n_vecs {
-            let take = rest.len().min(stride);
-            let (vector, tail) = rest.split_at_mut(take);
-            rest = tail;
-            let mut vector = &mut vector[..n_rows];
-            for tile in tiles.iter_mut() {
-                let (part, tail) = vector.split_at_mut(tile.rows.len());
-                vector = tail;
-                tile.per_vector.push(part);
-            }
+        let base = out.as_mut_ptr();
+        let ends = cuts.iter().copied().chain([n_rows]);
+        let starts = [0].into_iter().chain(cuts.iter().copied());
+        Ok(starts
+            .zip(ends)
+            .map(|(a, b)| Self::at(base, a..b, stride, n_vecs))
+            .collect())
+    }
+
+    /// The tile of rows `rows` of the output that starts at `out`. The caller has checked
+    /// the output's span and hands each row out once.
+    fn at(out: *mut f32, rows: Range<usize>, stride: usize, n_vecs: usize) -> Self {
+        Self {
+            // `wrapping_add`: for an empty tile at the end this may point one past it.
+            base: out.wrapping_add(rows.start),
+            rows,
+            n_vecs,
+            stride,
+            _out: PhantomData,
         }
-        Ok(tiles)
     }
 
     /// The weight rows this tile covers.
@@ -220,12 +341,93 @@ impl<'a> OutputTile<'a> {
 
     /// Number of vectors.
     pub fn n_vecs(&self) -> usize {
-        self.per_vector.len()
+        self.n_vecs
     }
 
     /// The outputs of vector `v` for this tile's rows.
     pub fn vector(&self, v: usize) -> &[f32] {
-        self.per_vector[v]
+        assert!(v < self.n_vecs, "vector {v} of {}", self.n_vecs);
+        // SAFETY: vector `v`'s run lies inside the output (checked by `output_span`) and
+        // belongs to this tile alone.
+        unsafe { std::slice::from_raw_parts(self.base.add(v * self.stride), self.rows.len()) }
+    }
+
+    /// The outputs of vector `v` for this tile's rows, to write.
+    fn vector_mut(&mut self, v: usize) -> &mut [f32] {
+        assert!(v < self.n_vecs, "vector {v} of {}", self.n_vecs);
+        // SAFETY: as in `vector`; `&mut self` makes this the only borrow of the tile.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(v * self.stride), self.rows.len()) }
+    }
+}
+
+/// An output `[vector][row]` cut into `n_tiles` tiles of rows that threads claim one at a
+/// time, without a list of tiles: tile `i` starts at row `⌊n_rows·i/n_tiles⌋` rounded down
+/// to a multiple of `align`.
+#[derive(Debug)]
+pub struct OutputTiles<'a> {
+    base: *mut f32,
+    n_rows: usize,
+    stride: usize,
+    n_vecs: usize,
+    n_tiles: usize,
+    align: usize,
+    /// The next tile to hand out.
+    next: AtomicUsize,
+    _out: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: tiles are handed out at most once each (an atomic counter), they never overlap,
+// and the output stays mutably borrowed while this or any tile lives.
+unsafe impl Sync for OutputTiles<'_> {}
+// SAFETY: as above; the output is borrowed mutably, so moving the handle moves that borrow.
+unsafe impl Send for OutputTiles<'_> {}
+
+impl<'a> OutputTiles<'a> {
+    /// Cuts `out[v * stride + r]` (`r < n_rows`, `v < n_vecs`) into `n_tiles` (at least
+    /// one) tiles whose boundaries are multiples of `align` (at least one).
+    pub fn new(
+        out: &'a mut [f32],
+        n_rows: usize,
+        stride: usize,
+        n_vecs: usize,
+        n_tiles: usize,
+        align: usize,
+    ) -> Result<Self, QuantError> {
+        output_span(out, n_rows, stride, n_vecs)?;
+        Ok(Self {
+            base: out.as_mut_ptr(),
+            n_rows,
+            stride,
+            n_vecs,
+            n_tiles: n_tiles.max(1),
+            align: align.max(1),
+            next: AtomicUsize::new(0),
+            _out: PhantomData,
+        })
+    }
+
+    /// Number of tiles (at least one, perhaps of no rows).
+    pub fn n_tiles(&self) -> usize {
+        self.n_tiles
+    }
+
+    /// The first row of tile `i` (`n_rows` for `i == n_tiles`).
+    fn boundary(&self, i: usize) -> usize {
+        if i >= self.n_tiles {
+            self.n_rows
+        } else {
+            (self.n_rows * i / self.n_tiles) / self.align * self.align
+        }
+    }
+
+    /// The next tile nobody has claimed yet, or `None` once all are out.
+    pub fn claim(&self) -> Option<OutputTile<'_>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if i >= self.n_tiles {
+            return None;
+        }
+        let rows = self.boundary(i)..self.boundary(i + 1);
+        Some(OutputTile::at(self.base, rows, self.stride, self.n_vecs))
     }
 }
 
@@ -266,32 +468,20 @@ pub fn matmul(
             unit: "bytes",
         });
     }
-    let a_row = row_bytes(a_ty, n_cols)?;
-    let act_rows: Vec<&[u8]> = (0..acts.n_vecs)
-        .map(|v| &acts.data[v * a_row..(v + 1) * a_row])
-        .collect();
     // Vectors go in groups of eight, then one of four, through the multi-vector kernels,
     // which unpack each weight block once per group; the rest one by one. The multi-vector
     // results equal `dot`'s bit for bit, so the grouping never changes the output.
     let level = cpu::level();
     let (multi8, multi4) = (kernel_multi::<8>(level, ty), kernel_multi::<4>(level, ty));
-    let n_vecs = act_rows.len();
+    let n_vecs = acts.n_vecs;
     let by8 = if multi8.is_some() { n_vecs / 8 * 8 } else { 0 };
     let by4 = if multi4.is_some() {
         by8 + (n_vecs - by8) / 4 * 4
     } else {
         by8
     };
-    // The grouped vectors' block scales, widened to f32 once for all rows.
-    let scales: Vec<Vec<f32>> = act_rows[..by4]
-        .iter()
-        .map(|a| {
-            let mut s = Vec::new();
-            widen_scales(a_ty, n_cols, a, &mut s);
-            s
-        })
-        .collect();
-    let outs = &mut tile.per_vector;
+    // The grouped vectors' block scales were widened to f32 when the batch was quantized.
+    debug_assert!(by4 == 0 || acts.scales.len() == n_vecs);
     let row_at = |i: usize| {
         let r = rows.start + i;
         &weights[r * w_row..(r + 1) * w_row]
@@ -306,38 +496,21 @@ pub fn matmul(
             for v0 in (0..by8).step_by(VEC_BLOCK) {
                 let vs = v0..(v0 + VEC_BLOCK).min(by8);
                 for i in block.clone() {
-                    grouped(
-                        dot8,
-                        n_cols,
-                        row_at(i),
-                        i,
-                        &mut outs[vs.clone()],
-                        &act_rows[vs.clone()],
-                        &scales[vs.clone()],
-                    );
+                    grouped(dot8, n_cols, row_at(i), i, tile, vs.clone(), acts);
                 }
             }
         }
         if let Some(dot4) = multi4 {
-            let vs = by8..by4;
             for i in block.clone() {
-                grouped(
-                    dot4,
-                    n_cols,
-                    row_at(i),
-                    i,
-                    &mut outs[vs.clone()],
-                    &act_rows[vs.clone()],
-                    &scales[vs.clone()],
-                );
+                grouped(dot4, n_cols, row_at(i), i, tile, by8..by4, acts);
             }
         }
         for v0 in (by4..n_vecs).step_by(VEC_BLOCK) {
             let vs = v0..(v0 + VEC_BLOCK).min(n_vecs);
             for i in block.clone() {
                 let w = row_at(i);
-                for (out, a) in outs[vs.clone()].iter_mut().zip(&act_rows[vs.clone()]) {
-                    out[i] = dot(n_cols, w, a);
+                for v in vs.clone() {
+                    tile.vector_mut(v)[i] = dot(n_cols, w, acts.row(v));
                 }
             }
         }
@@ -350,30 +523,26 @@ const ROW_BLOCK: usize = 16;
 /// Activation vectors per cache block of [`matmul`] (a multiple of 8).
 const VEC_BLOCK: usize = 16;
 
-/// Output `i` of each vector in `outs` (a whole number of groups of `N`): weight row `w`
-/// times the activation rows `acts` (widened scales `scales`), `N` at a time.
+/// Output `i` of the vectors `vs` of `tile` (a whole number of groups of `N`): weight row
+/// `w` times those rows of `acts`, `N` at a time.
 fn grouped<const N: usize>(
     dot: VecDotMultiFn<N>,
     n_cols: usize,
     w: &[u8],
     i: usize,
-    outs: &mut [&mut [f32]],
-    acts: &[&[u8]],
-    scales: &[Vec<f32>],
+    tile: &mut OutputTile<'_>,
+    vs: Range<usize>,
+    acts: &ActivationBatch,
 ) {
-    for ((outs, a), s) in outs
-        .chunks_exact_mut(N)
-        .zip(acts.chunks_exact(N))
-        .zip(scales.chunks_exact(N))
-    {
+    for v0 in vs.step_by(N) {
         let res = dot(
             n_cols,
             w,
-            std::array::from_fn(|k| a[k]),
-            std::array::from_fn(|k| s[k].as_slice()),
+            std::array::from_fn(|k| acts.row(v0 + k)),
+            std::array::from_fn(|k| acts.scales[v0 + k].as_slice()),
         );
-        for (out, x) in outs.iter_mut().zip(res) {
-            out[i] = x;
+        for (k, x) in res.into_iter().enumerate() {
+            tile.vector_mut(v0 + k)[i] = x;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The row-block matmul: tiles, strides, threads, and shape errors.
 
-use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile};
+use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile, OutputTiles};
 use fennec_quant::{quantize_row, row_bytes, vec_dot, GgmlType, QuantError};
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
@@ -61,6 +61,66 @@ fn split_tiles_on_threads_match_vec_dot() {
             }
         });
         assert_eq!(out, want, "{ty}");
+    }
+}
+
+#[test]
+fn claimed_tiles_on_threads_match_vec_dot() {
+    let (n_rows, n_cols, stride) = (150, 256, 160);
+    for (ty, n_vecs) in [
+        (GgmlType::Q4_1, 1),
+        (GgmlType::Q8_0, 13),
+        (GgmlType::Q4K, 8),
+    ] {
+        let w = weights(ty, n_rows, n_cols);
+        let mut acts = ActivationBatch::default();
+        acts.quantize_into(ty, n_cols, &data(n_vecs * n_cols, 4))
+            .unwrap();
+        let want = expected(ty, n_rows, n_cols, &w, &acts);
+        let mut out = vec![f32::NAN; (n_vecs - 1) * stride + n_rows];
+        let tiles = OutputTiles::new(&mut out, n_rows, stride, n_vecs, 5, 16).unwrap();
+        assert_eq!(tiles.n_tiles(), 5);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while let Some(mut tile) = tiles.claim() {
+                        assert_eq!(tile.rows().start % 16, 0);
+                        matmul(ty, n_cols, &w, &acts, &mut tile).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(tiles.claim().is_none());
+        for v in 0..n_vecs {
+            let got = &out[v * stride..v * stride + n_rows];
+            assert_eq!(got, &want[v * n_rows..(v + 1) * n_rows], "{ty} vector {v}");
+        }
+    }
+}
+
+#[test]
+fn a_refilled_batch_equals_a_new_one() {
+    let mut batch = ActivationBatch::default();
+    for (ty, n_cols, n_vecs) in [
+        (GgmlType::Q4_0, 64, 9),
+        (GgmlType::Q4_1, 128, 2),
+        (GgmlType::Q6K, 256, 5),
+        (GgmlType::Q4_0, 64, 9),
+    ] {
+        let x = data(n_vecs * n_cols, n_vecs as u32);
+        batch.quantize_into(ty, n_cols, &x).unwrap();
+        assert_eq!(batch, ActivationBatch::quantize(ty, n_cols, &x).unwrap());
+        let mut parallel = ActivationBatch::default();
+        parallel
+            .quantize_with(ty, n_cols, n_vecs, |bytes| {
+                let row = bytes.len() / n_vecs;
+                for (src, dst) in x.chunks(n_cols).zip(bytes.chunks_mut(row)) {
+                    fennec_quant::quantize_activations(batch.ty(), src, dst)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(parallel, batch);
     }
 }
 

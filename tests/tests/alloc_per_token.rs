@@ -52,10 +52,10 @@ fn allocations() -> u64 {
 
 /// Allocations of each of `n` decode steps (eval of one token + greedy pick) after `warm`
 /// steps.
-fn eval_allocations(model: &Arc<Model>, warm: usize, n: usize) -> Vec<u64> {
+fn eval_allocations(model: &Arc<Model>, kv_type: KvType, warm: usize, n: usize) -> Vec<u64> {
     let opts = SessionOptions {
         n_ctx: 256,
-        kv_type: KvType::F16,
+        kv_type,
         n_ubatch: 32,
     };
     let mut s = Session::new(model.clone(), opts).unwrap();
@@ -115,8 +115,13 @@ fn a_warm_decode_step_allocates_nothing() {
     )
     .unwrap();
     for (name, model) in [("SmolLM2", &smollm2), ("tiny Llama 4", &llama4)] {
-        let counts = eval_allocations(model, 4, 16);
-        assert!(counts.iter().all(|&c| c == 0), "{name} eval: {counts:?}");
+        for kv_type in [KvType::F16, KvType::F32, KvType::Q8_0] {
+            let counts = eval_allocations(model, kv_type, 4, 16);
+            assert!(
+                counts.iter().all(|&c| c == 0),
+                "{name} eval, {kv_type} cache: {counts:?}"
+            );
+        }
     }
     let sampled = SamplerOptions {
         repeat_penalty: 1.1,

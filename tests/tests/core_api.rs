@@ -145,15 +145,19 @@ fn save_restore_and_fork_continue_like_the_original(model: Arc<Model>, n_prefix:
         into.eval(&[Input::Tokens(&ids[..3])], Logits::None)
             .unwrap();
         into.restore_into(&mut saved.as_slice()).unwrap();
-        let want = greedy(&mut original, &logits, 24);
+        let want = greedy(&mut original, &logits, N_CONTINUE);
         assert_eq!(
-            greedy(&mut restored, &logits, 24),
+            greedy(&mut restored, &logits, N_CONTINUE),
             want,
             "{kv_type} restore"
         );
-        assert_eq!(greedy(&mut forked, &logits, 24), want, "{kv_type} fork");
         assert_eq!(
-            greedy(&mut into, &logits, 24),
+            greedy(&mut forked, &logits, N_CONTINUE),
+            want,
+            "{kv_type} fork"
+        );
+        assert_eq!(
+            greedy(&mut into, &logits, N_CONTINUE),
             want,
             "{kv_type} restore_into"
         );

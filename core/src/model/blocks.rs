@@ -6,7 +6,8 @@ use super::hparams::LlamaHparams;
 use super::weights::TensorRef;
 use crate::error::{try_resize, Result};
 use crate::kv_cache::KvLayer;
-use crate::ops::{self, Activations, AttentionShape, ThreadPool};
+use crate::ops::ThreadPool;
+use crate::ops::{self, ActivationScratch, Activations, AttentionScratch, AttentionShape};
 
 /// Writes the embedding rows of `tokens` into `x` (`tokens.len()` rows of `d`).
 pub(crate) fn embed_into(
@@ -81,6 +82,10 @@ pub(crate) struct Buffers {
     /// Attention output (all heads).
     pub attn: Vec<f32>,
     pub ffn: FfnScratch,
+    /// Quantized copies of the rows a block's matmuls read.
+    pub acts: ActivationScratch,
+    /// Per-thread buffers of attention.
+    pub attention: AttentionScratch,
     /// Head layout with the usual `1/sqrt(head_dim)` score scale.
     pub shape: AttentionShape,
 }
@@ -148,7 +153,12 @@ pub(crate) fn output_logits(
     ws.logits.clear();
     try_resize(&mut ws.logits, n_out * hp.n_vocab, 0.0, "logits")?;
     if n_out > 0 {
-        Activations::new(&ws.out_rows, d).matmul(&output.weight(file), &mut ws.logits, pool)?;
+        let acts = &mut ws.buffers.acts;
+        Activations::new(&ws.out_rows, d, acts).matmul(
+            &output.weight(file),
+            &mut ws.logits,
+            pool,
+        )?;
     }
     Ok(())
 }

@@ -1,13 +1,15 @@
 //! The SwiGLU feed-forward network shared by dense layers, shared experts and routed experts.
 
 use crate::error::Result;
-use crate::ops::{self, Activations, ThreadPool, Weight};
+use crate::ops::{self, ActivationScratch, Activations, ThreadPool, Weight};
 
 /// Reusable buffers for the hidden activations of a feed-forward pass.
 #[derive(Debug, Default)]
 pub(crate) struct FfnScratch {
     gate: Vec<f32>,
     up: Vec<f32>,
+    /// The quantized hidden activations (the down projection's input).
+    hidden: ActivationScratch,
 }
 
 /// `out = down · (silu(gate · x) ⊙ (up · x))` for every row `x` of `acts`.
@@ -26,5 +28,5 @@ pub(crate) fn swiglu_ffn(
     acts.matmul(gate, &mut scratch.gate, pool)?;
     acts.matmul(up, &mut scratch.up, pool)?;
     ops::swiglu(&mut scratch.gate, &scratch.up, gate.n_out, pool);
-    Activations::new(&scratch.gate, gate.n_out).matmul(down, out, pool)
+    Activations::new(&scratch.gate, gate.n_out, &mut scratch.hidden).matmul(down, out, pool)
 }

@@ -115,7 +115,7 @@ impl Llama {
             // Attention block.
             b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&b.normed, d);
+            let mut acts = Activations::new(&b.normed, d, &mut b.acts);
             acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
             acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
             acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
@@ -132,8 +132,14 @@ impl Llama {
             hp.rope.apply(&mut b.k, hd, positions, pool);
             let cache = &mut kv.layers[il];
             b.store_kv(cache, positions)?;
-            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
-            Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
+            let scratch = &mut b.attention;
+            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, scratch, pool);
+            let acts = &mut b.acts;
+            Activations::new(&b.attn, q_dim, acts).matmul(
+                &layer.wo.weight(file),
+                &mut b.h,
+                pool,
+            )?;
             if let Some(bias) = &layer.bo {
                 ops::add_bias(&mut b.h, bias);
             }
@@ -143,7 +149,7 @@ impl Llama {
             b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             swiglu_ffn(
-                &mut Activations::new(&b.normed, d),
+                &mut Activations::new(&b.normed, d, &mut b.acts),
                 &layer.w_gate.weight(file),
                 &layer.w_up.weight(file),
                 &layer.w_down.weight(file),

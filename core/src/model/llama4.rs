@@ -17,7 +17,7 @@ use super::weights::{ExpertTensor, TensorRef};
 use crate::error::{try_resize, Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
-use crate::ops::{self, Activations, ThreadPool};
+use crate::ops::{self, ActivationScratch, Activations, ThreadPool};
 
 /// The routed and shared experts of one MoE layer.
 #[derive(Debug)]
@@ -202,7 +202,7 @@ impl Llama4 {
             // Attention block.
             b.normed.copy_from_slice(x);
             ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&b.normed, d);
+            let mut acts = Activations::new(&b.normed, d, &mut b.acts);
             acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
             acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
             acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
@@ -218,8 +218,14 @@ impl Llama4 {
             }
             let cache = &mut kv.layers[il];
             b.store_kv(cache, positions)?;
-            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, pool);
-            Activations::new(&b.attn, q_dim).matmul(&layer.wo.weight(file), &mut b.h, pool)?;
+            let scratch = &mut b.attention;
+            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, scratch, pool);
+            let acts = &mut b.acts;
+            Activations::new(&b.attn, q_dim, acts).matmul(
+                &layer.wo.weight(file),
+                &mut b.h,
+                pool,
+            )?;
             ops::add_assign(x, &b.h);
 
             // Feed-forward block.
@@ -227,7 +233,7 @@ impl Llama4 {
             ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
             match &layer.ffn {
                 Ffn::Dense { gate, up, down } => swiglu_ffn(
-                    &mut Activations::new(&b.normed, d),
+                    &mut Activations::new(&b.normed, d, &mut b.acts),
                     &gate.weight(file),
                     &up.weight(file),
                     &down.weight(file),
@@ -236,7 +242,7 @@ impl Llama4 {
                     pool,
                 )?,
                 Ffn::Moe(moe) => {
-                    let scratch = (&mut b.ffn, &mut ws.moe);
+                    let scratch = (&mut b.ffn, &mut b.acts, &mut ws.moe);
                     self.moe(moe, file, &b.normed, &mut b.h, scratch, pool)?
                 }
             }
@@ -256,13 +262,13 @@ impl Llama4 {
         file: &[u8],
         x: &[f32],
         out: &mut [f32],
-        (ffn, m): (&mut FfnScratch, &mut MoeScratch),
+        (ffn, acts_scratch, m): (&mut FfnScratch, &mut ActivationScratch, &mut MoeScratch),
         pool: &ThreadPool,
     ) -> Result<()> {
         let d = self.hp.base.n_embd;
         let n = x.len() / d;
         let n_exp = self.hp.n_expert;
-        let mut acts = Activations::new(x, d);
+        let mut acts = Activations::new(x, d, acts_scratch);
         m.router_logits.clear();
         try_resize(&mut m.router_logits, n * n_exp, 0.0, "router logits")?;
         acts.matmul(&moe.router.weight(file), &mut m.router_logits, pool)?;
@@ -299,7 +305,7 @@ impl Llama4 {
             }
             try_resize(&mut m.expert_out, tokens.len() * d, 0.0, "expert output")?;
             swiglu_ffn(
-                &mut Activations::new(&m.inputs, d),
+                &mut Activations::new(&m.inputs, d, acts_scratch),
                 &moe.gate_exps.weight(file, e),
                 &moe.up_exps.weight(file, e),
                 &moe.down_exps.weight(file, e),

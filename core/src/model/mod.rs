@@ -43,7 +43,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             n_threads: 0,
-            idle_spin: Duration::from_micros(200),
+            idle_spin: crate::ops::DEFAULT_IDLE_SPIN,
         }
     }
 }

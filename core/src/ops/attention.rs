@@ -1,11 +1,11 @@
-//! Scaled dot-product attention of query rows against a layer's KV cache.
-
-use std::ops::Range;
+//! Scaled dot-product attention of query rows against a layer's KV cache, read where the
+//! cache holds it: each task converts one cached row of its head at a time into a small
+//! per-thread buffer (or borrows it as is from an f32 cache).
 
 use half::f16;
 
 use super::ThreadPool;
-use crate::kv_cache::{KvLayer, KvType};
+use crate::kv_cache::{HeadRef, KvLayer, KvType};
 
 /// Head layout of an attention op.
 #[derive(Clone, Copy, Debug, Default)]
@@ -20,125 +20,132 @@ pub struct AttentionShape {
     pub scale: f32,
 }
 
-/// Query rows handled by one task: enough to amortize gathering a head's keys and values.
-const ROWS_PER_TASK: usize = 32;
+/// Reusable buffers of [`attention`], one set per pool thread; kept by the caller so that
+/// a repeated call allocates nothing.
+#[derive(Debug, Default)]
+pub struct AttentionScratch {
+    threads: Vec<ThreadScratch>,
+}
+
+/// One thread's buffers.
+#[derive(Debug, Default)]
+struct ThreadScratch {
+    /// The query heads of a group (rounded to f16 for an f16 cache).
+    query: Vec<f32>,
+    /// Scores, then weights: `[group head][visible position]`.
+    scores: Vec<f32>,
+    /// One cached head converted to f32.
+    row: Vec<f32>,
+}
+
+impl AttentionScratch {
+    /// Sizes every thread's buffers for `n_threads` threads, a group of `group` query heads
+    /// of `head_dim`, and up to `max_keys` visible positions. Buffers only grow, so a cache
+    /// whose cell count bounds `max_keys` sizes them once.
+    fn prepare(&mut self, n_threads: usize, group: usize, head_dim: usize, max_keys: usize) {
+        if self.threads.len() < n_threads {
+            self.threads.resize_with(n_threads, ThreadScratch::default);
+        }
+        for t in &mut self.threads {
+            grow(&mut t.query, group * head_dim);
+            grow(&mut t.scores, group * max_keys);
+            grow(&mut t.row, HeadRef::buffer_len(head_dim));
+        }
+    }
+}
+
+/// Makes `v` at least `len` long.
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
 
 /// For each query row `t` (at position `positions[t]`) and head, attends over the cached
 /// positions the layer's window makes visible (`first_visible(p) ..= p`) and writes the
 /// weighted sum of their values into `out[t]` (`n_head * head_dim` per row).
 ///
 /// With an f16 cache the query and the softmax weights are rounded to f16 first, as ggml
-/// does when it multiplies by f16 K and V.
+/// does when it multiplies by f16 K and V. One task per (row, key/value head); once
+/// `scratch` has served a cache of this size it allocates nothing.
 pub fn attention(
     q: &[f32],
     positions: &[usize],
     kv: &KvLayer,
     shape: AttentionShape,
     out: &mut [f32],
+    scratch: &mut AttentionScratch,
     pool: &ThreadPool,
 ) {
-    let n_rows = positions.len();
-    let window = kv.window();
-    let visible: Vec<Range<usize>> = positions
-        .iter()
-        .map(|&p| window.first_visible(p)..p + 1)
-        .collect();
-    // One task per (key/value head, block of query rows).
-    let tasks: Vec<(usize, Range<usize>)> = (0..shape.n_head_kv)
-        .flat_map(|h| {
-            (0..n_rows)
-                .step_by(ROWS_PER_TASK)
-                .map(move |t| (h, t..(t + ROWS_PER_TASK).min(n_rows)))
-        })
-        .collect();
-    let results: Vec<std::sync::Mutex<Vec<f32>>> = tasks
-        .iter()
-        .map(|_| std::sync::Mutex::new(Vec::new()))
-        .collect();
-    pool.for_each(tasks.len(), |i| {
-        let (kv_head, rows) = tasks[i].clone();
-        let part = attend_kv_head(q, kv, &visible, shape, kv_head, rows);
-        *results[i].lock().expect("result slot") = part;
-    });
-    // Scatter each task's [row][group head][head_dim] block into place.
     let group = shape.n_head / shape.n_head_kv;
     let hd = shape.head_dim;
-    let row_len = shape.n_head * hd;
-    for ((kv_head, rows), part) in tasks.iter().zip(results) {
-        let part = part.into_inner().expect("result slot");
-        for (i, t) in rows.clone().enumerate() {
-            let src = &part[i * group * hd..(i + 1) * group * hd];
-            let dst = t * row_len + kv_head * group * hd;
-            out[dst..dst + group * hd].copy_from_slice(src);
-        }
-    }
+    // The cell count bounds every window: sizing for it once covers every later position.
+    let max_keys = positions
+        .iter()
+        .map(|&p| p + 1 - kv.window().first_visible(p))
+        .max()
+        .unwrap_or(0)
+        .max(kv.n_cells());
+    scratch.prepare(pool.n_threads(), group, hd, max_keys);
+    let out = &mut out[..positions.len() * shape.n_head * hd];
+    // Chunk `c` of `group * hd` elements is row `c / n_head_kv`, key/value head
+    // `c % n_head_kv`: the output of the query heads sharing that key/value head.
+    pool.for_chunks_mut_with(out, group * hd, &mut scratch.threads, |acc, c, th| {
+        let (t, kv_head) = (c / shape.n_head_kv, c % shape.n_head_kv);
+        let row = &q[t * shape.n_head * hd..(t + 1) * shape.n_head * hd];
+        let query = &row[kv_head * group * hd..(kv_head + 1) * group * hd];
+        attend_group(query, positions[t], kv, shape, kv_head, acc, th);
+    });
 }
 
-/// Attention of the query heads sharing `kv_head`, for query rows `rows`.
-fn attend_kv_head(
-    q: &[f32],
+/// Attention of the `group` query heads in `query` (sharing `kv_head`) at position `pos`,
+/// written into `acc` (`group * head_dim`).
+fn attend_group(
+    query: &[f32],
+    pos: usize,
     kv: &KvLayer,
-    visible: &[Range<usize>],
     shape: AttentionShape,
     kv_head: usize,
-    rows: Range<usize>,
-) -> Vec<f32> {
+    acc: &mut [f32],
+    th: &mut ThreadScratch,
+) {
     let hd = shape.head_dim;
-    let group = shape.n_head / shape.n_head_kv;
-    let row_len = shape.n_head * hd;
+    let group = query.len() / hd;
     let round_f16 = kv.ty() == KvType::F16;
-    // Gather this head's keys and values once for all the rows of the task: the union of
-    // their visible positions, `lo..hi`.
-    let lo = visible[rows.clone()]
-        .iter()
-        .map(|r| r.start)
-        .min()
-        .unwrap_or(0);
-    let hi = visible[rows.clone()]
-        .iter()
-        .map(|r| r.end)
-        .max()
-        .unwrap_or(0);
-    let n_keys = hi.saturating_sub(lo);
-    let mut keys = vec![0.0f32; n_keys * hd];
-    let mut values = vec![0.0f32; n_keys * hd];
-    for (i, pos) in (lo..hi).enumerate() {
-        kv.key(pos, kv_head * hd, &mut keys[i * hd..(i + 1) * hd]);
-        kv.value(pos, kv_head * hd, &mut values[i * hd..(i + 1) * hd]);
+    let seen = kv.window().first_visible(pos)..pos + 1;
+    let n = seen.len();
+    let q = &mut th.query[..group * hd];
+    q.copy_from_slice(query);
+    if round_f16 {
+        q.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
     }
-    let mut out = vec![0.0f32; rows.len() * group * hd];
-    let mut query = vec![0.0f32; hd];
-    let mut scores = Vec::new();
-    for (i, t) in rows.enumerate() {
-        let seen = visible[t].start - lo..visible[t].end - lo;
-        for g in 0..group {
-            let h = kv_head * group + g;
-            query.copy_from_slice(&q[t * row_len + h * hd..t * row_len + (h + 1) * hd]);
-            if round_f16 {
-                query
-                    .iter_mut()
-                    .for_each(|x| *x = f16::from_f32(*x).to_f32());
-            }
-            scores.clear();
-            scores.extend(
-                seen.clone()
-                    .map(|c| dot(&query, &keys[c * hd..(c + 1) * hd]) * shape.scale),
-            );
-            softmax(&mut scores);
-            if round_f16 {
-                scores
-                    .iter_mut()
-                    .for_each(|x| *x = f16::from_f32(*x).to_f32());
-            }
-            let acc = &mut out[(i * group + g) * hd..(i * group + g + 1) * hd];
-            for (&p, c) in scores.iter().zip(seen.clone()) {
-                for (a, v) in acc.iter_mut().zip(&values[c * hd..(c + 1) * hd]) {
-                    *a += p * v;
-                }
+    // Scores: each key is read (and converted) once for the whole group.
+    let scores = &mut th.scores[..group * n];
+    for (i, p) in seen.clone().enumerate() {
+        let key = kv.key_head(p, kv_head * hd, hd).to_f32(&mut th.row);
+        for (g, qh) in q.chunks_exact(hd).enumerate() {
+            scores[g * n + i] = dot(qh, key) * shape.scale;
+        }
+    }
+    for weights in scores.chunks_exact_mut(n) {
+        softmax(weights);
+        if round_f16 {
+            weights
+                .iter_mut()
+                .for_each(|x| *x = f16::from_f32(*x).to_f32());
+        }
+    }
+    // Weighted sum of the values, accumulated in position order for every element.
+    acc.fill(0.0);
+    for (i, p) in seen.enumerate() {
+        let value = kv.value_head(p, kv_head * hd, hd).to_f32(&mut th.row);
+        for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
+            let w = scores[g * n + i];
+            for (a, v) in a.iter_mut().zip(value) {
+                *a += w * v;
             }
         }
     }
-    out
 }
 
 /// Dot product with eight independent accumulators (vectorizes).
@@ -169,4 +176,143 @@ fn softmax(x: &mut [f32]) {
     }
     let inv = (1.0 / sum) as f32;
     x.iter_mut().for_each(|v| *v *= inv);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
+    use crate::ops::DEFAULT_IDLE_SPIN;
+
+    /// Deterministic values in about [-2, 2).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 22) as f32 - 2.0
+            })
+            .collect()
+    }
+
+    /// Attention the plain way: per row and query head, copy the visible keys and values
+    /// out of the cache, score, softmax, sum (ggml's f16 rounding for an f16 cache).
+    fn reference(q: &[f32], positions: &[usize], kv: &KvLayer, shape: AttentionShape) -> Vec<f32> {
+        let (hd, group) = (shape.head_dim, shape.n_head / shape.n_head_kv);
+        let round = |x: f32| {
+            if kv.ty() == KvType::F16 {
+                f16::from_f32(x).to_f32()
+            } else {
+                x
+            }
+        };
+        let mut out = vec![0.0; positions.len() * shape.n_head * hd];
+        for (t, &pos) in positions.iter().enumerate() {
+            for h in 0..shape.n_head {
+                let off = (h / group) * hd;
+                let at = (t * shape.n_head + h) * hd;
+                let query: Vec<f32> = q[at..at + hd].iter().map(|&x| round(x)).collect();
+                let seen: Vec<usize> = (kv.window().first_visible(pos)..=pos).collect();
+                let mut key = vec![0.0; hd];
+                let mut scores: Vec<f32> = seen
+                    .iter()
+                    .map(|&p| {
+                        kv.key(p, off, &mut key);
+                        // Eight running sums over the lanes, then the tail.
+                        let mut lanes = [0.0f32; 8];
+                        let whole = hd / 8 * 8;
+                        for i in 0..whole {
+                            lanes[i % 8] += query[i] * key[i];
+                        }
+                        let tail: f32 = (whole..hd).map(|i| query[i] * key[i]).sum();
+                        (lanes.iter().sum::<f32>() + tail) * shape.scale
+                    })
+                    .collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f64;
+                for s in &mut scores {
+                    *s = (*s - max).exp();
+                    sum += f64::from(*s);
+                }
+                let inv = (1.0 / sum) as f32;
+                let mut value = vec![0.0; hd];
+                for (&p, s) in seen.iter().zip(&scores) {
+                    kv.value(p, off, &mut value);
+                    let w = round(s * inv);
+                    for (o, v) in out[at..at + hd].iter_mut().zip(&value) {
+                        *o += w * v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A one-layer cache of `ty` holding positions `0..n_pos`.
+    fn cache(ty: KvType, window: KvWindow, row_len: usize, n_ctx: usize, n_pos: usize) -> KvCache {
+        let spec = KvLayerSpec { row_len, window };
+        let mut kv = KvCache::new(ty, &[spec], n_ctx, 4).unwrap();
+        for p in 0..n_pos {
+            let k = values(row_len, 2 * p as u64 + 1);
+            let v = values(row_len, 2 * p as u64 + 2);
+            kv.layers[0].store(p, &k, &v).unwrap();
+        }
+        kv
+    }
+
+    #[test]
+    fn equals_the_reference_for_every_cache_type_and_window() {
+        let pools = [
+            ThreadPool::new(1, DEFAULT_IDLE_SPIN).unwrap(),
+            ThreadPool::new(3, DEFAULT_IDLE_SPIN).unwrap(),
+        ];
+        // (heads, kv heads, head_dim): Q8_0 heads at offsets that are and are not whole
+        // blocks, a head_dim with a tail past the eight lanes.
+        let shapes: [(usize, usize, usize); 3] = [(6, 2, 64), (8, 4, 40), (4, 4, 36)];
+        for ty in [KvType::F32, KvType::F16, KvType::Q8_0] {
+            for (n_head, n_head_kv, head_dim) in shapes {
+                let row_len = n_head_kv * head_dim;
+                if ty == KvType::Q8_0 && !row_len.is_multiple_of(32) {
+                    continue;
+                }
+                let shape = AttentionShape {
+                    n_head,
+                    n_head_kv,
+                    head_dim,
+                    scale: 1.0 / (head_dim as f32).sqrt(),
+                };
+                // Whole context (a prefill of a few rows, then one decoded row), and a
+                // chunked ring of 12 cells that has wrapped around.
+                let cases = [
+                    (KvWindow::Full, 40, 23, vec![19, 20, 21, 22]),
+                    (KvWindow::Full, 40, 23, vec![22]),
+                    (KvWindow::Chunked(8), 40, 23, vec![20, 21, 22]),
+                    (KvWindow::Chunked(8), 40, 31, vec![30]),
+                ];
+                for (window, n_ctx, n_pos, positions) in cases {
+                    let kv = cache(ty, window, row_len, n_ctx, n_pos);
+                    let layer = &kv.layers[0];
+                    let q = values(positions.len() * n_head * head_dim, 77);
+                    let want = reference(&q, &positions, layer, shape);
+                    for pool in &pools {
+                        let mut scratch = AttentionScratch::default();
+                        let mut out = vec![f32::NAN; want.len()];
+                        for _ in 0..2 {
+                            attention(&q, &positions, layer, shape, &mut out, &mut scratch, pool);
+                            let same = out
+                                .iter()
+                                .zip(&want)
+                                .all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(
+                                same,
+                                "{ty} {window:?} {positions:?} heads {n_head}/{n_head_kv}x{head_dim}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Quantized weight matrices times activation rows, split across threads by output row.
 
-use fennec_quant::matmul::{matmul as tile_matmul, ActivationBatch, OutputTile};
+use std::sync::Mutex;
+
+use fennec_quant::matmul::{matmul as tile_matmul, ActivationBatch, OutputTiles};
 use fennec_quant::{dequantize_row, GgmlType};
 
 use super::ThreadPool;
@@ -36,21 +38,30 @@ impl Weight<'_> {
 /// Rows below which quantizing activations on several threads costs more than it saves.
 const MIN_ROWS_PER_TASK: usize = 4;
 
-/// Activation rows quantized once for every weight type they meet (Q, K and V share one).
-pub struct Activations<'x> {
-    x: &'x [f32],
-    n_in: usize,
-    quantized: Vec<ActivationBatch>,
+/// Reusable quantized copies of activation rows: what [`Activations`] fills, kept by the
+/// caller so that a repeated forward pass of the same shape allocates nothing.
+#[derive(Debug, Default)]
+pub struct ActivationScratch {
+    /// One batch per activation type met since the last [`Activations::new`]; the first
+    /// `live` hold the current rows, the rest are buffers waiting to be reused.
+    batches: Vec<ActivationBatch>,
+    live: usize,
 }
 
-impl<'x> Activations<'x> {
-    /// Wraps `x`: rows of `n_in` f32.
-    pub fn new(x: &'x [f32], n_in: usize) -> Self {
-        Self {
-            x,
-            n_in,
-            quantized: Vec::new(),
-        }
+/// Activation rows quantized once for every weight type they meet (Q, K and V share one),
+/// into buffers borrowed from an [`ActivationScratch`].
+pub struct Activations<'a> {
+    x: &'a [f32],
+    n_in: usize,
+    scratch: &'a mut ActivationScratch,
+}
+
+impl<'a> Activations<'a> {
+    /// Wraps `x` (rows of `n_in` f32), quantizing into `scratch`'s buffers, which forget
+    /// whatever rows they held.
+    pub fn new(x: &'a [f32], n_in: usize, scratch: &'a mut ActivationScratch) -> Self {
+        scratch.live = 0;
+        Self { x, n_in, scratch }
     }
 
     /// Number of rows.
@@ -58,47 +69,27 @@ impl<'x> Activations<'x> {
         self.x.len() / self.n_in
     }
 
+    /// The rows quantized to `ty`'s activation type, quantizing them on first use.
     fn for_weight(&mut self, ty: GgmlType, pool: &ThreadPool) -> Result<&ActivationBatch> {
         let a_ty = fennec_quant::dot::activation_type(ty);
-        let pos = self.quantized.iter().position(|b| Some(b.ty()) == a_ty);
-        let i = match pos {
-            Some(i) => i,
-            None => {
-                let batch = match a_ty {
-                    Some(a_ty) if self.n_rows() >= 2 * MIN_ROWS_PER_TASK => {
-                        self.quantize_parallel(a_ty, pool)?
-                    }
-                    _ => ActivationBatch::quantize(ty, self.n_in, self.x)?,
-                };
-                self.quantized.push(batch);
-                self.quantized.len() - 1
-            }
-        };
-        Ok(&self.quantized[i])
-    }
-
-    /// Quantizes the rows to `a_ty` with runs of rows on each thread (same bytes as
-    /// [`ActivationBatch::quantize`], which goes row by row on one).
-    fn quantize_parallel(&self, a_ty: GgmlType, pool: &ThreadPool) -> Result<ActivationBatch> {
-        let row_bytes = fennec_quant::row_bytes(a_ty, self.n_in)?;
-        let n_rows = self.n_rows();
-        let mut data = vec![0u8; n_rows * row_bytes];
-        let per_task = n_rows.div_ceil(pool.n_threads() * 2).max(MIN_ROWS_PER_TASK);
-        let tasks: Vec<(&[f32], &mut [u8])> = self
-            .x
-            .chunks(per_task * self.n_in)
-            .zip(data.chunks_mut(per_task * row_bytes))
-            .collect();
-        let errors = std::sync::Mutex::new(None);
-        pool.each_mut(tasks, |(src, dst)| {
-            if let Err(e) = fennec_quant::quantize_activations(a_ty, src, dst) {
-                *errors.lock().expect("error slot") = Some(e);
-            }
-        });
-        if let Some(e) = errors.into_inner().expect("error slot") {
-            return Err(e.into());
+        let s = &mut *self.scratch;
+        let live = &s.batches[..s.live];
+        if let Some(i) = live.iter().position(|b| Some(b.ty()) == a_ty) {
+            return Ok(&s.batches[i]);
         }
-        Ok(ActivationBatch::from_quantized(a_ty, self.n_in, data)?)
+        if s.live == s.batches.len() {
+            s.batches.push(ActivationBatch::default());
+        }
+        let batch = &mut s.batches[s.live];
+        let n_rows = self.x.len() / self.n_in;
+        match a_ty {
+            Some(a_ty) if n_rows >= 2 * MIN_ROWS_PER_TASK => {
+                quantize_parallel(batch, ty, a_ty, self.x, self.n_in, pool)?
+            }
+            _ => batch.quantize_into(ty, self.n_in, self.x)?,
+        }
+        s.live += 1;
+        Ok(&s.batches[s.live - 1])
     }
 
     /// `out[t][r] = w.row(r) · x[t]` for every row `t` of `x`, on all of `pool`'s threads.
@@ -108,12 +99,12 @@ impl<'x> Activations<'x> {
         // A few tiles per thread, so a thread slowed by the OS does not hold up the rest;
         // cut at multiples of 16 rows, never below 64 rows per tile.
         let n_tiles = (pool.n_threads() * 4).min(w.n_out / 64).max(1);
-        let cuts: Vec<usize> = (1..n_tiles)
-            .map(|i| (w.n_out * i / n_tiles) / 16 * 16)
-            .collect();
-        let tiles = OutputTile::split(out, w.n_out, w.n_out, n_vecs, &cuts)?;
-        let errors = std::sync::Mutex::new(None);
-        pool.each_mut(tiles, |mut tile| {
+        let tiles = OutputTiles::new(out, w.n_out, w.n_out, n_vecs, n_tiles, 16)?;
+        let errors = Mutex::new(None);
+        pool.for_each(tiles.n_tiles(), |_| {
+            let Some(mut tile) = tiles.claim() else {
+                return;
+            };
             if let Err(e) = tile_matmul(w.ty, w.n_in, w.data, acts, &mut tile) {
                 *errors.lock().expect("error slot") = Some(e);
             }
@@ -123,4 +114,31 @@ impl<'x> Activations<'x> {
             None => Ok(()),
         }
     }
+}
+
+/// Quantizes the rows of `x` (`n_in` each) for weight type `ty` (activation type `a_ty`)
+/// into `batch` with runs of rows on each thread (same bytes as
+/// [`ActivationBatch::quantize`], which goes row by row on one).
+fn quantize_parallel(
+    batch: &mut ActivationBatch,
+    ty: GgmlType,
+    a_ty: GgmlType,
+    x: &[f32],
+    n_in: usize,
+    pool: &ThreadPool,
+) -> Result<()> {
+    let row_bytes = fennec_quant::row_bytes(a_ty, n_in)?;
+    let n_rows = x.len() / n_in;
+    let per_task = n_rows.div_ceil(pool.n_threads() * 2).max(MIN_ROWS_PER_TASK);
+    batch.quantize_with(ty, n_in, n_rows, |data| {
+        let errors = Mutex::new(None);
+        pool.for_chunks_mut(data, per_task * row_bytes, |dst, i| {
+            let src = &x[i * per_task * n_in..][..dst.len() / row_bytes * n_in];
+            if let Err(e) = fennec_quant::quantize_activations(a_ty, src, dst) {
+                *errors.lock().expect("error slot") = Some(e);
+            }
+        });
+        errors.into_inner().expect("error slot").map_or(Ok(()), Err)
+    })?;
+    Ok(())
 }

@@ -5,15 +5,19 @@
 //! f64, matmuls quantize activations to the weight type's paired type, RoPE advances the
 //! angle by repeated multiplication in f32, and attention rounds to f16 where an f16 cache
 //! makes ggml do so.
+//!
+//! After a first call has sized the caller's scratch ([`ActivationScratch`],
+//! [`AttentionScratch`]), repeating an op on inputs of the same shape allocates nothing, on
+//! the calling thread or on the pool's.
 
 mod attention;
 mod matmul;
 mod pool;
 mod rope;
 
-pub use attention::{attention, AttentionShape};
-pub use matmul::{Activations, Weight};
-pub use pool::ThreadPool;
+pub use attention::{attention, AttentionScratch, AttentionShape};
+pub use matmul::{ActivationScratch, Activations, Weight};
+pub use pool::{ThreadPool, DEFAULT_IDLE_SPIN};
 pub use rope::{Rope, RopeMode};
 
 /// RMS-normalizes each row of `x` (rows of `weight.len()`) in place and scales it by

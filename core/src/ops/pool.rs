@@ -1,7 +1,13 @@
 //! The worker threads a model computes on: a persistent pool whose idle workers spin
 //! briefly before sleeping, so the ~250 small parallel ops of one decoded token start in
-//! well under a microsecond instead of waking sleeping threads each time.
+//! well under a microsecond instead of waking sleeping threads each time. How long they
+//! spin is the pool's `idle_spin` (zero: sleep at once, for a device on battery).
+//!
+//! Dispatching a job allocates nothing: tasks are numbered, each task learns the index of
+//! the thread running it (the caller is thread 0), and mutable buffers are split among
+//! tasks by index arithmetic ([`ThreadPool::for_chunks_mut`]).
 
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,15 +16,21 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// How long an idle worker yields (after spinning) before it sleeps.
+/// How long an idle worker spins before it yields, then sleeps, unless told otherwise.
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(200);
+/// Idle time after which a worker stops yielding and sleeps.
 const YIELD: Duration = Duration::from_millis(2);
 /// Spins between two looks at the clock while idle.
 const CLOCK_EVERY: u32 = 64;
 
-/// A job as the workers see it: a type- and lifetime-erased `&dyn Fn(usize)` plus a count.
+/// A task body: `f(task, thread)`.
+type TaskFn = dyn Fn(usize, usize) + Sync + 'static;
+
+/// A job as the workers see it: a type- and lifetime-erased `&dyn Fn(task, thread)` plus a
+/// count.
 #[derive(Clone, Copy)]
 struct Job {
-    f: *const (dyn Fn(usize) + Sync + 'static),
+    f: *const TaskFn,
     n: usize,
 }
 
@@ -46,8 +58,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// Runs tasks of job `epoch` until none are left.
-    fn work(&self, epoch: u64, job: Job) {
+    /// Runs tasks of job `epoch` on thread `thread` until none are left.
+    fn work(&self, epoch: u64, job: Job, thread: usize) {
         loop {
             let cur = self.cursor.load(Ordering::Acquire);
             let index = (cur & 0xffff_ffff) as usize;
@@ -64,7 +76,7 @@ impl Shared {
             // SAFETY: the task index was claimed for this epoch, so the job is not finished
             // and its caller is still inside `for_each`, keeping the closure alive.
             let f = unsafe { &*job.f };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(index))) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(index, thread))) {
                 self.panicked.store(true, Ordering::Relaxed);
                 self.panic_payload
                     .lock()
@@ -86,7 +98,8 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     /// A pool of `n_threads` including the calling thread (0 = one per available core)
-    /// whose idle workers spin for `idle_spin` before they yield and then sleep.
+    /// whose idle workers spin for `idle_spin` before yielding and then sleeping (zero:
+    /// sleep at once; [`DEFAULT_IDLE_SPIN`] suits a plugged-in machine).
     pub fn new(n_threads: usize, idle_spin: Duration) -> Result<Self> {
         let n = if n_threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -110,7 +123,7 @@ impl ThreadPool {
                 let shared = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("fennec-{i}"))
-                    .spawn(move || worker_loop(&shared, idle_spin))
+                    .spawn(move || worker_loop(&shared, i, idle_spin))
                     .map_err(|e| Error::ThreadPool(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -129,18 +142,26 @@ impl ThreadPool {
     /// Runs `f(i)` for `i in 0..n` on the pool (the caller takes part) and waits for all.
     /// A panic in any task is re-raised here after every task has finished.
     pub fn for_each(&self, n: usize, f: impl Fn(usize) + Sync) {
+        self.for_each_indexed(n, |task, _| f(task));
+    }
+
+    /// Runs `f(task, thread)` for `task in 0..n` and waits for all; `thread` (below
+    /// [`n_threads`](Self::n_threads), 0 for the caller) names the thread running the task,
+    /// and no two threads share one during a call, so it can index per-thread scratch.
+    /// A panic in any task is re-raised here after every task has finished.
+    pub fn for_each_indexed(&self, n: usize, f: impl Fn(usize, usize) + Sync) {
         if n <= 1 || self.workers.is_empty() {
-            (0..n).for_each(&f);
+            (0..n).for_each(|task| f(task, 0));
             return;
         }
         let _serial = self.dispatch.lock().unwrap_or_else(|e| e.into_inner());
         let s = &*self.shared;
-        let local: &(dyn Fn(usize) + Sync) = &f;
+        let local: &(dyn Fn(usize, usize) + Sync) = &f;
         // SAFETY: the lifetime is erased only for the duration of this call: workers use the
         // pointer only for task indices claimed in this epoch, and this function does not
         // return before all `n` of them have finished (`done == n`), after which no index of
         // this epoch can be claimed any more.
-        let erased: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(local) };
+        let erased: &'static TaskFn = unsafe { std::mem::transmute(local) };
         let job = Job { f: erased, n };
         let epoch = s.epoch.load(Ordering::Relaxed) + 1;
         s.done.store(0, Ordering::Relaxed);
@@ -153,7 +174,7 @@ impl ThreadPool {
             let _g = s.sleep_lock.lock().expect("sleep lock");
             s.wake.notify_all();
         }
-        s.work(epoch, job);
+        s.work(epoch, job, 0);
         while s.done.load(Ordering::Acquire) < n {
             std::hint::spin_loop();
         }
@@ -163,6 +184,52 @@ impl ThreadPool {
                 resume_unwind(payload);
             }
         }
+    }
+
+    /// Splits `x` into runs of `chunk_len` (the last may be shorter) and calls
+    /// `f(chunk, chunk_index)` on each, in parallel.
+    pub fn for_chunks_mut<T: Send>(
+        &self,
+        x: &mut [T],
+        chunk_len: usize,
+        f: impl Fn(&mut [T], usize) + Sync,
+    ) {
+        let parts = Disjoint::new(x);
+        let chunk_len = chunk_len.max(1);
+        self.for_each(parts.len.div_ceil(chunk_len), |i| {
+            // SAFETY: each task index runs once, and chunks of distinct indices are disjoint.
+            let chunk = unsafe { parts.range(i * chunk_len, chunk_len) };
+            f(chunk, i);
+        });
+    }
+
+    /// As [`for_chunks_mut`](Self::for_chunks_mut), also lending each task the entry of
+    /// `per_thread` that belongs to the thread running it (`per_thread` holds at least
+    /// [`n_threads`](Self::n_threads) entries): `f(chunk, chunk_index, state)`.
+    pub fn for_chunks_mut_with<T: Send, S: Send>(
+        &self,
+        x: &mut [T],
+        chunk_len: usize,
+        per_thread: &mut [S],
+        f: impl Fn(&mut [T], usize, &mut S) + Sync,
+    ) {
+        assert!(
+            per_thread.len() >= self.n_threads(),
+            "{} per-thread states for {} threads",
+            per_thread.len(),
+            self.n_threads()
+        );
+        let parts = Disjoint::new(x);
+        let states = Disjoint::new(per_thread);
+        let chunk_len = chunk_len.max(1);
+        self.for_each_indexed(parts.len.div_ceil(chunk_len), |i, thread| {
+            // SAFETY: each task index runs once, and chunks of distinct indices are disjoint.
+            let chunk = unsafe { parts.range(i * chunk_len, chunk_len) };
+            // SAFETY: a thread index belongs to one thread for the whole call and that
+            // thread runs its tasks one after another, so this entry has no other borrower.
+            let state = unsafe { &mut states.range(thread, 1)[0] };
+            f(chunk, i, state);
+        });
     }
 
     /// Splits `x` (rows of `row_len`) into about two runs of whole rows per thread and
@@ -177,29 +244,49 @@ impl ThreadPool {
             return;
         }
         let per_chunk = n_rows.div_ceil(n_chunks);
-        let chunks: Vec<(usize, &mut [f32])> = x
-            .chunks_mut(per_chunk * row_len)
-            .enumerate()
-            .map(|(i, c)| (i * per_chunk, c))
-            .collect();
-        self.each_mut(chunks, |(first, rows)| f(rows, first));
+        self.for_chunks_mut(x, per_chunk * row_len, |rows, i| f(rows, i * per_chunk));
+    }
+}
+
+/// A mutable slice lent to several tasks at once, each taking a part no other task takes.
+struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _lent: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a `Disjoint` only hands out `&mut` parts of a `&mut [T]` to tasks that each take
+// a different part, which is what sending `&mut [T]` pieces to other threads allows.
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    fn new(x: &'a mut [T]) -> Self {
+        Self {
+            ptr: x.as_mut_ptr(),
+            len: x.len(),
+            _lent: PhantomData,
+        }
     }
 
-    /// Runs `f` on each item of `items` (each moved to the thread that takes it) and waits.
-    pub fn each_mut<T: Send>(&self, items: Vec<T>, f: impl Fn(T) + Sync) {
-        let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-        self.for_each(slots.len(), |i| {
-            if let Some(item) = slots[i].lock().expect("item slot").take() {
-                f(item);
-            }
-        });
+    /// `len` elements from `start` (fewer at the end).
+    ///
+    /// # Safety
+    /// No other live reference may overlap the range.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range(&self, start: usize, len: usize) -> &mut [T] {
+        let start = start.min(self.len);
+        let len = len.min(self.len - start);
+        // SAFETY: the range lies inside the slice; exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 }
 
 /// Rows below which splitting an elementwise op across threads costs more than it saves.
 const MIN_ROWS_PER_CHUNK: usize = 4;
 
-fn worker_loop(s: &Shared, spin: Duration) {
+/// A worker's life: wait for a job (spinning for `idle_spin`, then yielding, then
+/// sleeping), run its tasks as thread `thread`, repeat until shutdown.
+fn worker_loop(s: &Shared, thread: usize, idle_spin: Duration) {
     let mut seen = 0u64;
     loop {
         let idle_since = Instant::now();
@@ -213,14 +300,19 @@ fn worker_loop(s: &Shared, spin: Duration) {
             }
             // Reading the clock costs more than a spin: look at it every few dozen spins.
             spins = spins.wrapping_add(1);
-            if !spins.is_multiple_of(CLOCK_EVERY) {
+            if !idle_spin.is_zero() && !spins.is_multiple_of(CLOCK_EVERY) {
                 std::hint::spin_loop();
                 continue;
             }
-            let idle = idle_since.elapsed();
-            if idle < spin {
+            // Without a spin budget the worker goes straight to sleep.
+            let idle = if idle_spin.is_zero() {
+                YIELD
+            } else {
+                idle_since.elapsed()
+            };
+            if idle < idle_spin {
                 std::hint::spin_loop();
-            } else if !spin.is_zero() && idle < spin + YIELD {
+            } else if idle < YIELD {
                 std::thread::yield_now();
             } else {
                 s.sleepers.fetch_add(1, Ordering::AcqRel);
@@ -237,7 +329,7 @@ fn worker_loop(s: &Shared, spin: Duration) {
         let (epoch, job) = *s.job.lock().expect("job slot");
         seen = s.epoch.load(Ordering::Acquire).max(epoch);
         if let Some(job) = job {
-            s.work(epoch, job);
+            s.work(epoch, job, thread);
         }
     }
 }
@@ -263,11 +355,9 @@ impl Drop for ThreadPool {
 mod tests {
     use super::*;
 
-    const SPIN_FOR_TESTS: Duration = Duration::from_micros(200);
-
     #[test]
     fn every_task_runs_exactly_once_across_many_jobs() {
-        let pool = ThreadPool::new(3, SPIN_FOR_TESTS).unwrap();
+        let pool = ThreadPool::new(3, DEFAULT_IDLE_SPIN).unwrap();
         for n in [0, 1, 2, 5, 64, 1000] {
             let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
             for _ in 0..50 {
@@ -284,7 +374,7 @@ mod tests {
 
     #[test]
     fn sleeping_workers_wake_up() {
-        let pool = ThreadPool::new(2, SPIN_FOR_TESTS).unwrap();
+        let pool = ThreadPool::new(2, DEFAULT_IDLE_SPIN).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         let sum = AtomicUsize::new(0);
         pool.for_each(100, |i| {
@@ -295,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_panicking_task_is_reraised_after_all_tasks_finish() {
-        let pool = ThreadPool::new(2, SPIN_FOR_TESTS).unwrap();
+        let pool = ThreadPool::new(2, DEFAULT_IDLE_SPIN).unwrap();
         let ran = AtomicUsize::new(0);
         let r = catch_unwind(AssertUnwindSafe(|| {
             pool.for_each(10, |i| {
@@ -315,7 +405,7 @@ mod tests {
 
     #[test]
     fn sessions_on_other_threads_can_share_the_pool() {
-        let pool = Arc::new(ThreadPool::new(2, SPIN_FOR_TESTS).unwrap());
+        let pool = Arc::new(ThreadPool::new(2, DEFAULT_IDLE_SPIN).unwrap());
         let handles: Vec<_> = (0..3)
             .map(|_| {
                 let pool = pool.clone();
@@ -332,6 +422,34 @@ mod tests {
             .collect();
         for h in handles {
             h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn chunks_and_per_thread_state_are_handed_out_once() {
+        for (threads, spin) in [
+            (1, DEFAULT_IDLE_SPIN),
+            (3, DEFAULT_IDLE_SPIN),
+            (3, Duration::ZERO),
+        ] {
+            let pool = ThreadPool::new(threads, spin).unwrap();
+            for _ in 0..20 {
+                let mut x = vec![0usize; 103];
+                let mut per_thread = vec![0usize; pool.n_threads()];
+                pool.for_chunks_mut_with(&mut x, 10, &mut per_thread, |chunk, i, tasks| {
+                    chunk.iter_mut().for_each(|v| *v += i + 1);
+                    *tasks += 1;
+                });
+                assert!(x.iter().enumerate().all(|(j, &v)| v == j / 10 + 1));
+                assert_eq!(per_thread.iter().sum::<usize>(), 11);
+                let mut rows = vec![0.0f32; 40 * 3];
+                pool.for_rows(&mut rows, 3, |r, first| {
+                    for (k, row) in r.chunks_exact_mut(3).enumerate() {
+                        row.fill((first + k) as f32);
+                    }
+                });
+                assert!(rows.iter().enumerate().all(|(j, &v)| v == (j / 3) as f32));
+            }
         }
     }
 }

@@ -26,39 +26,56 @@ pub struct Rope {
     pub freq_factors: Option<Vec<f32>>,
 }
 
+/// Pairs whose angles are computed at a time, into a buffer on the stack.
+const PAIRS_PER_PASS: usize = 64;
+
 impl Rope {
     /// The (cos, sin) of each pair at position `pos`, in ggml's order of computation:
     /// θ starts at `pos` and is multiplied by `base^(-2/n_rot)` from one pair to the next.
     pub fn angles(&self, pos: usize) -> Vec<(f32, f32)> {
+        self.angle_iter(pos).collect()
+    }
+
+    /// [`angles`](Self::angles) one pair at a time, without a vector.
+    fn angle_iter(&self, pos: usize) -> impl Iterator<Item = (f32, f32)> + '_ {
         let theta_scale = self.freq_base.powf(-2.0 / self.n_rot as f32);
         let mut theta = pos as f32;
-        (0..self.n_rot / 2)
-            .map(|i| {
-                let divisor = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
-                let angle = self.freq_scale * (theta / divisor);
-                theta *= theta_scale;
-                (angle.cos(), angle.sin())
-            })
-            .collect()
+        (0..self.n_rot / 2).map(move |i| {
+            let divisor = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
+            let angle = self.freq_scale * (theta / divisor);
+            theta *= theta_scale;
+            (angle.cos(), angle.sin())
+        })
     }
 
     /// Rotates each head (of `head_dim`) of each row of `x`; row `t` is at `positions[t]`.
-    /// Rows are split across `pool`.
+    /// Rows are split across `pool`. Allocates nothing.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, positions: &[usize], pool: &ThreadPool) {
         let row_len = x.len() / positions.len().max(1);
         pool.for_rows(x, row_len, |rows, first| {
             for (row, &pos) in rows.chunks_exact_mut(row_len).zip(&positions[first..]) {
-                let angles = self.angles(pos);
-                for head in row.chunks_exact_mut(head_dim) {
-                    self.rotate(head, &angles);
+                // The angles of up to PAIRS_PER_PASS pairs at a time serve every head.
+                let mut buf = [(0.0f32, 0.0f32); PAIRS_PER_PASS];
+                let mut angles = self.angle_iter(pos);
+                for first_pair in (0..self.n_rot / 2).step_by(PAIRS_PER_PASS) {
+                    let mut n = 0;
+                    for (slot, a) in buf.iter_mut().zip(angles.by_ref()) {
+                        *slot = a;
+                        n += 1;
+                    }
+                    for head in row.chunks_exact_mut(head_dim) {
+                        self.rotate(head, first_pair, &buf[..n]);
+                    }
                 }
             }
         });
     }
 
-    fn rotate(&self, head: &mut [f32], angles: &[(f32, f32)]) {
+    /// Rotates the pairs `first_pair..first_pair + angles.len()` of `head`.
+    fn rotate(&self, head: &mut [f32], first_pair: usize, angles: &[(f32, f32)]) {
         let half = self.n_rot / 2;
-        for (i, &(cos, sin)) in angles.iter().enumerate() {
+        for (k, &(cos, sin)) in angles.iter().enumerate() {
+            let i = first_pair + k;
             let (a, b) = match self.mode {
                 RopeMode::Normal => (2 * i, 2 * i + 1),
                 RopeMode::Neox => (i, i + half),
