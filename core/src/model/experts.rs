@@ -110,6 +110,8 @@ struct Pins {
     pinned: Vec<Vec<bool>>,
     pinned_bytes: u64,
     error: Option<String>,
+    /// Experts by hits, reused by every rebalance (no allocation once grown).
+    ranked: Vec<(u64, usize, usize)>,
 }
 
 /// Counters and residency control of a model's experts.
@@ -148,6 +150,7 @@ impl ExpertResidency {
                 pinned,
                 pinned_bytes: 0,
                 error: None,
+                ranked: Vec::new(),
             }),
         }
     }
@@ -211,24 +214,25 @@ impl ExpertResidency {
         };
         let budget = pins.options.cache_bytes;
         let expert_bytes = self.expert_bytes().max(1);
+        if budget < expert_bytes && pins.pinned_bytes == 0 {
+            return; // Nothing pinned and nothing to pin: the usual case, and free.
+        }
         let mut want: Vec<Vec<bool>> = self.ranges.iter().map(|l| vec![false; l.len()]).collect();
         if budget >= expert_bytes && pins.error.is_none() {
-            let mut ranked: Vec<(u64, usize, usize)> = self
-                .hits
-                .iter()
-                .enumerate()
-                .flat_map(|(l, hs)| {
-                    hs.iter()
-                        .enumerate()
-                        .map(move |(e, h)| (h.load(Ordering::Relaxed), l, e))
-                })
-                .filter(|&(h, _, _)| h > 0)
-                .collect();
-            ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            let mut ranked = std::mem::take(&mut pins.ranked);
+            ranked.clear();
+            ranked.extend(self.hits.iter().enumerate().flat_map(|(l, hs)| {
+                hs.iter()
+                    .enumerate()
+                    .map(move |(e, h)| (h.load(Ordering::Relaxed), l, e))
+            }));
+            ranked.retain(|&(h, _, _)| h > 0);
+            ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let n_fit = (budget / expert_bytes) as usize;
             for &(_, l, e) in ranked.iter().take(n_fit) {
                 want[l][e] = true;
             }
+            pins.ranked = ranked;
         }
         for (l, layer) in want.iter().enumerate() {
             for (e, &w) in layer.iter().enumerate() {
