@@ -204,7 +204,7 @@ impl Session {
         };
         // Sized up front (bounded) so the loop does not reallocate as the output grows.
         let mut tokens = Vec::with_capacity(expected.min(1 << 16));
-        let mut text = String::with_capacity(expected.min(1 << 16) * 8);
+        let mut text = String::with_capacity(expected.min(1 << 16) * 16);
         let mut emitted: usize = 0; // bytes of `text` already passed to on_piece
         let hold_back = opts.stop_strings.iter().map(String::len).max().unwrap_or(0);
         let stop = loop {

@@ -23,9 +23,12 @@ pub struct StreamDecoder {
 impl StreamDecoder {
     /// A strict decoder: invalid UTF-8 is reported as an error.
     pub fn new(tokenizer: Arc<Tokenizer>) -> Self {
+        // Room for the longest token plus an incomplete character, so pushing never
+        // reallocates.
+        let longest = tokenizer.pieces.iter().map(Vec::len).max().unwrap_or(0);
         Self {
             tokenizer,
-            pending: Vec::new(),
+            pending: Vec::with_capacity(longest + 4),
             lossy: false,
         }
     }
