@@ -78,8 +78,7 @@ fn generate_allocations(model: &Arc<Model>, sampler: SamplerOptions, warm: usize
     let prompt: Vec<u32> = (1..40).collect();
     let mut opts = GenerateOptions::new(warm + 16, sampler);
     opts.stop_tokens = Vec::new();
-    let mut counts = Vec::new();
-    counts.reserve(64);
+    let mut counts = Vec::with_capacity(64);
     let mut last = allocations();
     let done = s
         .generate(

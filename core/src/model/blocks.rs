@@ -162,3 +162,58 @@ pub(crate) fn output_logits(
     }
     Ok(())
 }
+
+/// One layer's attention weights, borrowed: the pre-norm, the four projections and their
+/// optional biases (Llama 4 has none).
+pub(crate) struct AttentionWeights<'w> {
+    pub norm: &'w [f32],
+    pub wq: &'w TensorRef,
+    pub wk: &'w TensorRef,
+    pub wv: &'w TensorRef,
+    pub wo: &'w TensorRef,
+    pub bq: Option<&'w [f32]>,
+    pub bk: Option<&'w [f32]>,
+    pub bv: Option<&'w [f32]>,
+    pub bo: Option<&'w [f32]>,
+}
+
+/// The attention block every llama-family layer shares: `x += wo · attention(q, k, v)` with
+/// `q, k, v` projected from the RMS-normalized `x`. `position_qk` places the queries and keys
+/// (RoPE, Llama 4's QK norm or NoPE temperature) before keys and values are cached.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_block(
+    w: &AttentionWeights<'_>,
+    x: &mut [f32],
+    b: &mut Buffers,
+    cache: &mut KvLayer,
+    positions: &[usize],
+    hp: &LlamaHparams,
+    file: &[u8],
+    pool: &ThreadPool,
+    position_qk: impl FnOnce(&mut [f32], &mut [f32]),
+) -> Result<()> {
+    let d = hp.n_embd;
+    let q_dim = hp.n_head * hp.head_dim;
+    b.normed.copy_from_slice(x);
+    ops::rms_norm(&mut b.normed, w.norm, hp.rms_eps, pool);
+    let mut acts = Activations::new(&b.normed, d, &mut b.acts);
+    acts.matmul(&w.wq.weight(file), &mut b.q, pool)?;
+    acts.matmul(&w.wk.weight(file), &mut b.k, pool)?;
+    acts.matmul(&w.wv.weight(file), &mut b.v, pool)?;
+    for (buf, bias) in [(&mut b.q, w.bq), (&mut b.k, w.bk), (&mut b.v, w.bv)] {
+        if let Some(bias) = bias {
+            ops::add_bias(buf, bias);
+        }
+    }
+    position_qk(&mut b.q, &mut b.k);
+    b.store_kv(cache, positions)?;
+    let scratch = &mut b.attention;
+    ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, scratch, pool);
+    let acts = &mut b.acts;
+    Activations::new(&b.attn, q_dim, acts).matmul(&w.wo.weight(file), &mut b.h, pool)?;
+    if let Some(bias) = w.bo {
+        ops::add_bias(&mut b.h, bias);
+    }
+    ops::add_assign(x, &b.h);
+    Ok(())
+}

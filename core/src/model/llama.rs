@@ -1,6 +1,6 @@
 //! The `llama` architecture (Llama 2/3, SmolLM, TinyLlama, …), written top to bottom in ops.
 
-use super::blocks::{embed_into, output_logits, Workspace};
+use super::blocks::{attention_block, embed_into, output_logits, AttentionWeights, Workspace};
 use super::ffn::swiglu_ffn;
 use super::hparams::LlamaHparams;
 use super::weights::{embedding_and_output, f32s, matrix_ref, optional_f32s, TensorRef};
@@ -106,44 +106,29 @@ impl Llama {
     ) -> Result<()> {
         let hp = &self.hp;
         let (d, hd) = (hp.n_embd, hp.head_dim);
-        let q_dim = hp.n_head * hd;
         let n = ws.positions.len();
         ws.buffers.resize(hp, n)?;
         let (x, positions, b) = (&mut ws.x, &ws.positions, &mut ws.buffers);
 
         for (il, layer) in self.layers.iter().enumerate() {
             // Attention block.
-            b.normed.copy_from_slice(x);
-            ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&b.normed, d, &mut b.acts);
-            acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
-            acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
-            acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
-            for (buf, bias) in [
-                (&mut b.q, &layer.bq),
-                (&mut b.k, &layer.bk),
-                (&mut b.v, &layer.bv),
-            ] {
-                if let Some(bias) = bias {
-                    ops::add_bias(buf, bias);
-                }
-            }
-            hp.rope.apply(&mut b.q, hd, positions, pool);
-            hp.rope.apply(&mut b.k, hd, positions, pool);
+            let weights = AttentionWeights {
+                norm: &layer.attn_norm,
+                wq: &layer.wq,
+                wk: &layer.wk,
+                wv: &layer.wv,
+                wo: &layer.wo,
+                bq: layer.bq.as_deref(),
+                bk: layer.bk.as_deref(),
+                bv: layer.bv.as_deref(),
+                bo: layer.bo.as_deref(),
+            };
+            let rope = |q: &mut [f32], k: &mut [f32]| {
+                hp.rope.apply(q, hd, positions, pool);
+                hp.rope.apply(k, hd, positions, pool);
+            };
             let cache = &mut kv.layers[il];
-            b.store_kv(cache, positions)?;
-            let scratch = &mut b.attention;
-            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, scratch, pool);
-            let acts = &mut b.acts;
-            Activations::new(&b.attn, q_dim, acts).matmul(
-                &layer.wo.weight(file),
-                &mut b.h,
-                pool,
-            )?;
-            if let Some(bias) = &layer.bo {
-                ops::add_bias(&mut b.h, bias);
-            }
-            ops::add_assign(x, &b.h);
+            attention_block(&weights, x, b, cache, positions, hp, file, pool, rope)?;
 
             // Feed-forward block.
             b.normed.copy_from_slice(x);

@@ -7,7 +7,8 @@
 //! top-k on the raw router logits, each chosen expert fed `sigmoid(logit) · x` (the gate
 //! scales the expert's input), plus an always-on shared expert.
 
-use super::blocks::{embed_into, output_logits, MoeScratch, Workspace};
+use super::blocks::{attention_block, embed_into, output_logits, AttentionWeights};
+use super::blocks::{MoeScratch, Workspace};
 use super::experts::{ExpertResidency, ExpertResidencyOptions, ExpertStats};
 use super::ffn::{swiglu_ffn, FfnScratch};
 use super::hparams::{Llama4Hparams, Llama4LayerKind};
@@ -190,7 +191,6 @@ impl Llama4 {
     ) -> Result<()> {
         let hp = &self.hp.base;
         let (d, hd) = (hp.n_embd, hp.head_dim);
-        let q_dim = hp.n_head * hd;
         let n = ws.positions.len();
         ws.buffers.resize(hp, n)?;
         ws.temperatures.clear();
@@ -199,34 +199,33 @@ impl Llama4 {
         let (x, positions, b) = (&mut ws.x, &ws.positions, &mut ws.buffers);
 
         for (il, layer) in self.layers.iter().enumerate() {
-            // Attention block.
-            b.normed.copy_from_slice(x);
-            ops::rms_norm(&mut b.normed, &layer.attn_norm, hp.rms_eps, pool);
-            let mut acts = Activations::new(&b.normed, d, &mut b.acts);
-            acts.matmul(&layer.wq.weight(file), &mut b.q, pool)?;
-            acts.matmul(&layer.wk.weight(file), &mut b.k, pool)?;
-            acts.matmul(&layer.wv.weight(file), &mut b.v, pool)?;
-            if layer.kind.rope {
-                hp.rope.apply(&mut b.q, hd, positions, pool);
-                hp.rope.apply(&mut b.k, hd, positions, pool);
-                if layer.kind.qk_norm {
-                    ops::rms_norm_unweighted(&mut b.q, hd, hp.rms_eps);
-                    ops::rms_norm_unweighted(&mut b.k, hd, hp.rms_eps);
+            // Attention block: RoPE (+ QK norm) on chunked layers, temperature on NoPE ones.
+            let weights = AttentionWeights {
+                norm: &layer.attn_norm,
+                wq: &layer.wq,
+                wk: &layer.wk,
+                wv: &layer.wv,
+                wo: &layer.wo,
+                bq: None,
+                bk: None,
+                bv: None,
+                bo: None,
+            };
+            let temperatures = &ws.temperatures;
+            let place = |q: &mut [f32], k: &mut [f32]| {
+                if layer.kind.rope {
+                    hp.rope.apply(q, hd, positions, pool);
+                    hp.rope.apply(k, hd, positions, pool);
+                    if layer.kind.qk_norm {
+                        ops::rms_norm_unweighted(q, hd, hp.rms_eps);
+                        ops::rms_norm_unweighted(k, hd, hp.rms_eps);
+                    }
+                } else {
+                    ops::scale_rows(q, temperatures);
                 }
-            } else {
-                ops::scale_rows(&mut b.q, &ws.temperatures);
-            }
+            };
             let cache = &mut kv.layers[il];
-            b.store_kv(cache, positions)?;
-            let scratch = &mut b.attention;
-            ops::attention(&b.q, positions, cache, b.shape, &mut b.attn, scratch, pool);
-            let acts = &mut b.acts;
-            Activations::new(&b.attn, q_dim, acts).matmul(
-                &layer.wo.weight(file),
-                &mut b.h,
-                pool,
-            )?;
-            ops::add_assign(x, &b.h);
+            attention_block(&weights, x, b, cache, positions, hp, file, pool, place)?;
 
             // Feed-forward block.
             b.normed.copy_from_slice(x);

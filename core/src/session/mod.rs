@@ -63,6 +63,9 @@ pub enum Logits {
     All,
 }
 
+/// What an evaluation watches between micro-batches: a cancel handle and a progress callback.
+type Watch<'a> = (&'a CancelHandle, &'a mut dyn FnMut(usize, usize));
+
 /// One conversation: a KV cache and the inputs in it. Several sessions can share a model;
 /// a session itself is used from one thread at a time (it is `Send`, not `Sync`).
 pub struct Session {
@@ -304,7 +307,7 @@ impl Session {
         inputs: &[Input<'_>],
         logits: Logits,
         n_ubatch: usize,
-        mut cancel: Option<(&CancelHandle, &mut dyn FnMut(usize, usize))>,
+        mut cancel: Option<Watch<'_>>,
     ) -> Result<&[f32]> {
         if n_ubatch == 0 {
             return Err(Error::InvalidArgument("n_ubatch must be at least 1".into()));
