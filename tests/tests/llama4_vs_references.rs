@@ -286,7 +286,8 @@ fn rewinding_past_the_chunk_ring_is_refused_and_clear_recovers() {
     // Rewinding to 70 needs 64..70, long overwritten.
     assert!(!s.can_truncate(70));
     let err = s.truncate(70).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, Error::CannotRewind { n: 70, .. }), "{err}");
+    assert_eq!(err.kind(), fennec_core::ErrorKind::CannotRewind);
     assert!(err.to_string().contains("chunk"), "{err}");
     assert_eq!(s.n_past(), 97);
     // Continuing from 97 still equals transformers.
