@@ -13,6 +13,7 @@ pub mod dot;
 mod error;
 pub mod formats;
 pub mod matmul;
+pub mod rng;
 pub mod types;
 
 pub use bytes::{view_blocks, Block};
