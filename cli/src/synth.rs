@@ -13,6 +13,11 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use fennec_core::gguf::{GgmlType, GgufWriter, TensorData};
+use fennec_core::tensor_names::{
+    blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_DOWN_EXPS, FFN_DOWN_SHEXP,
+    FFN_GATE, FFN_GATE_EXPS, FFN_GATE_INP, FFN_GATE_SHEXP, FFN_NORM, FFN_UP, FFN_UP_EXPS,
+    FFN_UP_SHEXP, OUTPUT, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Architectures `fennec synth` knows.
@@ -149,39 +154,35 @@ fn llama4_tensors(s: &Llama4Shape) -> Vec<TensorPlan> {
     };
     let (d, q, kv) = (s.embd, s.heads * s.head_dim, s.kv_heads * s.head_dim);
     if s.rope_freqs {
-        add(
-            "rope_freqs.weight".into(),
-            &[s.head_dim / 2],
-            Kind::RopeFreqs,
-        );
+        add(ROPE_FREQS.into(), &[s.head_dim / 2], Kind::RopeFreqs);
     }
-    add("token_embd.weight".into(), &[d, s.vocab], Kind::Weight);
+    add(TOKEN_EMBD.into(), &[d, s.vocab], Kind::Weight);
     for il in 0..s.layers {
-        let p = |t: &str| format!("blk.{il}.{t}.weight");
-        add(p("attn_norm"), &[d], Kind::Norm);
-        add(p("attn_q"), &[d, q], Kind::Weight);
-        add(p("attn_k"), &[d, kv], Kind::Weight);
-        add(p("attn_v"), &[d, kv], Kind::Weight);
-        add(p("attn_output"), &[q, d], Kind::Weight);
-        add(p("ffn_norm"), &[d], Kind::Norm);
+        let p = |t: &str| blk(il as usize, t);
+        add(p(ATTN_NORM), &[d], Kind::Norm);
+        add(p(ATTN_Q), &[d, q], Kind::Weight);
+        add(p(ATTN_K), &[d, kv], Kind::Weight);
+        add(p(ATTN_V), &[d, kv], Kind::Weight);
+        add(p(ATTN_OUTPUT), &[q, d], Kind::Weight);
+        add(p(FFN_NORM), &[d], Kind::Norm);
         if s.is_moe(il) {
             let (f, e) = (s.ff_expert, s.experts);
-            add(p("ffn_gate_inp"), &[d, e], Kind::Router);
-            add(p("ffn_gate_exps"), &[d, f, e], Kind::Weight);
-            add(p("ffn_up_exps"), &[d, f, e], Kind::Weight);
-            add(p("ffn_down_exps"), &[f, d, e], Kind::Weight);
-            add(p("ffn_gate_shexp"), &[d, f], Kind::Weight);
-            add(p("ffn_up_shexp"), &[d, f], Kind::Weight);
-            add(p("ffn_down_shexp"), &[f, d], Kind::Weight);
+            add(p(FFN_GATE_INP), &[d, e], Kind::Router);
+            add(p(FFN_GATE_EXPS), &[d, f, e], Kind::Weight);
+            add(p(FFN_UP_EXPS), &[d, f, e], Kind::Weight);
+            add(p(FFN_DOWN_EXPS), &[f, d, e], Kind::Weight);
+            add(p(FFN_GATE_SHEXP), &[d, f], Kind::Weight);
+            add(p(FFN_UP_SHEXP), &[d, f], Kind::Weight);
+            add(p(FFN_DOWN_SHEXP), &[f, d], Kind::Weight);
         } else {
             let f = s.ff_dense;
-            add(p("ffn_gate"), &[d, f], Kind::Weight);
-            add(p("ffn_up"), &[d, f], Kind::Weight);
-            add(p("ffn_down"), &[f, d], Kind::Weight);
+            add(p(FFN_GATE), &[d, f], Kind::Weight);
+            add(p(FFN_UP), &[d, f], Kind::Weight);
+            add(p(FFN_DOWN), &[f, d], Kind::Weight);
         }
     }
-    add("output_norm.weight".into(), &[d], Kind::Norm);
-    add("output.weight".into(), &[d, s.vocab], Kind::Weight);
+    add(OUTPUT_NORM.into(), &[d], Kind::Norm);
+    add(OUTPUT.into(), &[d, s.vocab], Kind::Weight);
     out
 }
 
@@ -712,7 +713,7 @@ mod tests {
 
             let file = GgufFile::open(&path).unwrap();
             assert_eq!(file.tensor_infos().len(), 13 * 2 + 4);
-            let t = file.require_tensor("blk.1.ffn_down_exps.weight").unwrap();
+            let t = file.require_tensor(&blk(1, FFN_DOWN_EXPS)).unwrap();
             assert_eq!(t.info.ty, ty);
             let n = t.info.dims[0] as usize;
             let mut row = vec![0f32; n];
@@ -732,7 +733,7 @@ mod tests {
                 mean.abs() < 1e-3 && (sd - 0.02).abs() < 0.004,
                 "{ty}: {mean} {sd}"
             );
-            let norm = file.require_tensor("blk.0.attn_norm.weight").unwrap();
+            let norm = file.require_tensor(&blk(0, ATTN_NORM)).unwrap();
             assert_eq!(norm.info.ty, GgmlType::F32);
             assert!(norm.data.chunks(4).all(|b| {
                 let x = f32::from_le_bytes(b.try_into().unwrap());
