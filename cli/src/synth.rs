@@ -18,6 +18,7 @@ use fennec_core::tensor_names::{
     FFN_GATE, FFN_GATE_EXPS, FFN_GATE_INP, FFN_GATE_SHEXP, FFN_NORM, FFN_UP, FFN_UP_EXPS,
     FFN_UP_SHEXP, OUTPUT, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
 };
+use fennec_core::tokenizer::byte_to_char;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Architectures `fennec synth` knows.
@@ -363,24 +364,6 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Builds the writer for `shape`: metadata and every tensor. Weights are holes when `sparse`.
-/// The GPT-2 byte-level alphabet: the character that stands for each byte in token texts.
-fn byte_chars() -> Vec<char> {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut next = 256u32;
-    (0..=255u8)
-        .map(|b| {
-            if printable(b) {
-                char::from(b)
-            } else {
-                let c = char::from_u32(next).expect("a valid code point");
-                next += 1;
-                c
-            }
-        })
-        .collect()
-}
-
 /// A byte-level BPE vocabulary of the real size (no merges): the 256 byte tokens, filler
 /// tokens, and Llama 4's special tokens at the top as control tokens, so that tools that
 /// insist on a tokenizer (llama.cpp among them) load the file. Text through it is one
@@ -406,7 +389,7 @@ fn add_tokenizer(w: &mut GgufWriter<'static>, vocab: u64) -> Result<()> {
     }
     let n_special = (vocab - 256).min(2048);
     let first_special = vocab - n_special;
-    let mut tokens: Vec<String> = byte_chars().into_iter().map(String::from).collect();
+    let mut tokens: Vec<String> = (0..=255).map(byte_to_char).map(String::from).collect();
     tokens.extend((256..first_special).map(|i| format!("<synth{i}>")));
     tokens.extend((0..n_special).map(|i| match NAMED.get(i) {
         Some(name) => (*name).to_string(),
@@ -426,6 +409,7 @@ fn add_tokenizer(w: &mut GgufWriter<'static>, vocab: u64) -> Result<()> {
     Ok(())
 }
 
+/// Builds the writer for `shape`: metadata and every tensor. Weights are holes when `sparse`.
 fn build_llama4(
     shape: &Llama4Shape,
     ty: GgmlType,

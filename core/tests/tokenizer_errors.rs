@@ -2,31 +2,12 @@
 //! streaming and invalid input. Needs no model file.
 
 use fennec_core::gguf::{Array, Metadata, Value};
-use fennec_core::tokenizer::{TokenType, Tokenizer, TokenizerError};
-
-/// GPT-2's byte characters, in byte order.
-fn byte_chars() -> Vec<String> {
-    let printable = |b: u32| {
-        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    let mut next = 256;
-    (0..256u32)
-        .map(|b| {
-            let cp = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(cp).unwrap().to_string()
-        })
-        .collect()
-}
+use fennec_core::tokenizer::{byte_to_char, TokenType, Tokenizer, TokenizerError};
 
 /// A vocabulary: 256 byte tokens, merges for "he", "ll", "hell", "hello", "Ġw", and four
 /// special tokens (two control, one user-defined, one unknown).
 fn metadata(pre: &str) -> Metadata {
-    let mut tokens = byte_chars();
+    let mut tokens: Vec<String> = (0..=255).map(|b| byte_to_char(b).to_string()).collect();
     let mut types = vec![1i32; tokens.len()];
     let merges = ["h e", "l l", "he ll", "hell o", "Ġ w"];
     for m in merges {
