@@ -19,6 +19,7 @@ use fennec_core::tensor_names::{
     FFN_UP_SHEXP, OUTPUT, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
 };
 use fennec_core::tokenizer::byte_to_char;
+use fennec_quant::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Architectures `fennec synth` knows.
@@ -248,40 +249,18 @@ fn parse_type(name: &str) -> Result<GgmlType> {
     Ok(ty)
 }
 
-/// A seeded xorshift64* generator.
-struct Rng(u64);
+/// The generator for `seed`: xorshift64* started at SplitMix64 of the seed (made odd), so
+/// nearby seeds give unrelated streams and 0 is fine.
+fn seeded(seed: u64) -> Rng {
+    Rng::xorshift64star(Rng::new(seed).next_u64() | 1)
+}
 
-impl Rng {
-    fn new(seed: u64) -> Self {
-        // splitmix64 of the seed, so nearby seeds give unrelated streams and 0 is fine.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Self((z ^ (z >> 31)) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 + 1.0) / (1u64 << 24) as f32
-    }
-
-    /// Normal with mean 0 and standard deviation `sd` (Box–Muller).
-    fn normal(&mut self, sd: f32) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        sd * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
+/// Normal with mean 0 and standard deviation `sd` (Box–Muller).
+fn normal(rng: &mut Rng, sd: f32) -> f32 {
+    // Uniform in (0, 1], so that the logarithm is finite.
+    let mut unit = || rng.next_f32() + 1.0 / (1u64 << 24) as f32;
+    let (u, v) = (unit(), unit());
+    sd * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
 }
 
 /// Standard deviation of the random weights, about that of trained LLM matrices.
@@ -307,11 +286,12 @@ impl RowPool {
     fn new(ty: GgmlType, n: usize, seed: u64) -> Result<Self> {
         let row_bytes = fennec_quant::row_bytes(ty, n)?;
         let rows = (POOL_BYTES / row_bytes).clamp(MIN_POOL_ROWS, MAX_POOL_ROWS);
-        let mut rng = Rng::new(seed ^ ((ty as u64) << 32) ^ n as u64);
+        let mut rng = seeded(seed ^ ((ty as u64) << 32) ^ n as u64);
         let mut data = vec![0u8; rows * row_bytes];
         let mut src = vec![0f32; n];
         for dst in data.chunks_mut(row_bytes) {
-            src.iter_mut().for_each(|x| *x = rng.normal(WEIGHT_SD));
+            src.iter_mut()
+                .for_each(|x| *x = normal(&mut rng, WEIGHT_SD));
             fennec_quant::quantize_row(ty, &src, dst)?;
         }
         Ok(Self {
@@ -337,13 +317,13 @@ fn pooled_stream(
     TensorData::stream(move |sink| {
         let per_chunk = (CHUNK_BYTES / pool.row_bytes).max(1) as u64;
         let mut buf = Vec::with_capacity(per_chunk as usize * pool.row_bytes);
-        let mut rng = Rng::new(seed);
+        let mut rng = seeded(seed);
         let mut left = rows;
         while left > 0 {
             let n = left.min(per_chunk);
             buf.clear();
             for _ in 0..n {
-                buf.extend_from_slice(pool.row(rng.below(pool.rows)));
+                buf.extend_from_slice(pool.row(rng.below(pool.rows as u64) as usize));
             }
             sink.write_all(&buf)?;
             bar.inc(buf.len() as u64);
@@ -497,14 +477,14 @@ fn build_llama4(
         pools.push(((ty, n), pool.clone()));
         Ok(pool)
     };
-    let mut norm_rng = Rng::new(seed ^ 0x6e6f_726d);
+    let mut norm_rng = seeded(seed ^ 0x6e6f_726d);
     for t in &plan {
         let rows: u64 = t.dims[1..].iter().product();
         let tensor_seed = seed ^ name_hash(&t.name);
         let (tensor_ty, data) = match t.kind {
             Kind::Norm => {
                 let values: Vec<f32> = (0..t.dims[0])
-                    .map(|_| 1.0 + norm_rng.normal(WEIGHT_SD))
+                    .map(|_| 1.0 + normal(&mut norm_rng, WEIGHT_SD))
                     .collect();
                 (GgmlType::F32, TensorData::Bytes(f32_bytes(&values).into()))
             }

@@ -3,6 +3,7 @@
 
 use fennec_core::gguf::{Array, Metadata, Value};
 use fennec_core::tokenizer::{byte_to_char, TokenType, Tokenizer, TokenizerError};
+use fennec_quant::rng::Rng;
 
 /// A vocabulary: 256 byte tokens, merges for "he", "ll", "hell", "hello", "Ġw", and four
 /// special tokens (two control, one user-defined, one unknown).
@@ -282,16 +283,14 @@ fn stream_decoder_rejects_invalid_utf8() {
 #[test]
 fn arbitrary_input_never_panics() {
     let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("llama4")).unwrap());
-    let mut seed = 0x1234_5678_u64;
+    let mut rng = Rng::new(0x1234_5678);
     for _ in 0..300 {
         let mut s = String::new();
-        for _ in 0..(seed % 40) {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let c = char::from_u32((seed >> 33) as u32 % 0x11_0000).unwrap_or('\u{FFFD}');
+        for _ in 0..rng.below(40) {
+            let r = rng.next_u64();
+            let c = char::from_u32((r >> 33) as u32 % 0x11_0000).unwrap_or('\u{FFFD}');
             s.push(c);
-            if seed.is_multiple_of(7) {
+            if r.is_multiple_of(7) {
                 s.push_str("<|im_end|>");
             }
         }

@@ -179,6 +179,7 @@ pub fn write_tiny_llama(
         blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_GATE, FFN_NORM, FFN_UP,
         OUTPUT_NORM, TOKEN_EMBD,
     };
+    use fennec_quant::rng::Rng;
     let (d, ff, layers, vocab, heads, kv_heads) = (64u64, 128u64, 2, 256u64, 4u32, 2u32);
     let head_dim = d / u64::from(heads);
     let mut w: GgufWriter<'static> = GgufWriter::new();
@@ -198,17 +199,11 @@ pub fn write_tiny_llama(
     w.add_array("tokenizer.ggml.merges", Vec::<String>::new())
         .unwrap();
     edit(&mut w);
-    let mut seed = 0x1234_5678u64;
+    let mut rng = Rng::xorshift64(0x1234_5678);
     let mut tensor = |w: &mut GgufWriter<'static>, name: String, dims: &[u64], scale: f32| {
         let n: u64 = dims.iter().product();
         let bytes: Vec<u8> = (0..n)
-            .flat_map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let u = (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-                (u * scale).to_le_bytes()
-            })
+            .flat_map(|_| ((rng.next_f32() - 0.5) * scale).to_le_bytes())
             .collect();
         w.add_tensor(name, GgmlType::F32, dims, TensorData::Bytes(bytes.into()))
             .unwrap();
