@@ -169,7 +169,7 @@ fn llama4_plan(gguf: &GgufFile) -> Option<serde_json::Value> {
         return None;
     }
     let embd_rows = gguf
-        .tensor("token_embd.weight")
+        .tensor(fennec_core::tensor_names::TOKEN_EMBD)
         .and_then(|t| t.info.dims.get(1).copied())
         .unwrap_or(0) as usize;
     let hp = match Llama4Hparams::from_metadata(md, embd_rows) {

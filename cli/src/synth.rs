@@ -13,6 +13,13 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use fennec_core::gguf::{GgmlType, GgufWriter, TensorData};
+use fennec_core::tensor_names::{
+    blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_DOWN_EXPS, FFN_DOWN_SHEXP,
+    FFN_GATE, FFN_GATE_EXPS, FFN_GATE_INP, FFN_GATE_SHEXP, FFN_NORM, FFN_UP, FFN_UP_EXPS,
+    FFN_UP_SHEXP, OUTPUT, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
+};
+use fennec_core::tokenizer::byte_to_char;
+use fennec_quant::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Architectures `fennec synth` knows.
@@ -149,39 +156,35 @@ fn llama4_tensors(s: &Llama4Shape) -> Vec<TensorPlan> {
     };
     let (d, q, kv) = (s.embd, s.heads * s.head_dim, s.kv_heads * s.head_dim);
     if s.rope_freqs {
-        add(
-            "rope_freqs.weight".into(),
-            &[s.head_dim / 2],
-            Kind::RopeFreqs,
-        );
+        add(ROPE_FREQS.into(), &[s.head_dim / 2], Kind::RopeFreqs);
     }
-    add("token_embd.weight".into(), &[d, s.vocab], Kind::Weight);
+    add(TOKEN_EMBD.into(), &[d, s.vocab], Kind::Weight);
     for il in 0..s.layers {
-        let p = |t: &str| format!("blk.{il}.{t}.weight");
-        add(p("attn_norm"), &[d], Kind::Norm);
-        add(p("attn_q"), &[d, q], Kind::Weight);
-        add(p("attn_k"), &[d, kv], Kind::Weight);
-        add(p("attn_v"), &[d, kv], Kind::Weight);
-        add(p("attn_output"), &[q, d], Kind::Weight);
-        add(p("ffn_norm"), &[d], Kind::Norm);
+        let p = |t: &str| blk(il as usize, t);
+        add(p(ATTN_NORM), &[d], Kind::Norm);
+        add(p(ATTN_Q), &[d, q], Kind::Weight);
+        add(p(ATTN_K), &[d, kv], Kind::Weight);
+        add(p(ATTN_V), &[d, kv], Kind::Weight);
+        add(p(ATTN_OUTPUT), &[q, d], Kind::Weight);
+        add(p(FFN_NORM), &[d], Kind::Norm);
         if s.is_moe(il) {
             let (f, e) = (s.ff_expert, s.experts);
-            add(p("ffn_gate_inp"), &[d, e], Kind::Router);
-            add(p("ffn_gate_exps"), &[d, f, e], Kind::Weight);
-            add(p("ffn_up_exps"), &[d, f, e], Kind::Weight);
-            add(p("ffn_down_exps"), &[f, d, e], Kind::Weight);
-            add(p("ffn_gate_shexp"), &[d, f], Kind::Weight);
-            add(p("ffn_up_shexp"), &[d, f], Kind::Weight);
-            add(p("ffn_down_shexp"), &[f, d], Kind::Weight);
+            add(p(FFN_GATE_INP), &[d, e], Kind::Router);
+            add(p(FFN_GATE_EXPS), &[d, f, e], Kind::Weight);
+            add(p(FFN_UP_EXPS), &[d, f, e], Kind::Weight);
+            add(p(FFN_DOWN_EXPS), &[f, d, e], Kind::Weight);
+            add(p(FFN_GATE_SHEXP), &[d, f], Kind::Weight);
+            add(p(FFN_UP_SHEXP), &[d, f], Kind::Weight);
+            add(p(FFN_DOWN_SHEXP), &[f, d], Kind::Weight);
         } else {
             let f = s.ff_dense;
-            add(p("ffn_gate"), &[d, f], Kind::Weight);
-            add(p("ffn_up"), &[d, f], Kind::Weight);
-            add(p("ffn_down"), &[f, d], Kind::Weight);
+            add(p(FFN_GATE), &[d, f], Kind::Weight);
+            add(p(FFN_UP), &[d, f], Kind::Weight);
+            add(p(FFN_DOWN), &[f, d], Kind::Weight);
         }
     }
-    add("output_norm.weight".into(), &[d], Kind::Norm);
-    add("output.weight".into(), &[d, s.vocab], Kind::Weight);
+    add(OUTPUT_NORM.into(), &[d], Kind::Norm);
+    add(OUTPUT.into(), &[d, s.vocab], Kind::Weight);
     out
 }
 
@@ -246,40 +249,18 @@ fn parse_type(name: &str) -> Result<GgmlType> {
     Ok(ty)
 }
 
-/// A seeded xorshift64* generator.
-struct Rng(u64);
+/// The generator for `seed`: xorshift64* started at SplitMix64 of the seed (made odd), so
+/// nearby seeds give unrelated streams and 0 is fine.
+fn seeded(seed: u64) -> Rng {
+    Rng::xorshift64star(Rng::new(seed).next_u64() | 1)
+}
 
-impl Rng {
-    fn new(seed: u64) -> Self {
-        // splitmix64 of the seed, so nearby seeds give unrelated streams and 0 is fine.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Self((z ^ (z >> 31)) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 + 1.0) / (1u64 << 24) as f32
-    }
-
-    /// Normal with mean 0 and standard deviation `sd` (Box–Muller).
-    fn normal(&mut self, sd: f32) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        sd * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
+/// Normal with mean 0 and standard deviation `sd` (Box–Muller).
+fn normal(rng: &mut Rng, sd: f32) -> f32 {
+    // Uniform in (0, 1], so that the logarithm is finite.
+    let mut unit = || rng.next_f32() + 1.0 / (1u64 << 24) as f32;
+    let (u, v) = (unit(), unit());
+    sd * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
 }
 
 /// Standard deviation of the random weights, about that of trained LLM matrices.
@@ -305,11 +286,12 @@ impl RowPool {
     fn new(ty: GgmlType, n: usize, seed: u64) -> Result<Self> {
         let row_bytes = fennec_quant::row_bytes(ty, n)?;
         let rows = (POOL_BYTES / row_bytes).clamp(MIN_POOL_ROWS, MAX_POOL_ROWS);
-        let mut rng = Rng::new(seed ^ ((ty as u64) << 32) ^ n as u64);
+        let mut rng = seeded(seed ^ ((ty as u64) << 32) ^ n as u64);
         let mut data = vec![0u8; rows * row_bytes];
         let mut src = vec![0f32; n];
         for dst in data.chunks_mut(row_bytes) {
-            src.iter_mut().for_each(|x| *x = rng.normal(WEIGHT_SD));
+            src.iter_mut()
+                .for_each(|x| *x = normal(&mut rng, WEIGHT_SD));
             fennec_quant::quantize_row(ty, &src, dst)?;
         }
         Ok(Self {
@@ -335,13 +317,13 @@ fn pooled_stream(
     TensorData::stream(move |sink| {
         let per_chunk = (CHUNK_BYTES / pool.row_bytes).max(1) as u64;
         let mut buf = Vec::with_capacity(per_chunk as usize * pool.row_bytes);
-        let mut rng = Rng::new(seed);
+        let mut rng = seeded(seed);
         let mut left = rows;
         while left > 0 {
             let n = left.min(per_chunk);
             buf.clear();
             for _ in 0..n {
-                buf.extend_from_slice(pool.row(rng.below(pool.rows)));
+                buf.extend_from_slice(pool.row(rng.below(pool.rows as u64) as usize));
             }
             sink.write_all(&buf)?;
             bar.inc(buf.len() as u64);
@@ -360,24 +342,6 @@ fn name_hash(name: &str) -> u64 {
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Builds the writer for `shape`: metadata and every tensor. Weights are holes when `sparse`.
-/// The GPT-2 byte-level alphabet: the character that stands for each byte in token texts.
-fn byte_chars() -> Vec<char> {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut next = 256u32;
-    (0..=255u8)
-        .map(|b| {
-            if printable(b) {
-                char::from(b)
-            } else {
-                let c = char::from_u32(next).expect("a valid code point");
-                next += 1;
-                c
-            }
-        })
-        .collect()
 }
 
 /// A byte-level BPE vocabulary of the real size (no merges): the 256 byte tokens, filler
@@ -405,7 +369,7 @@ fn add_tokenizer(w: &mut GgufWriter<'static>, vocab: u64) -> Result<()> {
     }
     let n_special = (vocab - 256).min(2048);
     let first_special = vocab - n_special;
-    let mut tokens: Vec<String> = byte_chars().into_iter().map(String::from).collect();
+    let mut tokens: Vec<String> = (0..=255).map(byte_to_char).map(String::from).collect();
     tokens.extend((256..first_special).map(|i| format!("<synth{i}>")));
     tokens.extend((0..n_special).map(|i| match NAMED.get(i) {
         Some(name) => (*name).to_string(),
@@ -425,6 +389,7 @@ fn add_tokenizer(w: &mut GgufWriter<'static>, vocab: u64) -> Result<()> {
     Ok(())
 }
 
+/// Builds the writer for `shape`: metadata and every tensor. Weights are holes when `sparse`.
 fn build_llama4(
     shape: &Llama4Shape,
     ty: GgmlType,
@@ -512,14 +477,14 @@ fn build_llama4(
         pools.push(((ty, n), pool.clone()));
         Ok(pool)
     };
-    let mut norm_rng = Rng::new(seed ^ 0x6e6f_726d);
+    let mut norm_rng = seeded(seed ^ 0x6e6f_726d);
     for t in &plan {
         let rows: u64 = t.dims[1..].iter().product();
         let tensor_seed = seed ^ name_hash(&t.name);
         let (tensor_ty, data) = match t.kind {
             Kind::Norm => {
                 let values: Vec<f32> = (0..t.dims[0])
-                    .map(|_| 1.0 + norm_rng.normal(WEIGHT_SD))
+                    .map(|_| 1.0 + normal(&mut norm_rng, WEIGHT_SD))
                     .collect();
                 (GgmlType::F32, TensorData::Bytes(f32_bytes(&values).into()))
             }
@@ -712,7 +677,7 @@ mod tests {
 
             let file = GgufFile::open(&path).unwrap();
             assert_eq!(file.tensor_infos().len(), 13 * 2 + 4);
-            let t = file.require_tensor("blk.1.ffn_down_exps.weight").unwrap();
+            let t = file.require_tensor(&blk(1, FFN_DOWN_EXPS)).unwrap();
             assert_eq!(t.info.ty, ty);
             let n = t.info.dims[0] as usize;
             let mut row = vec![0f32; n];
@@ -732,7 +697,7 @@ mod tests {
                 mean.abs() < 1e-3 && (sd - 0.02).abs() < 0.004,
                 "{ty}: {mean} {sd}"
             );
-            let norm = file.require_tensor("blk.0.attn_norm.weight").unwrap();
+            let norm = file.require_tensor(&blk(0, ATTN_NORM)).unwrap();
             assert_eq!(norm.info.ty, GgmlType::F32);
             assert!(norm.data.chunks(4).all(|b| {
                 let x = f32::from_le_bytes(b.try_into().unwrap());

@@ -4,6 +4,9 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use fennec_core::gguf::{GgmlType, GgufWriter, TensorData};
+use fennec_core::tensor_names::{
+    blk, FFN_DOWN_EXPS, FFN_GATE_EXPS, FFN_UP_EXPS, OUTPUT_NORM, TOKEN_EMBD,
+};
 use fennec_tests::temp_dir;
 
 /// Runs `fennec` with `args`: (exit success, stdout, stderr, peak child RSS in KiB so far).
@@ -42,17 +45,12 @@ fn a_60_gb_sparse_model_inspects_without_reading_its_weights() {
     // Scout's 48 x 3 expert tensors at Q5_K: 461 MB each, 66 GB in all.
     for layer in 0..48 {
         for (name, dims) in [
-            ("ffn_gate_exps", [5120, 8192, 16]),
-            ("ffn_up_exps", [5120, 8192, 16]),
-            ("ffn_down_exps", [8192, 5120, 16]),
+            (FFN_GATE_EXPS, [5120, 8192, 16]),
+            (FFN_UP_EXPS, [5120, 8192, 16]),
+            (FFN_DOWN_EXPS, [8192, 5120, 16]),
         ] {
-            w.add_tensor(
-                format!("blk.{layer}.{name}.weight"),
-                GgmlType::Q5K,
-                &dims,
-                TensorData::Zeros,
-            )
-            .unwrap();
+            w.add_tensor(blk(layer, name), GgmlType::Q5K, &dims, TensorData::Zeros)
+                .unwrap();
         }
     }
     w.write_to_path(&path).unwrap();
@@ -65,10 +63,7 @@ fn a_60_gb_sparse_model_inspects_without_reading_its_weights() {
     assert!(ok, "inspect failed: {err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["tensor_count"], 144);
-    assert_eq!(
-        report["tensors"][143]["name"],
-        "blk.47.ffn_down_exps.weight"
-    );
+    assert_eq!(report["tensors"][143]["name"], blk(47, FFN_DOWN_EXPS));
     assert_eq!(
         report["tensors"][0]["dims"],
         serde_json::json!([5120, 8192, 16])
@@ -101,20 +96,10 @@ fn inspect_reports_structure_as_text_and_json() {
     .unwrap();
     w.add("tokenizer.ggml.bos_token_id", 0u32).unwrap();
     w.add("tokenizer.ggml.eos_token_id", 1u32).unwrap();
-    w.add_tensor(
-        "token_embd.weight",
-        GgmlType::Q8_0,
-        &[64, 3],
-        TensorData::Zeros,
-    )
-    .unwrap();
-    w.add_tensor(
-        "output_norm.weight",
-        GgmlType::F32,
-        &[64],
-        TensorData::Zeros,
-    )
-    .unwrap();
+    w.add_tensor(TOKEN_EMBD, GgmlType::Q8_0, &[64, 3], TensorData::Zeros)
+        .unwrap();
+    w.add_tensor(OUTPUT_NORM, GgmlType::F32, &[64], TensorData::Zeros)
+        .unwrap();
     w.write_to_path(&path).unwrap();
     let p = path.to_str().unwrap();
 
@@ -139,7 +124,7 @@ fn inspect_reports_structure_as_text_and_json() {
     assert!(text.contains("MOSTLY_Q8_0 (7)"), "{text}");
     let row = text
         .lines()
-        .find(|l| l.trim_start().starts_with("token_embd.weight"))
+        .find(|l| l.trim_start().starts_with(TOKEN_EMBD))
         .unwrap();
     assert!(row.contains("Q8_0") && row.contains("64 x 3"), "{row}");
     std::fs::remove_dir_all(&dir).unwrap();

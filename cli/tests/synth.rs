@@ -6,6 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 use fennec_core::gguf::{GgmlType, GgufFile};
+use fennec_core::tensor_names::{
+    blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_DOWN_EXPS, FFN_DOWN_SHEXP,
+    FFN_GATE, FFN_GATE_EXPS, FFN_GATE_INP, FFN_GATE_SHEXP, FFN_NORM, FFN_UP, FFN_UP_EXPS,
+    FFN_UP_SHEXP, OUTPUT, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
+};
 use fennec_tests::temp_dir;
 use serde_json::{json, Value};
 
@@ -48,7 +53,8 @@ const REAL: Knobs = Knobs {
 type Tensors = BTreeMap<String, (String, Vec<u64>)>;
 
 /// The expected tensors of a Llama 4 text GGUF: name → (ggml type name, dims in GGML order),
-/// restated from the spec's table independently of the code under test.
+/// types and dims restated from the spec's table independently of the code under test (the
+/// names are the loader's, [`fennec_core::tensor_names`]).
 fn expected_tensors(scout: bool, layers: u32, weight_type: &str, knobs: Knobs) -> Tensors {
     let Knobs {
         vocab,
@@ -58,35 +64,35 @@ fn expected_tensors(scout: bool, layers: u32, weight_type: &str, knobs: Knobs) -
     let mut t = BTreeMap::new();
     let w = weight_type.to_string();
     let f32 = "F32".to_string();
-    t.insert("token_embd.weight".into(), (w.clone(), vec![embd, vocab]));
-    t.insert("output_norm.weight".into(), (f32.clone(), vec![embd]));
-    t.insert("output.weight".into(), (w.clone(), vec![embd, vocab]));
+    t.insert(TOKEN_EMBD.into(), (w.clone(), vec![embd, vocab]));
+    t.insert(OUTPUT_NORM.into(), (f32.clone(), vec![embd]));
+    t.insert(OUTPUT.into(), (w.clone(), vec![embd, vocab]));
     if scout {
-        t.insert("rope_freqs.weight".into(), (f32.clone(), vec![64]));
+        t.insert(ROPE_FREQS.into(), (f32.clone(), vec![64]));
     }
     for il in 0..layers {
         let mut put = |name: &str, ty: &String, dims: Vec<u64>| {
-            t.insert(format!("blk.{il}.{name}.weight"), (ty.clone(), dims));
+            t.insert(blk(il as usize, name), (ty.clone(), dims));
         };
-        put("attn_norm", &f32, vec![embd]);
-        put("attn_q", &w, vec![embd, 5120]);
-        put("attn_k", &w, vec![embd, 1024]);
-        put("attn_v", &w, vec![embd, 1024]);
-        put("attn_output", &w, vec![5120, embd]);
-        put("ffn_norm", &f32, vec![embd]);
+        put(ATTN_NORM, &f32, vec![embd]);
+        put(ATTN_Q, &w, vec![embd, 5120]);
+        put(ATTN_K, &w, vec![embd, 1024]);
+        put(ATTN_V, &w, vec![embd, 1024]);
+        put(ATTN_OUTPUT, &w, vec![5120, embd]);
+        put(FFN_NORM, &f32, vec![embd]);
         // Scout: every layer MoE; Maverick: odd layers MoE, even layers dense.
         if scout || il % 2 == 1 {
-            put("ffn_gate_inp", &f32, vec![embd, experts]);
-            put("ffn_gate_exps", &w, vec![embd, 8192, experts]);
-            put("ffn_up_exps", &w, vec![embd, 8192, experts]);
-            put("ffn_down_exps", &w, vec![8192, embd, experts]);
-            put("ffn_gate_shexp", &w, vec![embd, 8192]);
-            put("ffn_up_shexp", &w, vec![embd, 8192]);
-            put("ffn_down_shexp", &w, vec![8192, embd]);
+            put(FFN_GATE_INP, &f32, vec![embd, experts]);
+            put(FFN_GATE_EXPS, &w, vec![embd, 8192, experts]);
+            put(FFN_UP_EXPS, &w, vec![embd, 8192, experts]);
+            put(FFN_DOWN_EXPS, &w, vec![8192, embd, experts]);
+            put(FFN_GATE_SHEXP, &w, vec![embd, 8192]);
+            put(FFN_UP_SHEXP, &w, vec![embd, 8192]);
+            put(FFN_DOWN_SHEXP, &w, vec![8192, embd]);
         } else {
-            put("ffn_gate", &w, vec![embd, 16384]);
-            put("ffn_up", &w, vec![embd, 16384]);
-            put("ffn_down", &w, vec![16384, embd]);
+            put(FFN_GATE, &w, vec![embd, 16384]);
+            put(FFN_UP, &w, vec![embd, 16384]);
+            put(FFN_DOWN, &w, vec![16384, embd]);
         }
     }
     t
@@ -229,7 +235,7 @@ fn sparse_scout_has_the_spec_layout() {
     // rope_freqs: 35 ones then 29 sixteens; routers and norms are real data, weights holes.
     let file = GgufFile::open(&path).unwrap();
     let freqs: Vec<f32> = file
-        .require_tensor("rope_freqs.weight")
+        .require_tensor(ROPE_FREQS)
         .unwrap()
         .data
         .chunks(4)
@@ -238,11 +244,11 @@ fn sparse_scout_has_the_spec_layout() {
     assert_eq!(freqs.len(), 64);
     assert!(freqs[..35].iter().all(|&x| x == 1.0));
     assert!(freqs[35..].iter().all(|&x| x == 16.0));
-    let router = file.require_tensor("blk.1.ffn_gate_inp.weight").unwrap();
+    let router = file.require_tensor(&blk(1, FFN_GATE_INP)).unwrap();
     assert!(router.data.iter().any(|&b| b != 0));
-    let norm = file.require_tensor("blk.0.attn_norm.weight").unwrap();
+    let norm = file.require_tensor(&blk(0, ATTN_NORM)).unwrap();
     assert!(norm.data.iter().any(|&b| b != 0));
-    let expert = file.require_tensor("blk.1.ffn_up_exps.weight").unwrap();
+    let expert = file.require_tensor(&blk(1, FFN_UP_EXPS)).unwrap();
     assert!(expert.data[..4096].iter().all(|&b| b == 0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -333,7 +339,7 @@ fn a_small_non_sparse_file_has_real_weights() {
         let rms = (sum_sq / (rows * n) as f64).sqrt();
         let (lo, hi) = match info.name.as_str() {
             n if n.ends_with("norm.weight") => (0.9, 1.1),
-            "rope_freqs.weight" => unreachable!("Maverick has no rope_freqs"),
+            ROPE_FREQS => unreachable!("Maverick has no rope_freqs"),
             _ => (0.015, 0.025),
         };
         assert!((lo..hi).contains(&rms), "{}: rms {rms}", info.name);

@@ -108,6 +108,7 @@ mod model;
 mod ops;
 pub mod sampler;
 mod session;
+pub mod tensor_names;
 pub mod tokenizer;
 
 pub use error::{Error, ErrorKind, Result};

@@ -2,31 +2,13 @@
 //! streaming and invalid input. Needs no model file.
 
 use fennec_core::gguf::{Array, Metadata, Value};
-use fennec_core::tokenizer::{TokenType, Tokenizer, TokenizerError};
-
-/// GPT-2's byte characters, in byte order.
-fn byte_chars() -> Vec<String> {
-    let printable = |b: u32| {
-        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    let mut next = 256;
-    (0..256u32)
-        .map(|b| {
-            let cp = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(cp).unwrap().to_string()
-        })
-        .collect()
-}
+use fennec_core::tokenizer::{byte_to_char, TokenType, Tokenizer, TokenizerError};
+use fennec_quant::rng::Rng;
 
 /// A vocabulary: 256 byte tokens, merges for "he", "ll", "hell", "hello", "Ġw", and four
 /// special tokens (two control, one user-defined, one unknown).
 fn metadata(pre: &str) -> Metadata {
-    let mut tokens = byte_chars();
+    let mut tokens: Vec<String> = (0..=255).map(|b| byte_to_char(b).to_string()).collect();
     let mut types = vec![1i32; tokens.len()];
     let merges = ["h e", "l l", "he ll", "hell o", "Ġ w"];
     for m in merges {
@@ -316,16 +298,14 @@ fn stream_decoder_rejects_invalid_utf8() {
 #[test]
 fn arbitrary_input_never_panics() {
     let tok = std::sync::Arc::new(Tokenizer::from_gguf(&metadata("llama4")).unwrap());
-    let mut seed = 0x1234_5678_u64;
+    let mut rng = Rng::new(0x1234_5678);
     for _ in 0..300 {
         let mut s = String::new();
-        for _ in 0..(seed % 40) {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let c = char::from_u32((seed >> 33) as u32 % 0x11_0000).unwrap_or('\u{FFFD}');
+        for _ in 0..rng.below(40) {
+            let r = rng.next_u64();
+            let c = char::from_u32((r >> 33) as u32 % 0x11_0000).unwrap_or('\u{FFFD}');
             s.push(c);
-            if seed.is_multiple_of(7) {
+            if r.is_multiple_of(7) {
                 s.push_str("<|im_end|>");
             }
         }

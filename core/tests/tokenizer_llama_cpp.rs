@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use fennec_core::gguf::{GgufFile, Metadata, Value};
-use fennec_core::tokenizer::Tokenizer;
+use fennec_core::tokenizer::{byte_to_char, Tokenizer};
 
 const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
@@ -175,29 +175,10 @@ fn smollm2_stream_decoder_reassembles_split_characters() {
     }
 }
 
-/// GPT-2's byte characters, in byte order.
-fn byte_chars() -> Vec<String> {
-    let printable = |b: u32| {
-        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    let mut next = 256;
-    (0..256u32)
-        .map(|b| {
-            let cp = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(cp).unwrap().to_string()
-        })
-        .collect()
-}
-
 /// The synthetic vocabulary of `make_goldens.py` (`synthetic_vocab`): every substring of every
 /// string is a token that merges can build, so each pre-tokenizer piece becomes one token.
 fn synthetic_metadata(strings: &[String], pre: &str) -> Metadata {
-    let bc = byte_chars();
+    let bc: Vec<String> = (0..=255).map(|b| byte_to_char(b).to_string()).collect();
     let mut tokens: Vec<String> = bc.clone();
     let mut index: std::collections::HashSet<String> = tokens.iter().cloned().collect();
     let mut merges = Vec::new();

@@ -35,6 +35,7 @@ pub mod dot;
 mod error;
 pub mod formats;
 pub mod matmul;
+pub mod rng;
 pub mod types;
 
 pub use bytes::{view_blocks, Block};

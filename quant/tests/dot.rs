@@ -2,6 +2,7 @@
 //! the dot product of the dequantized weight row with the dequantized activation row.
 
 use fennec_quant::dot::{activation_type, kernel};
+use fennec_quant::rng::Rng;
 use fennec_quant::{dequantize_row, quantize_row, vec_dot, CpuLevel, GgmlType, QuantError};
 
 /// Weight types with a kernel, and their llama.cpp activation pairing.
@@ -25,15 +26,8 @@ const PAIRS: [(GgmlType, GgmlType); 15] = [
 
 /// A deterministic pseudo-random row (xorshift), roughly uniform in [-1, 1).
 fn row(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
+    let mut rng = Rng::xorshift64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect()
 }
 
 fn quantized(ty: GgmlType, x: &[f32]) -> Vec<u8> {

@@ -6,6 +6,7 @@
 
 use fennec_quant::dot::{activation_type, kernel, kernel_multi, widen_scales};
 use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile};
+use fennec_quant::rng::Rng;
 use fennec_quant::{cpu, quantize_row, row_bytes, CpuLevel, GgmlType};
 
 use GgmlType as T;
@@ -37,29 +38,11 @@ const MATMUL_TYPES: [GgmlType; 10] = [
     T::F16,
 ];
 
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
-    }
-
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn floats(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.unit() * scale).collect()
-    }
+/// `n` floats uniform in `[-scale, scale)`.
+fn floats(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| (rng.next_f32() * 2.0 - 1.0) * scale)
+        .collect()
 }
 
 fn quantized(ty: GgmlType, x: &[f32]) -> Vec<u8> {
@@ -84,12 +67,12 @@ const SPECIAL_HALVES: [u16; 10] = [
 
 /// A random half: mostly finite values of moderate size, sometimes a special one.
 fn half(rng: &mut Rng, adversarial: bool) -> u16 {
-    if adversarial && rng.byte() < 40 {
-        SPECIAL_HALVES[rng.byte() as usize % SPECIAL_HALVES.len()]
+    if adversarial && rng.next_u8() < 40 {
+        SPECIAL_HALVES[rng.next_u8() as usize % SPECIAL_HALVES.len()]
     } else {
         // Exponent 0x20..0x3F: roughly 2^-7 .. 2^8, either sign.
-        let sign = u16::from(rng.byte() & 1) << 15;
-        sign | ((0x20 + u16::from(rng.byte() % 0x1F)) << 10) | (rng.next() as u16 & 0x3FF)
+        let sign = u16::from(rng.next_u8() & 1) << 15;
+        sign | ((0x20 + u16::from(rng.next_u8() % 0x1F)) << 10) | (rng.next_u64() as u16 & 0x3FF)
     }
 }
 
@@ -103,10 +86,10 @@ fn raw_weights(rng: &mut Rng, ty: GgmlType, nb: usize, adversarial: bool) -> Vec
         T::Q6K => &[208],
         _ => &[0],
     };
-    let mut w: Vec<u8> = (0..nb * bb).map(|_| rng.byte()).collect();
+    let mut w: Vec<u8> = (0..nb * bb).map(|_| rng.next_u8()).collect();
     for b in w.chunks_exact_mut(bb) {
-        if adversarial && rng.byte() < 24 {
-            b.fill(if rng.byte() & 1 == 0 { 0x00 } else { 0xFF });
+        if adversarial && rng.next_u8() < 24 {
+            b.fill(if rng.next_u8() & 1 == 0 { 0x00 } else { 0xFF });
         }
         for &f in fields {
             b[f..f + 2].copy_from_slice(&half(rng, adversarial).to_le_bytes());
@@ -129,13 +112,13 @@ fn raw_acts(rng: &mut Rng, ty: GgmlType, nb: usize, adversarial: bool) -> Vec<u8
             b[2 * h..2 * h + 2].copy_from_slice(&half(rng, adversarial).to_le_bytes());
         }
         for q in &mut b[2 * halves..] {
-            let x = rng.byte();
+            let x = rng.next_u8();
             *q = if x == 0x80 { 0x81 } else { x };
         }
-        if rng.byte() < 16 {
+        if rng.next_u8() < 16 {
             // Extremes.
             for q in &mut b[2 * halves..] {
-                *q = if rng.byte() & 1 == 0 { 0x7F } else { 0x81 };
+                *q = if rng.next_u8() & 1 == 0 { 0x7F } else { 0x81 };
             }
         }
     }
@@ -149,22 +132,22 @@ fn raw_q8k(rng: &mut Rng, nb: usize, adversarial: bool) -> Vec<u8> {
     let mut a = vec![0u8; nb * 292];
     for b in a.chunks_exact_mut(292) {
         let mut d = half::f16::from_bits(half(rng, adversarial)).to_f32();
-        if adversarial && rng.byte() < 16 {
+        if adversarial && rng.next_u8() < 16 {
             d = 3.0e38;
         }
         b[..4].copy_from_slice(&d.to_le_bytes());
         for q in &mut b[4..260] {
-            let x = rng.byte();
+            let x = rng.next_u8();
             *q = if x == 0x80 { 0x81 } else { x };
         }
-        if rng.byte() < 16 {
+        if rng.next_u8() < 16 {
             // Extremes.
             for q in &mut b[4..260] {
-                *q = if rng.byte() & 1 == 0 { 0x7F } else { 0x81 };
+                *q = if rng.next_u8() & 1 == 0 { 0x7F } else { 0x81 };
             }
         }
         for x in &mut b[260..] {
-            *x = rng.byte();
+            *x = rng.next_u8();
         }
     }
     a
@@ -283,7 +266,7 @@ fn which_levels_have_multi_kernels() {
 
 #[test]
 fn multi_equals_single_on_quantized_rows() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::xorshift64star(0x9E37_79B9_7F4A_7C15);
     for level in levels() {
         if kernel_multi::<8>(level, T::Q8_0).is_none() {
             continue;
@@ -296,9 +279,9 @@ fn multi_equals_single_on_quantized_rows() {
                     continue;
                 }
                 for scale in [1.0f32, 1e-3, 300.0] {
-                    let w = quantized(ty, &rng.floats(n, scale));
+                    let w = quantized(ty, &floats(&mut rng, n, scale));
                     let acts: Vec<Vec<u8>> = (0..MAX_WIDTH)
-                        .map(|_| quantized(a_ty, &rng.floats(n, scale)))
+                        .map(|_| quantized(a_ty, &floats(&mut rng, n, scale)))
                         .collect();
                     check_rows(level, ty, n, &w, &acts, &format!("scale {scale}"));
                 }
@@ -309,7 +292,7 @@ fn multi_equals_single_on_quantized_rows() {
 
 #[test]
 fn multi_equals_single_on_raw_blocks() {
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = Rng::xorshift64star(0xD1B5_4A32_D192_ED03);
     for level in levels() {
         if kernel_multi::<8>(level, T::Q8_0).is_none() {
             continue;
@@ -334,15 +317,15 @@ fn multi_equals_single_on_raw_blocks() {
 
 #[test]
 fn multi_accepts_longer_slices_and_ignores_the_tail() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::xorshift64star(7);
     for level in levels() {
         if kernel_multi::<8>(level, T::Q4_1).is_none() {
             continue;
         }
         let (ty, a_ty, n) = (T::Q4_1, T::Q8_1, 96);
-        let mut w = quantized(ty, &rng.floats(n + 64, 1.0));
+        let mut w = quantized(ty, &floats(&mut rng, n + 64, 1.0));
         let acts: Vec<Vec<u8>> = (0..MAX_WIDTH)
-            .map(|k| quantized(a_ty, &rng.floats(n + 32 * (k + 1), 1.0)))
+            .map(|k| quantized(a_ty, &floats(&mut rng, n + 32 * (k + 1), 1.0)))
             .collect();
         check_rows(level, ty, n, &w, &acts, "long slices");
         let a: [&[u8]; 4] = std::array::from_fn(|k| acts[k].as_slice());
@@ -396,7 +379,7 @@ fn multi_rejects_short_scales() {
 
 #[test]
 fn widened_scales_match_the_f16_fields() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::xorshift64star(99);
     for a_ty in [T::Q8_0, T::Q8_1] {
         let nb = 5;
         let a = raw_acts(&mut rng, a_ty, nb, true);
@@ -424,7 +407,7 @@ fn widened_scales_match_the_f16_fields() {
 /// of the running level, pair by pair, for 1..=9 vectors and tiles split anywhere.
 #[test]
 fn matmul_equals_single_kernel_for_every_vector_count() {
-    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let mut rng = Rng::xorshift64star(0x1234_5678_9ABC_DEF1);
     let level = cpu::level();
     for ty in MATMUL_TYPES {
         let a_ty = activation_type(ty).expect("paired");
@@ -432,10 +415,10 @@ fn matmul_equals_single_kernel_for_every_vector_count() {
         let w_ty_len = ty.block_len();
         for (n_rows, n_cols) in [(1, 256), (5, 512), (13, 768)] {
             assert!(n_cols % w_ty_len == 0);
-            let weights = quantized(ty, &rng.floats(n_rows * n_cols, 1.0));
+            let weights = quantized(ty, &floats(&mut rng, n_rows * n_cols, 1.0));
             let w_row = row_bytes(ty, n_cols).expect("whole blocks");
             for n_vecs in 1..=9 {
-                let x = rng.floats(n_vecs * n_cols, 2.0);
+                let x = floats(&mut rng, n_vecs * n_cols, 2.0);
                 let acts = ActivationBatch::quantize(ty, n_cols, &x).expect("quantize");
                 assert_eq!(acts.ty(), a_ty);
                 let stride = n_rows + 3;
@@ -470,11 +453,11 @@ fn matmul_equals_single_kernel_for_every_vector_count() {
 /// micro-batch and one-token-at-a-time evaluation must agree).
 #[test]
 fn matmul_results_do_not_depend_on_batching() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::xorshift64star(42);
     for ty in [T::Q4_1, T::Q8_0, T::Q4_0] {
         let (n_rows, n_cols, n_vecs) = (7, 576, 9);
-        let weights = quantized(ty, &rng.floats(n_rows * n_cols, 1.0));
-        let x = rng.floats(n_vecs * n_cols, 1.0);
+        let weights = quantized(ty, &floats(&mut rng, n_rows * n_cols, 1.0));
+        let x = floats(&mut rng, n_vecs * n_cols, 1.0);
         let run = |x: &[f32]| {
             let acts = ActivationBatch::quantize(ty, n_cols, x).expect("quantize");
             let nv = acts.n_vecs();

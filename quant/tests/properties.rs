@@ -1,6 +1,7 @@
 //! Property tests: round-trip error bounds, and that bad shapes or hostile bytes give an
 //! `Err` or a (possibly non-finite) number, never a panic.
 
+use fennec_quant::rng::Rng;
 use fennec_quant::{dequantize_row, quantize_row, row_bytes, vec_dot, GgmlType, QuantError};
 use proptest::prelude::*;
 
@@ -171,10 +172,8 @@ proptest! {
     fn arbitrary_bytes_never_panic(ty in type_strategy(), seed in any::<u64>(), blocks in 1usize..4) {
         let n = blocks * 256;
         let len = row_bytes(ty, n).unwrap();
-        let mut s = seed | 1;
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s >> 56) as u8 })
-            .collect();
+        let mut rng = Rng::xorshift64(seed | 1);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u8()).collect();
         let mut out = vec![0.0f32; n];
         dequantize_row(ty, &bytes, &mut out).unwrap();
         if let Some(a_ty) = fennec_quant::dot::activation_type(ty) {

@@ -23,6 +23,7 @@ use std::io::Write;
 use std::sync::Once;
 
 use fennec_quant::dot::{activation_type, kernel, VecDotFn};
+use fennec_quant::rng::Rng;
 use fennec_quant::{CpuLevel, GgmlType};
 use half::f16;
 use proptest::prelude::*;
@@ -73,33 +74,23 @@ fn act(ty: GgmlType) -> GgmlType {
 
 // ------------------------------------------------------------------ input generation
 
-struct Rng(u64);
+/// xorshift64* started at an odd multiple of `seed`.
+fn seeded_rng(seed: u64) -> Rng {
+    Rng::xorshift64star(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+}
 
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
-    }
-    /// Uniform in `-r..=r`, clamped to i8.
-    fn int(&mut self, r: i32) -> i8 {
-        let span = (2 * r + 1) as u64;
-        (((self.next() >> 16) % span) as i32 - r).clamp(-128, 127) as i8
-    }
-    /// ±m·2^e with e in `lo..hi` and m in [1, 2).
-    fn float(&mut self, lo: i32, hi: i32) -> f32 {
-        let e = lo + ((self.next() >> 8) % (hi - lo) as u64) as i32;
-        let m = 1.0 + (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        let s = if self.next() & 1 == 0 { 1.0 } else { -1.0 };
-        s * m * 2f32.powi(e)
-    }
+/// Uniform in `-r..=r`, clamped to i8.
+fn uniform_i8(rng: &mut Rng, r: i32) -> i8 {
+    let span = (2 * r + 1) as u64;
+    (((rng.next_u64() >> 16) % span) as i32 - r).clamp(-128, 127) as i8
+}
+
+/// ±m·2^e with e in `lo..hi` and m in [1, 2).
+fn signed_pow2(rng: &mut Rng, lo: i32, hi: i32) -> f32 {
+    let e = lo + ((rng.next_u64() >> 8) % (hi - lo) as u64) as i32;
+    let m = 1.0 + rng.next_f32();
+    let s = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+    s * m * 2f32.powi(e)
 }
 
 /// How the scale fields (and F32/F16 elements) are chosen.
@@ -117,10 +108,10 @@ enum Scales {
 
 fn scale(rng: &mut Rng, s: Scales) -> f32 {
     match s {
-        Scales::Random => rng.float(-12, 4),
+        Scales::Random => signed_pow2(rng, -12, 4),
         Scales::One => 1.0,
         Scales::Max => {
-            if rng.next() & 1 == 0 {
+            if rng.next_u64() & 1 == 0 {
                 f16::MAX.to_f32()
             } else {
                 -f16::MAX.to_f32()
@@ -157,13 +148,13 @@ struct Input {
 /// `nb` blocks (elements for F32/F16). `fill`: every quant byte of both rows equals it
 /// (all-equal blocks); otherwise random quants, activation quants in `-range..=range`.
 fn make(ty: GgmlType, nb: usize, seed: u64, s: Scales, range: i32, fill: Option<u8>) -> Input {
-    let mut rng = Rng::new(seed);
+    let mut rng = seeded_rng(seed);
     let at = act(ty);
     let n = nb * ty.block_len();
     if ty == F32 || ty == F16 {
         let elem = |rng: &mut Rng| match s {
-            Scales::One => f32::from(rng.int(range.min(100))),
-            Scales::Max if ty == F32 => 1e18 * rng.float(0, 1).signum(),
+            Scales::One => f32::from(uniform_i8(rng, range.min(100))),
+            Scales::Max if ty == F32 => 1e18 * signed_pow2(rng, 0, 1).signum(),
             _ => scale(rng, s),
         };
         let mut w = Vec::new();
@@ -189,7 +180,7 @@ fn make(ty: GgmlType, nb: usize, seed: u64, s: Scales, range: i32, fill: Option<
     for b in 0..nb {
         let blk = &mut w[b * wb..(b + 1) * wb];
         for x in blk.iter_mut() {
-            *x = fill.unwrap_or_else(|| rng.byte());
+            *x = fill.unwrap_or_else(|| rng.next_u8());
         }
         for &off in f16_fields(ty) {
             let v = scale(&mut rng, s);
@@ -201,7 +192,7 @@ fn make(ty: GgmlType, nb: usize, seed: u64, s: Scales, range: i32, fill: Option<
         let blk = &mut a[b * ab..(b + 1) * ab];
         let d = scale(&mut rng, s);
         let q: Vec<i8> = (0..at.block_len())
-            .map(|_| fill.map_or_else(|| rng.int(range), |f| f as i8))
+            .map(|_| fill.map_or_else(|| uniform_i8(&mut rng, range), |f| f as i8))
             .collect();
         let sum: i32 = q.iter().map(|&x| i32::from(x)).sum();
         match at {
@@ -667,8 +658,8 @@ fn quantized_activations() {
         }
         for nb in [1, 4] {
             let n = nb * ty.block_len();
-            let mut rng = Rng::new(nb as u64);
-            let x: Vec<f32> = (0..n).map(|_| rng.float(-6, 2)).collect();
+            let mut rng = seeded_rng(nb as u64);
+            let x: Vec<f32> = (0..n).map(|_| signed_pow2(&mut rng, -6, 2)).collect();
             let mut a = vec![0u8; at.row_bytes(n as u64).unwrap() as usize];
             fennec_quant::quantize_row(at, &x, &mut a).unwrap();
             let mut inp = make(ty, nb, 99, Scales::Random, 127, None);

@@ -18,6 +18,7 @@
 #![cfg(target_arch = "x86_64")]
 
 use fennec_quant::dot::{activation_type, kernel, VecDotFn};
+use fennec_quant::rng::Rng;
 use fennec_quant::{dequantize_row, quantize_row, CpuLevel, GgmlType};
 use half::f16;
 use proptest::prelude::*;
@@ -73,45 +74,37 @@ fn weight_scales(ty: GgmlType) -> (&'static [usize], &'static [usize]) {
     }
 }
 
-/// SplitMix64: inputs are derived from a proptest-chosen seed.
-struct Rng(u64);
+// Inputs derive from a proptest-chosen seed through SplitMix64 (`Rng::new`): the seeds in
+// simd_x86.proptest-regressions replay only with that stream.
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-    /// A finite scale of random sign with magnitude in about 2^-12 .. 2^6.
-    fn scale(&mut self) -> f32 {
-        let m = 1.0 + self.unit().abs();
-        let e = self.below(18) as i32 - 12;
-        let s = if self.next() & 1 == 0 { 1.0 } else { -1.0 };
-        s * m * 2f32.powi(e)
-    }
-    /// `len` floats: a mix of scales, with some outliers and runs of zeros.
-    fn floats(&mut self, len: usize) -> Vec<f32> {
-        let big = 1.0 + 100.0 * self.unit().abs();
-        (0..len)
-            .map(|_| match self.below(20) {
-                0 => 0.0,
-                1 => big * 10.0 * self.unit(),
-                _ => big * self.unit(),
-            })
-            .collect()
-    }
+/// Uniform in [-1, 1).
+fn unit(rng: &mut Rng) -> f32 {
+    rng.next_f32() * 2.0 - 1.0
+}
+
+/// `len` random bytes (the low byte of each draw).
+fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| rng.next_u64() as u8).collect()
+}
+
+/// A finite scale of random sign with magnitude in about 2^-12 .. 2^6.
+fn scale(rng: &mut Rng) -> f32 {
+    let m = 1.0 + unit(rng).abs();
+    let e = rng.below(18) as i32 - 12;
+    let s = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+    s * m * 2f32.powi(e)
+}
+
+/// `len` floats: a mix of scales, with some outliers and runs of zeros.
+fn floats(rng: &mut Rng, len: usize) -> Vec<f32> {
+    let big = 1.0 + 100.0 * unit(rng).abs();
+    (0..len)
+        .map(|_| match rng.below(20) {
+            0 => 0.0,
+            1 => big * 10.0 * unit(rng),
+            _ => big * unit(rng),
+        })
+        .collect()
 }
 
 fn put_f16(b: &mut [u8], off: usize, v: f32) {
@@ -201,14 +194,14 @@ enum Style {
 }
 
 fn make_case(ty: GgmlType, blocks: usize, style: Style, seed: u64) -> Case {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let aty = activation_type(ty).unwrap();
     let n = blocks * ty.block_len();
     if is_float(ty) {
         // Float rows: `blocks` is the element count.
         let n = blocks;
-        let mut x = rng.floats(n);
-        let mut y = rng.floats(n);
+        let mut x = floats(&mut rng, n);
+        let mut y = floats(&mut rng, n);
         match style {
             Style::MaxMagnitude => {
                 let top: f32 = if ty == T::F16 { 65504.0 } else { 1.0e9 };
@@ -228,20 +221,20 @@ fn make_case(ty: GgmlType, blocks: usize, style: Style, seed: u64) -> Case {
     }
     let (wb, ab) = (ty.block_bytes(), aty.block_bytes());
     let (main, mins) = weight_scales(ty);
-    let mut w = quantize(ty, &rng.floats(n));
-    let mut a = quantize(aty, &rng.floats(n));
+    let mut w = quantize(ty, &floats(&mut rng, n));
+    let mut a = quantize(aty, &floats(&mut rng, n));
     match style {
         Style::Quantized => {}
         Style::RawBytes => {
-            w = rng.bytes(blocks * wb);
+            w = bytes(&mut rng, blocks * wb);
             for blk in w.chunks_exact_mut(wb) {
                 for &off in main.iter().chain(mins) {
-                    put_f16(blk, off, rng.scale());
+                    put_f16(blk, off, scale(&mut rng));
                 }
             }
-            if rng.next() & 1 == 0 {
-                a = rng.bytes(blocks * ab);
-                set_activation_scale(aty, &mut a, || rng.scale());
+            if rng.next_u64() & 1 == 0 {
+                a = bytes(&mut rng, blocks * ab);
+                set_activation_scale(aty, &mut a, || scale(&mut rng));
             }
         }
         Style::MaxMagnitude => {
@@ -249,7 +242,7 @@ fn make_case(ty: GgmlType, blocks: usize, style: Style, seed: u64) -> Case {
             w.iter_mut().for_each(|b| *b = pattern);
             for blk in w.chunks_exact_mut(wb) {
                 for &off in main.iter().chain(mins) {
-                    let s = if rng.next() & 1 == 0 {
+                    let s = if rng.next_u64() & 1 == 0 {
                         65504.0
                     } else {
                         -65504.0
@@ -257,10 +250,10 @@ fn make_case(ty: GgmlType, blocks: usize, style: Style, seed: u64) -> Case {
                     put_f16(blk, off, s);
                 }
             }
-            let q = if rng.next() & 1 == 0 { 127u8 } else { 0x81 };
+            let q = if rng.next_u64() & 1 == 0 { 127u8 } else { 0x81 };
             // Q8_1's stored sum `s = d · Σq` must stay a finite f16 too.
             let top = if aty == T::Q8_1 { 16.0 } else { 65504.0 };
-            let mut sign = || if rng.next() & 3 == 0 { -top } else { top };
+            let mut sign = || if rng.next_u64() & 3 == 0 { -top } else { top };
             a.iter_mut().for_each(|b| *b = q);
             set_activation_scale(aty, &mut a, &mut sign);
         }

@@ -175,6 +175,11 @@ pub fn write_tiny_llama(
     edit: impl FnOnce(&mut fennec_core::gguf::GgufWriter<'static>),
 ) {
     use fennec_core::gguf::{GgmlType, GgufWriter, TensorData};
+    use fennec_core::tensor_names::{
+        blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_GATE, FFN_NORM, FFN_UP,
+        OUTPUT_NORM, TOKEN_EMBD,
+    };
+    use fennec_quant::rng::Rng;
     let (d, ff, layers, vocab, heads, kv_heads) = (64u64, 128u64, 2, 256u64, 4u32, 2u32);
     let head_dim = d / u64::from(heads);
     let mut w: GgufWriter<'static> = GgufWriter::new();
@@ -194,34 +199,28 @@ pub fn write_tiny_llama(
     w.add_array("tokenizer.ggml.merges", Vec::<String>::new())
         .unwrap();
     edit(&mut w);
-    let mut seed = 0x1234_5678u64;
+    let mut rng = Rng::xorshift64(0x1234_5678);
     let mut tensor = |w: &mut GgufWriter<'static>, name: String, dims: &[u64], scale: f32| {
         let n: u64 = dims.iter().product();
         let bytes: Vec<u8> = (0..n)
-            .flat_map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let u = (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-                (u * scale).to_le_bytes()
-            })
+            .flat_map(|_| ((rng.next_f32() - 0.5) * scale).to_le_bytes())
             .collect();
         w.add_tensor(name, GgmlType::F32, dims, TensorData::Bytes(bytes.into()))
             .unwrap();
     };
     let kv = u64::from(kv_heads) * head_dim;
-    tensor(&mut w, "token_embd.weight".into(), &[d, vocab], 1.0);
-    tensor(&mut w, "output_norm.weight".into(), &[d], 2.0);
-    for l in 0..layers {
-        tensor(&mut w, format!("blk.{l}.attn_norm.weight"), &[d], 2.0);
-        tensor(&mut w, format!("blk.{l}.attn_q.weight"), &[d, d], 0.5);
-        tensor(&mut w, format!("blk.{l}.attn_k.weight"), &[d, kv], 0.5);
-        tensor(&mut w, format!("blk.{l}.attn_v.weight"), &[d, kv], 0.5);
-        tensor(&mut w, format!("blk.{l}.attn_output.weight"), &[d, d], 0.5);
-        tensor(&mut w, format!("blk.{l}.ffn_norm.weight"), &[d], 2.0);
-        tensor(&mut w, format!("blk.{l}.ffn_gate.weight"), &[d, ff], 0.5);
-        tensor(&mut w, format!("blk.{l}.ffn_up.weight"), &[d, ff], 0.5);
-        tensor(&mut w, format!("blk.{l}.ffn_down.weight"), &[ff, d], 0.5);
+    tensor(&mut w, TOKEN_EMBD.into(), &[d, vocab], 1.0);
+    tensor(&mut w, OUTPUT_NORM.into(), &[d], 2.0);
+    for l in 0..layers as usize {
+        tensor(&mut w, blk(l, ATTN_NORM), &[d], 2.0);
+        tensor(&mut w, blk(l, ATTN_Q), &[d, d], 0.5);
+        tensor(&mut w, blk(l, ATTN_K), &[d, kv], 0.5);
+        tensor(&mut w, blk(l, ATTN_V), &[d, kv], 0.5);
+        tensor(&mut w, blk(l, ATTN_OUTPUT), &[d, d], 0.5);
+        tensor(&mut w, blk(l, FFN_NORM), &[d], 2.0);
+        tensor(&mut w, blk(l, FFN_GATE), &[d, ff], 0.5);
+        tensor(&mut w, blk(l, FFN_UP), &[d, ff], 0.5);
+        tensor(&mut w, blk(l, FFN_DOWN), &[ff, d], 0.5);
     }
     w.write_to_path(path).unwrap();
 }

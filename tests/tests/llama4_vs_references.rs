@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use fennec_core::gguf::{TensorData, Value};
 use fennec_core::sampler::argmax;
+use fennec_core::tensor_names::{blk, FFN_DOWN_EXPS, FFN_GATE_INP, FFN_UP_EXPS, FFN_UP_SHEXP};
 use fennec_core::ExpertResidencyOptions;
 use fennec_core::{Error, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
 use fennec_tests::{fixture, fixture_json, json_ids as ids, read_npy_f32, rewrite_gguf, temp_dir};
@@ -371,7 +372,7 @@ fn bad_moe_metadata_and_tensors_are_clear_errors() {
     for info in src.tensor_infos() {
         let mut data = src.tensor(&info.name).unwrap().data.to_vec();
         let mut dims = info.dims.clone();
-        if info.name == "blk.3.ffn_up_exps.weight" {
+        if info.name == blk(3, FFN_UP_EXPS) {
             // Keep 7 of the 8 experts.
             dims[2] = 7;
             data.truncate(data.len() / 8 * 7);
@@ -388,8 +389,7 @@ fn bad_moe_metadata_and_tensors_are_clear_errors() {
     let err = Model::load(&path, &LoadOptions::with_threads(1)).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("blk.3.ffn_up_exps.weight")
-            && msg.contains("holds 7 experts but expert_count is 8"),
+        msg.contains(&blk(3, FFN_UP_EXPS)) && msg.contains("holds 7 experts but expert_count is 8"),
         "{msg}"
     );
     // Top-k larger than the expert count.
@@ -410,23 +410,17 @@ fn bad_moe_metadata_and_tensors_are_clear_errors() {
         "{msg}"
     );
     // A missing shared expert.
-    let err = bad_copy("l4-shexp", keep, "blk.2.ffn_up_shexp.weight");
+    let err = bad_copy("l4-shexp", keep, &blk(2, FFN_UP_SHEXP));
     let msg = err.to_string();
     assert!(
-        msg.contains("blk.2.ffn_up_shexp.weight") && msg.contains("shared expert"),
+        msg.contains(&blk(2, FFN_UP_SHEXP)) && msg.contains("shared expert"),
         "{msg}"
     );
     // A missing routed-expert tensor and a missing router.
-    let err = bad_copy("l4-exps", keep, "blk.1.ffn_down_exps.weight");
-    assert!(
-        err.to_string().contains("blk.1.ffn_down_exps.weight"),
-        "{err}"
-    );
-    let err = bad_copy("l4-router", keep, "blk.0.ffn_gate_inp.weight");
-    assert!(
-        err.to_string().contains("blk.0.ffn_gate_inp.weight"),
-        "{err}"
-    );
+    let err = bad_copy("l4-exps", keep, &blk(1, FFN_DOWN_EXPS));
+    assert!(err.to_string().contains(&blk(1, FFN_DOWN_EXPS)), "{err}");
+    let err = bad_copy("l4-router", keep, &blk(0, FFN_GATE_INP));
+    assert!(err.to_string().contains(&blk(0, FFN_GATE_INP)), "{err}");
     // A chunk size of the wrong type.
     let err = bad_copy_with(
         "l4-chunk",

@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
 use crate::ops::{self, Activations, ThreadPool};
+use crate::tensor_names::{
+    blk, ATTN_K, ATTN_K_BIAS, ATTN_NORM, ATTN_OUTPUT, ATTN_OUTPUT_BIAS, ATTN_Q, ATTN_Q_BIAS,
+    ATTN_V, ATTN_V_BIAS, FFN_DOWN, FFN_GATE, FFN_NORM, FFN_UP, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
+};
 
 /// One transformer block's weights.
 #[derive(Debug)]
@@ -42,37 +46,37 @@ impl Llama {
     /// Validates every tensor's presence and shape against the metadata.
     pub(crate) fn load(file: &GgufFile, arch: &str) -> Result<Self> {
         let embd = file
-            .tensor("token_embd.weight")
-            .ok_or_else(|| Error::InvalidModel("tensor \"token_embd.weight\" is missing".into()))?;
+            .tensor(TOKEN_EMBD)
+            .ok_or_else(|| Error::InvalidModel(format!("tensor \"{TOKEN_EMBD}\" is missing")))?;
         let embd_rows = embd.info.dims.get(1).copied().unwrap_or(1) as usize;
         let mut hp = LlamaHparams::from_metadata(file.metadata(), arch, embd_rows)?;
         let (d, v) = (hp.n_embd, hp.n_vocab);
         let q_dim = hp.n_head * hp.head_dim;
         let kv_dim = hp.n_head_kv * hp.head_dim;
-        hp.rope.freq_factors = optional_f32s(file, "rope_freqs.weight", &[hp.rope.n_rot / 2])?;
+        hp.rope.freq_factors = optional_f32s(file, ROPE_FREQS, &[hp.rope.n_rot / 2])?;
         let (token_embd, output) = embedding_and_output(file, d, v)?;
         let layers = (0..hp.n_layer)
             .map(|i| {
-                let name = |t: &str| format!("blk.{i}.{t}");
+                let name = |t: &str| blk(i, t);
                 Ok(Layer {
-                    attn_norm: f32s(file, &name("attn_norm.weight"), &[d])?,
-                    wq: matrix_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
-                    wk: matrix_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
-                    wv: matrix_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
-                    wo: matrix_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
-                    bq: optional_f32s(file, &name("attn_q.bias"), &[q_dim])?,
-                    bk: optional_f32s(file, &name("attn_k.bias"), &[kv_dim])?,
-                    bv: optional_f32s(file, &name("attn_v.bias"), &[kv_dim])?,
-                    bo: optional_f32s(file, &name("attn_output.bias"), &[d])?,
-                    ffn_norm: f32s(file, &name("ffn_norm.weight"), &[d])?,
-                    w_gate: matrix_ref(file, &name("ffn_gate.weight"), &[d, hp.n_ff])?,
-                    w_up: matrix_ref(file, &name("ffn_up.weight"), &[d, hp.n_ff])?,
-                    w_down: matrix_ref(file, &name("ffn_down.weight"), &[hp.n_ff, d])?,
+                    attn_norm: f32s(file, &name(ATTN_NORM), &[d])?,
+                    wq: matrix_ref(file, &name(ATTN_Q), &[d, q_dim])?,
+                    wk: matrix_ref(file, &name(ATTN_K), &[d, kv_dim])?,
+                    wv: matrix_ref(file, &name(ATTN_V), &[d, kv_dim])?,
+                    wo: matrix_ref(file, &name(ATTN_OUTPUT), &[q_dim, d])?,
+                    bq: optional_f32s(file, &name(ATTN_Q_BIAS), &[q_dim])?,
+                    bk: optional_f32s(file, &name(ATTN_K_BIAS), &[kv_dim])?,
+                    bv: optional_f32s(file, &name(ATTN_V_BIAS), &[kv_dim])?,
+                    bo: optional_f32s(file, &name(ATTN_OUTPUT_BIAS), &[d])?,
+                    ffn_norm: f32s(file, &name(FFN_NORM), &[d])?,
+                    w_gate: matrix_ref(file, &name(FFN_GATE), &[d, hp.n_ff])?,
+                    w_up: matrix_ref(file, &name(FFN_UP), &[d, hp.n_ff])?,
+                    w_down: matrix_ref(file, &name(FFN_DOWN), &[hp.n_ff, d])?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let model = Self {
-            output_norm: f32s(file, "output_norm.weight", &[d])?,
+            output_norm: f32s(file, OUTPUT_NORM, &[d])?,
             hp,
             token_embd,
             output,

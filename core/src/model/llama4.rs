@@ -19,6 +19,11 @@ use crate::error::{try_resize, Error, Result};
 use crate::gguf::GgufFile;
 use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
 use crate::ops::{self, ActivationScratch, Activations, ThreadPool};
+use crate::tensor_names::{
+    blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_DOWN_EXPS, FFN_DOWN_SHEXP,
+    FFN_GATE, FFN_GATE_EXPS, FFN_GATE_INP, FFN_GATE_SHEXP, FFN_NORM, FFN_UP, FFN_UP_EXPS,
+    FFN_UP_SHEXP, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
+};
 
 /// The routed and shared experts of one MoE layer.
 #[derive(Debug)]
@@ -75,8 +80,8 @@ impl Llama4 {
     /// Validates every tensor's presence and shape against the metadata.
     pub(crate) fn load(file: &GgufFile) -> Result<Self> {
         let embd = file
-            .tensor("token_embd.weight")
-            .ok_or_else(|| Error::InvalidModel("tensor \"token_embd.weight\" is missing".into()))?;
+            .tensor(TOKEN_EMBD)
+            .ok_or_else(|| Error::InvalidModel(format!("tensor \"{TOKEN_EMBD}\" is missing")))?;
         let embd_rows = embd.info.dims.get(1).copied().unwrap_or(1) as usize;
         let mut hp = Llama4Hparams::from_metadata(file.metadata(), embd_rows)?;
         let b = &hp.base;
@@ -84,26 +89,25 @@ impl Llama4 {
         let q_dim = b.n_head * b.head_dim;
         let kv_dim = b.n_head_kv * b.head_dim;
         let (n_exp, n_ff_exp) = (hp.n_expert, hp.n_ff_exp);
-        hp.base.rope.freq_factors =
-            optional_f32s(file, "rope_freqs.weight", &[hp.base.rope.n_rot / 2])?;
+        hp.base.rope.freq_factors = optional_f32s(file, ROPE_FREQS, &[hp.base.rope.n_rot / 2])?;
         let (token_embd, output) = embedding_and_output(file, d, v)?;
         let mut moe_layers = Vec::new();
         let mut ranges = Vec::new();
         let mut layers = Vec::with_capacity(hp.base.n_layer);
         for il in 0..hp.base.n_layer {
-            let name = |t: &str| format!("blk.{il}.{t}");
+            let name = |t: &str| blk(il, t);
             let kind = hp.layer_kind(il);
             let ffn = if kind.moe {
                 let exps =
                     |t: &str, n_in, rows| ExpertTensor::find(file, &name(t), n_in, rows, n_exp);
                 let moe = Moe {
-                    router: router(file, &name("ffn_gate_inp.weight"), d, n_exp)?,
-                    gate_exps: exps("ffn_gate_exps.weight", d, n_ff_exp)?,
-                    up_exps: exps("ffn_up_exps.weight", d, n_ff_exp)?,
-                    down_exps: exps("ffn_down_exps.weight", n_ff_exp, d)?,
-                    shared_gate: shared_expert(file, &name("ffn_gate_shexp.weight"), d, n_ff_exp)?,
-                    shared_up: shared_expert(file, &name("ffn_up_shexp.weight"), d, n_ff_exp)?,
-                    shared_down: shared_expert(file, &name("ffn_down_shexp.weight"), n_ff_exp, d)?,
+                    router: router(file, &name(FFN_GATE_INP), d, n_exp)?,
+                    gate_exps: exps(FFN_GATE_EXPS, d, n_ff_exp)?,
+                    up_exps: exps(FFN_UP_EXPS, d, n_ff_exp)?,
+                    down_exps: exps(FFN_DOWN_EXPS, n_ff_exp, d)?,
+                    shared_gate: shared_expert(file, &name(FFN_GATE_SHEXP), d, n_ff_exp)?,
+                    shared_up: shared_expert(file, &name(FFN_UP_SHEXP), d, n_ff_exp)?,
+                    shared_down: shared_expert(file, &name(FFN_DOWN_SHEXP), n_ff_exp, d)?,
                     moe_index: moe_layers.len(),
                 };
                 moe_layers.push(il);
@@ -122,24 +126,24 @@ impl Llama4 {
             } else {
                 let n_ff = hp.base.n_ff;
                 Ffn::Dense {
-                    gate: matrix_ref(file, &name("ffn_gate.weight"), &[d, n_ff])?,
-                    up: matrix_ref(file, &name("ffn_up.weight"), &[d, n_ff])?,
-                    down: matrix_ref(file, &name("ffn_down.weight"), &[n_ff, d])?,
+                    gate: matrix_ref(file, &name(FFN_GATE), &[d, n_ff])?,
+                    up: matrix_ref(file, &name(FFN_UP), &[d, n_ff])?,
+                    down: matrix_ref(file, &name(FFN_DOWN), &[n_ff, d])?,
                 }
             };
             layers.push(Layer {
                 kind,
-                attn_norm: f32s(file, &name("attn_norm.weight"), &[d])?,
-                wq: matrix_ref(file, &name("attn_q.weight"), &[d, q_dim])?,
-                wk: matrix_ref(file, &name("attn_k.weight"), &[d, kv_dim])?,
-                wv: matrix_ref(file, &name("attn_v.weight"), &[d, kv_dim])?,
-                wo: matrix_ref(file, &name("attn_output.weight"), &[q_dim, d])?,
-                ffn_norm: f32s(file, &name("ffn_norm.weight"), &[d])?,
+                attn_norm: f32s(file, &name(ATTN_NORM), &[d])?,
+                wq: matrix_ref(file, &name(ATTN_Q), &[d, q_dim])?,
+                wk: matrix_ref(file, &name(ATTN_K), &[d, kv_dim])?,
+                wv: matrix_ref(file, &name(ATTN_V), &[d, kv_dim])?,
+                wo: matrix_ref(file, &name(ATTN_OUTPUT), &[q_dim, d])?,
+                ffn_norm: f32s(file, &name(FFN_NORM), &[d])?,
                 ffn,
             });
         }
         let model = Self {
-            output_norm: f32s(file, "output_norm.weight", &[d])?,
+            output_norm: f32s(file, OUTPUT_NORM, &[d])?,
             hp,
             token_embd,
             output,

@@ -5,6 +5,7 @@ use fennec_quant::GgmlType;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::ops::Weight;
+use crate::tensor_names::{OUTPUT, TOKEN_EMBD};
 
 /// Where a tensor lives in the file, with its matrix shape.
 #[derive(Clone, Copy, Debug)]
@@ -128,10 +129,10 @@ pub(crate) fn embedding_and_output(
     n_vocab: usize,
 ) -> Result<(TensorRef, TensorRef)> {
     let dims = [n_embd, n_vocab];
-    let token_embd = tensor_ref(file, "token_embd.weight", &dims)?;
-    let output = match optional_matrix_ref(file, "output.weight", &dims)? {
+    let token_embd = tensor_ref(file, TOKEN_EMBD, &dims)?;
+    let output = match optional_matrix_ref(file, OUTPUT, &dims)? {
         Some(output) => output,
-        None => matrix_ref(file, "token_embd.weight", &dims)?,
+        None => matrix_ref(file, TOKEN_EMBD, &dims)?,
     };
     Ok((token_embd, output))
 }

@@ -8,8 +8,15 @@ fn is_printable(b: u8) -> bool {
     matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF)
 }
 
+/// The character that stands for byte `b` in a byte-level BPE vocabulary: the byte itself
+/// for printable Latin-1 (`!`..=`~`, 0xA1..=0xAC, 0xAE..=0xFF), else U+0100 onwards in byte order
+/// (so `' '` is `'Ġ'` and `'\n'` is `'Ċ'`).
+pub fn byte_to_char(b: u8) -> char {
+    byte_table()[b as usize]
+}
+
 /// The character that stands for each byte.
-pub(crate) fn byte_to_char() -> &'static [char; 256] {
+fn byte_table() -> &'static [char; 256] {
     static MAP: OnceLock<[char; 256]> = OnceLock::new();
     MAP.get_or_init(|| {
         let mut map = ['\0'; 256];
@@ -32,7 +39,7 @@ pub(crate) fn char_to_byte(c: char) -> Option<u8> {
     static REV: OnceLock<[Option<u8>; 512]> = OnceLock::new();
     let rev = REV.get_or_init(|| {
         let mut rev = [None; 512];
-        for (b, &c) in byte_to_char().iter().enumerate() {
+        for (b, &c) in byte_table().iter().enumerate() {
             rev[c as usize] = Some(b as u8);
         }
         rev

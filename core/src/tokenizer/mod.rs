@@ -21,6 +21,7 @@ use tokenizers::SplitDelimiterBehavior;
 
 use crate::gguf::{Array, GgufError, Metadata, Value};
 
+pub use bytes::byte_to_char;
 pub use error::{Result, TokenizerError};
 pub use stream::StreamDecoder;
 
@@ -429,7 +430,7 @@ impl Tokenizer {
     /// The token that spells the single byte `b` (byte-level vocabularies have one per byte,
     /// though some omit a few).
     pub fn byte_to_token(&self, b: u8) -> Option<u32> {
-        let c = bytes::byte_to_char()[b as usize];
+        let c = byte_to_char(b);
         self.token_id(c.encode_utf8(&mut [0; 4]))
     }
 
@@ -629,10 +630,10 @@ mod tests {
     #[test]
     fn byte_map_round_trips() {
         for b in 0..=255u8 {
-            let c = bytes::byte_to_char()[b as usize];
+            let c = byte_to_char(b);
             assert_eq!(bytes::char_to_byte(c), Some(b));
         }
-        assert_eq!(bytes::byte_to_char()[b' ' as usize], 'Ġ');
-        assert_eq!(bytes::byte_to_char()[b'\n' as usize], 'Ċ');
+        assert_eq!(byte_to_char(b' '), 'Ġ');
+        assert_eq!(byte_to_char(b'\n'), 'Ċ');
     }
 }

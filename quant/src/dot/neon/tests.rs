@@ -1,6 +1,7 @@
 //! Unit tests for what the integration tests cannot reach: the 2×2 i8mm kernels.
 
 use super::*;
+use crate::rng::Rng;
 use std::cell::Cell;
 
 thread_local! {
@@ -8,28 +9,18 @@ thread_local! {
     pub(super) static FALLBACKS: Cell<usize> = const { Cell::new(0) };
 }
 
-/// A small deterministic generator (xorshift64*), so these tests need no dependencies.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| (self.next() >> 32) as u8).collect()
-    }
+/// `len` random bytes (bits 32..40 of each draw).
+fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
+    (0..len).map(|_| (rng.next_u64() >> 32) as u8).collect()
 }
 
 /// Random blocks of `ty` with finite f16 scales in ±[2^-8, 2^4) at byte 0.
 fn blocks(rng: &mut Rng, ty: GgmlType, nb: usize) -> Vec<u8> {
     let bb = ty.block_bytes();
-    let mut v = rng.bytes(nb * bb);
+    let mut v = bytes(rng, nb * bb);
     for b in 0..nb {
-        let e = 7 + (rng.next() % 12) as u16; // biased exponent 7..19
-        let bits = ((rng.next() & 1) as u16) << 15 | e << 10 | (rng.next() as u16 & 0x3ff);
+        let e = 7 + (rng.next_u64() % 12) as u16; // biased exponent 7..19
+        let bits = ((rng.next_u64() & 1) as u16) << 15 | e << 10 | (rng.next_u64() as u16 & 0x3ff);
         v[b * bb..b * bb + 2].copy_from_slice(&bits.to_le_bytes());
     }
     v
@@ -42,7 +33,7 @@ fn i8mm_2x2_equals_dotprod_bit_for_bit() {
         assert!(i8mm::kernel_2x2(GgmlType::Q8_0).is_none());
         return;
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::xorshift64star(0x9e37_79b9_7f4a_7c15);
     for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
         let k2 = i8mm::kernel_2x2(ty).expect("2x2 kernel");
         let k1 = kernel(CpuLevel::Dotprod, ty).expect("dotprod kernel");
@@ -75,7 +66,7 @@ fn neon_and_dotprod_kernels_agree_bit_for_bit() {
         eprintln!("dotprod not supported on this CPU: skipping neon-vs-dotprod");
         return;
     }
-    let mut rng = Rng(42);
+    let mut rng = Rng::xorshift64star(42);
     use GgmlType::*;
     for ty in [
         Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Iq4Nl, Q2K, Q3K, Q4K, Q5K, Q6K, Iq4Xs,
@@ -83,8 +74,8 @@ fn neon_and_dotprod_kernels_agree_bit_for_bit() {
         let at = activation_of(ty).unwrap();
         for nb in [1usize, 2, 5] {
             let n = nb * ty.block_len();
-            let w = rng.bytes(nb * ty.block_bytes());
-            let mut a = rng.bytes(n / at.block_len() * at.block_bytes());
+            let w = bytes(&mut rng, nb * ty.block_bytes());
+            let mut a = bytes(&mut rng, n / at.block_len() * at.block_bytes());
             if at == Q8K {
                 // Keep the f32 scales finite and moderate.
                 for b in 0..n / 256 {
@@ -118,7 +109,7 @@ fn short_slices_are_refused() {
 #[test]
 fn finite_rows_never_take_the_scalar_fallback() {
     // The fallback must not hide a SIMD bug that yields NaN/Inf on finite input.
-    let mut rng = Rng(7);
+    let mut rng = Rng::xorshift64star(7);
     use GgmlType::*;
     let levels: Vec<CpuLevel> = [CpuLevel::Neon, CpuLevel::Dotprod]
         .into_iter()
