@@ -1,5 +1,7 @@
 //! Choosing the next token from logits: penalties, top-k, top-p, min-p, temperature, seed.
 
+use fennec_quant::rng::Rng;
+
 /// Sampling settings. `temperature <= 0` is greedy (argmax after penalties).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplerOptions {
@@ -54,7 +56,7 @@ impl SamplerOptions {
 #[derive(Clone, Debug)]
 pub struct Sampler {
     opts: SamplerOptions,
-    rng: SplitMix64,
+    rng: Rng,
     /// `(token, logit)` of the tokens still in the running, best first once sorted.
     candidates: Vec<(u32, f32)>,
     /// Probabilities of `candidates`.
@@ -66,7 +68,7 @@ pub struct Sampler {
 impl Sampler {
     /// A sampler seeded from `opts.seed`.
     pub fn new(opts: SamplerOptions) -> Self {
-        let rng = SplitMix64(opts.seed);
+        let rng = Rng::new(opts.seed);
         Self {
             opts,
             rng,
@@ -184,24 +186,6 @@ fn softmax(candidates: &[(u32, f32)], temperature: f32, probs: &mut Vec<f32>) {
     probs.iter_mut().for_each(|p| *p /= sum);
 }
 
-/// A small, fast, seedable generator (SplitMix64).
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,7 +297,7 @@ mod tests {
     /// per call. The reference the buffered one must equal.
     struct Reference {
         opts: SamplerOptions,
-        rng: SplitMix64,
+        rng: Rng,
     }
 
     impl Reference {
@@ -393,7 +377,7 @@ mod tests {
 
     #[test]
     fn equals_the_reference_on_random_logits() {
-        let mut gen = SplitMix64(99);
+        let mut gen = Rng::new(99);
         let vocab = 3000;
         let mut checked = 0;
         for case in 0..96u64 {
@@ -412,7 +396,7 @@ mod tests {
             };
             let mut new = Sampler::new(opts.clone());
             let mut old = Reference {
-                rng: SplitMix64(opts.seed),
+                rng: Rng::new(opts.seed),
                 opts,
             };
             let mut history: Vec<u32> = (0..40).map(|_| (gen.next_u64() % 50) as u32).collect();
