@@ -53,6 +53,16 @@ fn optional_f32(md: &Metadata, k: &str) -> Result<Option<f32>> {
     Ok(md.get_opt_scalar::<f32>(k)?.copied())
 }
 
+/// An error unless `1 <= v <= max` for the size `{arch}.{name}`.
+fn check_size(arch: &str, name: &str, v: usize, max: usize) -> Result<()> {
+    if v == 0 || v > max {
+        return Err(Error::InvalidModel(format!(
+            "{arch}.{name} is {v}: expected 1..={max}"
+        )));
+    }
+    Ok(())
+}
+
 impl LlamaHparams {
     /// Reads `{arch}.*` keys; `n_vocab` comes from the embedding tensor when no key says.
     pub fn from_metadata(md: &Metadata, arch: &str, embd_rows: usize) -> Result<Self> {
@@ -61,6 +71,16 @@ impl LlamaHparams {
         let n_ff = required_uint(md, &key(arch, "feed_forward_length"))?;
         let n_head = required_uint(md, &key(arch, "attention.head_count"))?;
         let n_head_kv = optional_uint(md, &key(arch, "attention.head_count_kv"))?.unwrap_or(n_head);
+        // Bounds far above any real model keep every product of sizes in range.
+        for (name, v, max) in [
+            ("embedding_length", n_embd, 1 << 20),
+            ("block_count", n_layer, 1 << 12),
+            ("feed_forward_length", n_ff, 1 << 22),
+            ("attention.head_count", n_head, 1 << 12),
+            ("attention.head_count_kv", n_head_kv, 1 << 12),
+        ] {
+            check_size(arch, name, v, max)?;
+        }
         if n_head % n_head_kv != 0 {
             return Err(Error::InvalidModel(format!(
                 "{n_head} query heads cannot be grouped over {n_head_kv} key/value heads"
@@ -68,6 +88,7 @@ impl LlamaHparams {
         }
         let head_dim =
             optional_uint(md, &key(arch, "attention.key_length"))?.unwrap_or(n_embd / n_head);
+        check_size(arch, "attention.key_length", head_dim, 1 << 14)?;
         let rms_eps = md.get_f32(&key(arch, "attention.layer_norm_rms_epsilon"))?;
         let n_ctx_train = optional_uint(md, &key(arch, "context_length"))?.unwrap_or(2048);
         let n_rot = optional_uint(md, &key(arch, "rope.dimension_count"))?.unwrap_or(head_dim);
@@ -177,6 +198,14 @@ impl Llama4Hparams {
         }
         let n_ff_exp = required_uint(md, &key(arch, "expert_feed_forward_length"))?;
         let moe_every = optional_uint(md, &key(arch, "interleave_moe_layer_step"))?.unwrap_or(1);
+        for (name, v, max) in [
+            ("expert_count", n_expert, 1 << 12),
+            ("expert_used_count", n_expert_used, 1 << 12),
+            ("expert_feed_forward_length", n_ff_exp, 1 << 22),
+            ("interleave_moe_layer_step", moe_every, 1 << 12),
+        ] {
+            check_size(arch, name, v, max)?;
+        }
         let chunk_size = match md.get_opt_uint(&key(arch, "attention.sliding_window"))? {
             Some(v) => Some(v),
             None => md.get_opt_uint(&key(arch, "attention.chunk_size"))?,

@@ -93,7 +93,7 @@ impl Llama4 {
         let (token_embd, output) = embedding_and_output(file, d, v)?;
         let mut moe_layers = Vec::new();
         let mut ranges = Vec::new();
-        let mut layers = Vec::with_capacity(hp.base.n_layer);
+        let mut layers = Vec::new();
         for il in 0..hp.base.n_layer {
             let name = |t: &str| blk(il, t);
             let kind = hp.layer_kind(il);

@@ -247,7 +247,13 @@ impl Session {
             )));
         }
         self.clear();
-        let n_past = r.count("the position count", self.opts.n_ctx)?;
+        let n_past = r.count("the position count", saved.n_ctx)?;
+        if n_past > self.opts.n_ctx {
+            return Err(Error::SessionMismatch(format!(
+                "{n_past} positions were saved; this session holds {}",
+                self.opts.n_ctx
+            )));
+        }
         let n_vocab = self.model.n_vocab() as u32;
         let mut word = [0u8; 4];
         for _ in 0..n_past {
