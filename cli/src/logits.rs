@@ -72,7 +72,7 @@ pub fn run(args: &LogitsArgs) -> Result<()> {
     )?;
     let ubatch = if args.one_by_one { 1 } else { args.ubatch };
     let logits = session.eval_with_ubatch(&[Input::Tokens(&tokens)], Logits::All, ubatch)?;
-    crate::npy::write_f32(&args.out, &[tokens.len(), model.n_vocab()], &logits)?;
+    crate::npy::write_f32(&args.out, &[tokens.len(), model.n_vocab()], logits)?;
     eprintln!(
         "wrote {} x {} logits to {}",
         tokens.len(),
