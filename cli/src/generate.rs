@@ -2,12 +2,13 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use fennec_core::chat::ChatMessage;
 use fennec_core::{
-    CancelHandle, GenerateOptions, Input, KvType, LoadOptions, Model, SamplerOptions, Session,
-    SessionOptions,
+    CancelHandle, Completion, GenerateOptions, Input, KvType, LoadOptions, Logits, Model,
+    SamplerOptions, Session, SessionOptions,
 };
 use serde_json::json;
 
@@ -58,6 +59,8 @@ pub struct ModelArgs {
     stop: Vec<String>,
     #[command(flatten)]
     experts: crate::experts::ExpertArgs,
+    #[command(flatten)]
+    prompt_cache: crate::prompt_cache::PromptCacheArgs,
 }
 
 impl ModelArgs {
@@ -132,36 +135,70 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let add_bos = model.tokenizer()?.add_bos_token() && !args.no_bos;
         crate::text::tokenize(&model, &args.prompt, add_bos, false)?
     };
+    let cache = crate::prompt_cache::PromptCache::from_args(&args.common.prompt_cache);
+    let restored = cache.as_ref().map_or(0, |c| c.load(&mut session));
+    let started = Instant::now();
+    let cached = prefill_all_but_last(&mut session, &prompt)?;
+    let prefill_seconds = started.elapsed().as_secs_f64();
+    if let Some(cache) = &cache {
+        // Unchanged when the whole cached context was reused and nothing was added to it.
+        if restored == 0 || cached != restored || session.n_past() != restored {
+            cache.save(&session);
+        }
+    }
     let opts = args.common.generate_options();
     let cancel = CancelHandle::new();
     let stdout = std::io::stdout();
     let json = args.json;
-    let completion = session.generate(&[Input::Tokens(&prompt)], &opts, &cancel, &mut |piece| {
-        if !json {
-            let mut out = stdout.lock();
-            let _ = out.write_all(piece.text.as_bytes());
-            let _ = out.flush();
-        }
-        true
-    })?;
+    let last = &prompt[session.n_past().min(prompt.len())..];
+    let mut completion =
+        session.generate(&[Input::Tokens(last)], &opts, &cancel, &mut |piece| {
+            if !json {
+                let mut out = stdout.lock();
+                let _ = out.write_all(piece.text.as_bytes());
+                let _ = out.flush();
+            }
+            true
+        })?;
+    let s = &mut completion.stats;
+    s.prompt_tokens = prompt.len() - cached;
+    s.prompt_seconds += prefill_seconds;
+    s.time_to_first_token += prefill_seconds;
+    report(&completion, &prompt, cached, json)
+}
+
+/// Evaluates `prompt` but its last token, after the longest prefix of it the session
+/// already holds (from a prompt cache); returns the positions reused. The last token is
+/// left for [`Session::generate`], so the session can be saved right after the prompt.
+fn prefill_all_but_last(session: &mut Session, prompt: &[u32]) -> Result<usize> {
+    let kept = session.reuse_prefix(&[Input::Tokens(prompt)])?;
+    let end = prompt.len().saturating_sub(1).max(kept);
+    session.eval(&[Input::Tokens(&prompt[kept..end])], Logits::None)?;
+    Ok(kept)
+}
+
+/// Prints the result of `fennec run`: one JSON object, or a summary line on stderr after
+/// the streamed text.
+fn report(completion: &Completion, prompt: &[u32], cached: usize, json: bool) -> Result<()> {
+    let s = &completion.stats;
     if json {
         let out = json!({
             "prompt_tokens": prompt,
+            "cached_tokens": cached,
             "tokens": completion.tokens,
             "text": completion.text,
             "stop": completion.stop.as_str(),
             "stats": {
-                "prompt_tok_s": completion.stats.prompt_tok_s(),
-                "generation_tok_s": completion.stats.generation_tok_s(),
-                "time_to_first_token_s": completion.stats.time_to_first_token,
+                "prompt_tok_s": s.prompt_tok_s(),
+                "generation_tok_s": s.generation_tok_s(),
+                "time_to_first_token_s": s.time_to_first_token,
             },
         });
         println!("{out}");
     } else {
         println!();
-        let s = &completion.stats;
         eprintln!(
-            "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, stop: {}]",
+            "[{} prompt tokens at {:.1} tok/s ({cached} cached), {} generated at {:.1} tok/s, stop: {}]",
             s.prompt_tokens,
             s.prompt_tok_s(),
             s.generated_tokens,
@@ -185,6 +222,13 @@ pub struct ChatArgs {
 /// Runs `fennec chat`: reads user turns from stdin until EOF or `/exit`.
 pub fn chat(args: &ChatArgs) -> Result<()> {
     let (model, mut session) = args.common.load()?;
+    let cache = crate::prompt_cache::PromptCache::from_args(&args.common.prompt_cache);
+    if let Some(cache) = &cache {
+        let restored = cache.load(&mut session);
+        if restored > 0 {
+            eprintln!("[prompt cache: {restored} positions restored]");
+        }
+    }
     let opts = args.common.generate_options();
     let cancel = CancelHandle::new();
     let mut messages = Vec::new();
@@ -216,6 +260,9 @@ pub fn chat(args: &ChatArgs) -> Result<()> {
             true
         })?;
         writeln!(stdout)?;
+        if let Some(cache) = &cache {
+            cache.save(&session);
+        }
         messages.push(ChatMessage::new("assistant", completion.text.trim()));
     }
     Ok(())

@@ -6,6 +6,7 @@ mod inspect;
 mod logits;
 mod measure;
 mod npy;
+mod prompt_cache;
 mod synth;
 mod text;
 

@@ -107,6 +107,15 @@ pub struct BenchArgs {
     /// Tokens generated one at a time (tg).
     #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
     n_gen: usize,
+    /// Context depth: tokens already in the context (filled untimed) before each pp and tg
+    /// test; a comma list (`-d 0,4096`) measures each depth.
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    depths: Vec<usize>,
     /// Worker threads (0 = all cores).
     #[arg(short = 't', long, default_value_t = 0)]
     threads: usize,
@@ -119,7 +128,7 @@ pub struct BenchArgs {
     /// Micro-batch size for the prompt.
     #[arg(long, default_value_t = 512)]
     ubatch: usize,
-    /// Print one JSON object.
+    /// Print one JSON object per depth, one a line.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -131,30 +140,69 @@ fn expert_hits(model: &Model) -> u64 {
     model.expert_stats().map_or(0, |s| s.total_hits())
 }
 
+/// Deterministic pseudo-random token ids below `n_vocab` (llama-bench uses random ones).
+struct TokenSource {
+    state: u64,
+    n_vocab: u64,
+}
+
+impl TokenSource {
+    fn new(n_vocab: usize) -> Self {
+        Self {
+            state: 0x2545_f491_4f6c_dd1d,
+            n_vocab: n_vocab as u64,
+        }
+    }
+
+    fn next(&mut self) -> u32 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state % self.n_vocab) as u32
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// The measured repetitions of pp and tg at one context depth.
+#[derive(Debug, Default)]
+struct DepthResult {
+    depth: usize,
+    /// Prompt tokens per second, one per measured rep.
+    pp: Vec<f64>,
+    /// Generated tokens per second, one per measured rep.
+    tg: Vec<f64>,
+    /// Major page faults (pages read from disk, e.g. mmapped weights) of the measured reps.
+    pp_faults: u64,
+    tg_faults: u64,
+    /// Expert routings of the measured reps.
+    pp_hits: u64,
+    tg_hits: u64,
+}
+
 /// Runs `fennec bench`: like llama-bench, prompt processing and generation measured
-/// separately, each from an empty context, after one warm-up run.
+/// separately after one warm-up run, each after `depth` tokens already in the context.
 pub fn bench(args: &BenchArgs) -> Result<()> {
     let model = Model::load(&args.model, &LoadOptions::with_threads(args.threads))
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     args.experts.apply(&model);
-    let n_vocab = model.n_vocab() as u64;
+    let max_depth = args.depths.iter().copied().max().unwrap_or(0);
+    let n_ctx = max_depth
+        .checked_add(args.n_prompt.max(args.n_gen))
+        .context("--n-depth plus the test size overflows")?;
     let mut session = Session::new(
         model.clone(),
         SessionOptions {
-            n_ctx: args.n_prompt.max(args.n_gen).max(1),
+            n_ctx: n_ctx.max(1),
             kv_type: args.kv,
             n_ubatch: args.ubatch,
         },
     )?;
-    // Deterministic pseudo-random tokens, as llama-bench uses random ones.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next_token = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n_vocab) as u32
-    };
-    let bar = ProgressBar::new((args.reps * 2 + 2) as u64).with_style(
+    let mut tokens = TokenSource::new(model.n_vocab());
+    let tests = usize::from(args.n_prompt > 0) + usize::from(args.n_gen > 0);
+    let bar = ProgressBar::new((args.depths.len() * (args.reps + 1) * tests) as u64).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}").expect("valid template"),
     );
     if args.json {
@@ -163,51 +211,113 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let file_mb = std::fs::metadata(&args.model)
         .map(|m| m.len() as f64 / (1024.0 * 1024.0))
         .with_context(|| format!("cannot stat {}", args.model.display()))?;
-    let mut pp = Vec::new();
-    let mut tg = Vec::new();
-    // Major page faults (pages read from disk, e.g. mmapped weights) of the measured reps.
-    let (mut pp_faults, mut tg_faults) = (0u64, 0u64);
-    let (mut pp_hits, mut tg_hits) = (0u64, 0u64);
+    let mut results = Vec::with_capacity(args.depths.len());
+    for &depth in &args.depths {
+        results.push(bench_depth(
+            &mut session,
+            &model,
+            args,
+            depth,
+            &mut tokens,
+            &bar,
+        )?);
+    }
+    bar.finish_and_clear();
+    let summary = Summary {
+        rss: peak_rss_mb(),
+        kv_mb: session.kv_bytes() as f64 / (1024.0 * 1024.0),
+        file_mb,
+    };
+    if args.json {
+        for r in &results {
+            println!("{}", bench_json(args, &model, &summary, r));
+        }
+    } else {
+        print_bench_table(args, &model, &summary, &results);
+    }
+    Ok(())
+}
+
+/// Measures the warm-up and `args.reps` repetitions of pp and tg at `depth`.
+fn bench_depth(
+    session: &mut Session,
+    model: &Model,
+    args: &BenchArgs,
+    depth: usize,
+    tokens: &mut TokenSource,
+    bar: &ProgressBar,
+) -> Result<DepthResult> {
+    let context = tokens.take(depth);
+    let mut r = DepthResult {
+        depth,
+        ..DepthResult::default()
+    };
     for rep in 0..=args.reps {
         if args.n_prompt > 0 {
-            bar.set_message("prompt");
-            let prompt: Vec<u32> = (0..args.n_prompt).map(|_| next_token()).collect();
-            session.clear();
-            let (faults, hits) = (major_faults(), expert_hits(&model));
+            bar.set_message(format!("prompt @ depth {depth}"));
+            let prompt = tokens.take(args.n_prompt);
+            fill_depth(session, &context)?;
+            let (faults, hits) = (major_faults(), expert_hits(model));
             let t = Instant::now();
             session.eval(&[Input::Tokens(&prompt)], Logits::Last)?;
             if rep > 0 {
-                pp.push(args.n_prompt as f64 / t.elapsed().as_secs_f64());
-                pp_faults += major_faults().saturating_sub(faults);
-                pp_hits += expert_hits(&model) - hits;
+                r.pp.push(args.n_prompt as f64 / t.elapsed().as_secs_f64());
+                r.pp_faults += major_faults().saturating_sub(faults);
+                r.pp_hits += expert_hits(model) - hits;
             }
             bar.inc(1);
         }
         if args.n_gen > 0 {
-            bar.set_message("generate");
-            session.clear();
-            let (faults, hits) = (major_faults(), expert_hits(&model));
+            bar.set_message(format!("generate @ depth {depth}"));
+            fill_depth(session, &context)?;
+            let (faults, hits) = (major_faults(), expert_hits(model));
             let t = Instant::now();
             for _ in 0..args.n_gen {
-                session.eval(&[Input::Tokens(&[next_token()])], Logits::Last)?;
+                session.eval(&[Input::Tokens(&[tokens.next()])], Logits::Last)?;
             }
             if rep > 0 {
-                tg.push(args.n_gen as f64 / t.elapsed().as_secs_f64());
-                tg_faults += major_faults().saturating_sub(faults);
-                tg_hits += expert_hits(&model) - hits;
+                r.tg.push(args.n_gen as f64 / t.elapsed().as_secs_f64());
+                r.tg_faults += major_faults().saturating_sub(faults);
+                r.tg_hits += expert_hits(model) - hits;
             }
             bar.inc(1);
         }
     }
-    bar.finish_and_clear();
-    let (pp_mean, pp_sd) = mean_sd(&pp);
-    let (tg_mean, tg_sd) = mean_sd(&tg);
-    let rss = peak_rss_mb();
-    let kv_mb = session.kv_bytes() as f64 / (1024.0 * 1024.0);
-    let experts = model.expert_stats();
-    let experts_json = experts.as_ref().map(|s| {
+    Ok(r)
+}
+
+/// Leaves exactly `context` in the session, untimed: by dropping what a previous test
+/// appended when the session still starts with it, else by evaluating it again.
+fn fill_depth(session: &mut Session, context: &[u32]) -> Result<()> {
+    let n = context.len();
+    let holds = session.tokens().get(..n) == Some(context);
+    if holds && session.truncate(n).is_ok() {
+        return Ok(());
+    }
+    session.clear();
+    session.eval(&[Input::Tokens(context)], Logits::None)?;
+    Ok(())
+}
+
+/// What one bench run measured beside the per-depth rates.
+struct Summary {
+    rss: f64,
+    kv_mb: f64,
+    file_mb: f64,
+}
+
+/// One depth's result as the JSON object `--json` prints.
+fn bench_json(
+    args: &BenchArgs,
+    model: &Model,
+    summary: &Summary,
+    r: &DepthResult,
+) -> serde_json::Value {
+    let (pp_mean, pp_sd) = mean_sd(&r.pp);
+    let (tg_mean, tg_sd) = mean_sd(&r.tg);
+    let experts_json = model.expert_stats().map(|s| {
         json!({
-            "pp_hits": pp_hits, "tg_hits": tg_hits,
+            "pp_hits": r.pp_hits, "tg_hits": r.tg_hits,
             "used": s.experts_used(),
             "total": s.layers.iter().map(|l| l.hits.len()).sum::<usize>(),
             "expert_mb": s.expert_bytes as f64 / (1024.0 * 1024.0),
@@ -216,57 +326,63 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             "hits_per_layer": s.layers.iter().map(|l| &l.hits).collect::<Vec<_>>(),
         })
     });
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "pp_tokens": args.n_prompt, "pp_tok_s": pp_mean, "pp_tok_s_sd": pp_sd,
-                "tg_tokens": args.n_gen, "tg_tok_s": tg_mean, "tg_tok_s_sd": tg_sd,
-                "threads": model.n_threads(), "peak_rss_mb": rss,
-                "kv": args.kv.to_string(), "cpu": fennec_quant::cpu::level().name(),
-                "pp_major_faults": pp_faults, "tg_major_faults": tg_faults,
-                "file_mb": file_mb, "kv_mb": kv_mb, "experts": experts_json,
-            })
-        );
-    } else {
-        println!("| model | threads | test | t/s | major faults |");
-        println!("|---|---|---|---|---|");
-        let name = args
-            .model
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    json!({
+        "n_depth": r.depth,
+        "pp_tokens": args.n_prompt, "pp_tok_s": pp_mean, "pp_tok_s_sd": pp_sd,
+        "tg_tokens": args.n_gen, "tg_tok_s": tg_mean, "tg_tok_s_sd": tg_sd,
+        "threads": model.n_threads(), "peak_rss_mb": summary.rss,
+        "kv": args.kv.to_string(), "cpu": fennec_quant::cpu::level().name(),
+        "pp_major_faults": r.pp_faults, "tg_major_faults": r.tg_faults,
+        "file_mb": summary.file_mb, "kv_mb": summary.kv_mb, "experts": experts_json,
+    })
+}
+
+/// The llama-bench style table: one pp and one tg row per depth (`pp512 @ d4096`).
+fn print_bench_table(args: &BenchArgs, model: &Model, summary: &Summary, results: &[DepthResult]) {
+    println!("| model | threads | test | t/s | major faults |");
+    println!("|---|---|---|---|---|");
+    let name = args
+        .model
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let threads = model.n_threads();
+    for r in results {
+        let at = if r.depth > 0 {
+            format!(" @ d{}", r.depth)
+        } else {
+            String::new()
+        };
         if args.n_prompt > 0 {
-            println!(
-                "| {name} | {} | pp{} | {pp_mean:.2} ± {pp_sd:.2} | {pp_faults} |",
-                model.n_threads(),
-                args.n_prompt
-            );
+            let (mean, sd) = mean_sd(&r.pp);
+            let (n, faults) = (args.n_prompt, r.pp_faults);
+            println!("| {name} | {threads} | pp{n}{at} | {mean:.2} ± {sd:.2} | {faults} |");
         }
         if args.n_gen > 0 {
-            println!(
-                "| {name} | {} | tg{} | {tg_mean:.2} ± {tg_sd:.2} | {tg_faults} |",
-                model.n_threads(),
-                args.n_gen
-            );
-        }
-        println!(
-            "model file {file_mb:.1} MB, peak RSS {rss:.1} MB, kernels: {}",
-            fennec_quant::cpu::level()
-        );
-        println!("major faults: totals over the {} measured reps", args.reps);
-        println!("KV cache {kv_mb:.1} MB");
-        if let Some(s) = &experts {
-            let total: usize = s.layers.iter().map(|l| l.hits.len()).sum();
-            println!(
-                "experts: {pp_hits} prompt and {tg_hits} generation routings over the measured reps; \
-                 {} of {total} experts used since load; {:.1} MB each; {:.1} MB pinned",
-                s.experts_used(),
-                s.expert_bytes as f64 / (1024.0 * 1024.0),
-                s.pinned_bytes as f64 / (1024.0 * 1024.0),
-            );
+            let (mean, sd) = mean_sd(&r.tg);
+            let (n, faults) = (args.n_gen, r.tg_faults);
+            println!("| {name} | {threads} | tg{n}{at} | {mean:.2} ± {sd:.2} | {faults} |");
         }
     }
-    Ok(())
+    println!(
+        "model file {:.1} MB, peak RSS {:.1} MB, kernels: {}",
+        summary.file_mb,
+        summary.rss,
+        fennec_quant::cpu::level()
+    );
+    println!("major faults: totals over the {} measured reps", args.reps);
+    println!("KV cache {:.1} MB", summary.kv_mb);
+    if let Some(s) = model.expert_stats() {
+        let total: usize = s.layers.iter().map(|l| l.hits.len()).sum();
+        let pp_hits: u64 = results.iter().map(|r| r.pp_hits).sum();
+        let tg_hits: u64 = results.iter().map(|r| r.tg_hits).sum();
+        println!(
+            "experts: {pp_hits} prompt and {tg_hits} generation routings over the measured reps; \
+             {} of {total} experts used since load; {:.1} MB each; {:.1} MB pinned",
+            s.experts_used(),
+            s.expert_bytes as f64 / (1024.0 * 1024.0),
+            s.pinned_bytes as f64 / (1024.0 * 1024.0),
+        );
+    }
 }
 
 fn mean_sd(xs: &[f64]) -> (f64, f64) {

@@ -1,22 +1,8 @@
 //! The model commands of `fennec` end to end on SmolLM2 (fetched by scripts/fetch-models.sh).
 
-use std::process::Command;
+mod common;
 
-fn smollm2() -> String {
-    fennec_tests::smollm2_path().to_string_lossy().into_owned()
-}
-
-fn fennec(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fennec"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{fennec, smollm2};
 
 #[test]
 fn run_json_reports_prompt_generated_tokens_and_stop() {
@@ -108,5 +94,40 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
     assert!(
         err.contains("context is full") && !err.contains("panicked"),
         "{err}"
+    );
+}
+
+#[test]
+fn bench_measures_at_each_context_depth_with_a_context_sized_to_fit() {
+    let m = smollm2();
+    let (ok, out, err) = fennec(&[
+        "bench", "-m", &m, "-p", "8", "-n", "2", "-r", "1", "-t", "2", "-d", "0,16", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "one JSON object per depth: {out}");
+    let model = fennec_core::Model::load(&m, &fennec_core::LoadOptions::with_threads(1)).unwrap();
+    // The context holds the deepest depth plus the larger test.
+    let kv = model
+        .kv_cache_bytes(fennec_core::KvType::F16, 16 + 8, 512)
+        .unwrap() as f64
+        / (1024.0 * 1024.0);
+    for (row, depth) in rows.iter().zip([0, 16]) {
+        assert_eq!(row["n_depth"], depth);
+        assert!(row["pp_tok_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["tg_tok_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!((row["kv_mb"].as_f64().unwrap() - kv).abs() < 1e-9, "{row}");
+    }
+
+    let (ok, out, err) = fennec(&[
+        "bench", "-m", &m, "-p", "4", "-n", "2", "-r", "1", "-t", "2", "-d", "8",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("| pp4 @ d8 |") && out.contains("| tg2 @ d8 |"),
+        "{out}"
     );
 }

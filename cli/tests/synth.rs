@@ -1,10 +1,12 @@
 //! `fennec synth` end to end: the Llama 4 layouts it writes, checked through `fennec inspect`
 //! against a table written here from the spec (docs: shared/specs/llama4.md §3.2, §3.3).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
+use common::fennec;
 use fennec_core::gguf::{GgmlType, GgufFile};
 use fennec_core::tensor_names::{
     blk, ATTN_K, ATTN_NORM, ATTN_OUTPUT, ATTN_Q, ATTN_V, FFN_DOWN, FFN_DOWN_EXPS, FFN_DOWN_SHEXP,
@@ -13,19 +15,6 @@ use fennec_core::tensor_names::{
 };
 use fennec_tests::temp_dir;
 use serde_json::{json, Value};
-
-/// Runs `fennec` with `args`: (exit success, stdout, stderr).
-fn fennec(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fennec"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
 
 /// `fennec inspect --json --tensors` of `path`.
 fn inspect(path: &Path) -> Value {
