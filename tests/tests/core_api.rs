@@ -410,6 +410,15 @@ fn hostile_arguments_get_errors_not_panics() {
         .kv_cache_bytes(KvType::F16, usize::MAX, usize::MAX)
         .is_ok());
     assert!(Session::restore(model.clone(), &mut &[][..]).is_err());
+    let mut sampler = fennec_core::sampler::Sampler::new(SamplerOptions::default());
+    let _ = sampler.sample(&mut [], &[]);
+    let _ = sampler.sample(&mut [f32::NAN, f32::NAN], &[u32::MAX, 7]);
+    assert!(model.chat_template().unwrap().render(&[], true).is_ok());
+    assert!(fennec_core::gguf::GgufFile::from_vec(Vec::new()).is_err());
+    model.set_expert_residency(fennec_core::ExpertResidencyOptions {
+        advice: fennec_core::ExpertAdvice::Random,
+        cache_bytes: u64::MAX,
+    });
     let file = std::fs::File::open(smollm2_path()).unwrap();
     let opts = LoadOptions::with_threads(1);
     assert_eq!(
