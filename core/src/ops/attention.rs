@@ -39,22 +39,24 @@ struct ThreadScratch {
 }
 
 impl AttentionScratch {
-    /// Sizes every thread's buffers for `n_threads` threads, a group of `group` query heads
-    /// of `head_dim`, and up to `max_keys` visible positions. Buffers only grow, so a cache
-    /// whose cell count bounds `max_keys` sizes them once.
-    fn prepare(&mut self, n_threads: usize, group: usize, head_dim: usize, max_keys: usize) {
+    fn prepare(&mut self, n_threads: usize, rows: usize, group: usize, hd: usize, keys: usize) {
         if self.threads.len() < n_threads {
             self.threads.resize_with(n_threads, ThreadScratch::default);
         }
         for t in &mut self.threads {
-            grow(&mut t.query, group * head_dim);
-            grow(&mut t.scores, group * max_keys);
-            grow(&mut t.row, HeadRef::buffer_len(head_dim));
+            grow(&mut t.query, rows * group * hd);
+            grow(&mut t.scores, rows * group * keys);
+            grow(&mut t.row, HeadRef::buffer_len(hd));
         }
     }
 }
 
-/// Makes `v` at least `len` long.
+/// Most scores one task keeps (per thread): bounds the query rows a prefill task takes at
+/// long contexts.
+const SCORES_PER_TASK: usize = 1 << 20;
+/// Most query rows one prefill task takes: each cached row is converted once for all of them.
+const ROWS_PER_TASK: usize = 32;
+
 fn grow(v: &mut Vec<f32>, len: usize) {
     if v.len() < len {
         v.resize(len, 0.0);
@@ -80,26 +82,120 @@ pub fn attention(
     let group = shape.n_head / shape.n_head_kv;
     let hd = shape.head_dim;
     // The cell count bounds every window: sizing for it once covers every later position.
-    let max_keys = positions
+    let visible = positions
         .iter()
         .map(|&p| p + 1 - kv.window().first_visible(p))
         .max()
-        .unwrap_or(0)
-        .max(kv.n_cells());
-    scratch.prepare(pool.n_threads(), group, hd, max_keys);
-    let out = &mut out[..positions.len() * shape.n_head * hd];
-    // Chunk `c` of `group * hd` elements is row `c / n_head_kv`, key/value head
-    // `c % n_head_kv`: the output of the query heads sharing that key/value head.
-    pool.for_chunks_mut_with(out, group * hd, &mut scratch.threads, |acc, c, th| {
-        let (t, kv_head) = (c / shape.n_head_kv, c % shape.n_head_kv);
-        let row = &q[t * shape.n_head * hd..(t + 1) * shape.n_head * hd];
-        let query = &row[kv_head * group * hd..(kv_head + 1) * group * hd];
-        attend_group(query, positions[t], kv, shape, kv_head, acc, th);
+        .unwrap_or(0);
+    // Decode buffers are sized by the cache so a growing context never reallocates them.
+    let max_keys = visible.max(kv.n_cells());
+    let n_rows = positions.len();
+    let row_len = shape.n_head * hd;
+    let out = &mut out[..n_rows * row_len];
+    if n_rows == 1 {
+        // Decode: one task per key/value head, each reading its cached rows once.
+        scratch.prepare(pool.n_threads(), 1, group, hd, max_keys);
+        pool.for_chunks_mut_with(out, group * hd, &mut scratch.threads, |acc, c, th| {
+            let (t, kv_head) = (c / shape.n_head_kv, c % shape.n_head_kv);
+            let row = &q[t * row_len..(t + 1) * row_len];
+            let query = &row[kv_head * group * hd..(kv_head + 1) * group * hd];
+            attend_group(query, positions[t], kv, shape, kv_head, acc, th);
+        });
+        return;
+    }
+    // Prefill: one task per block of query rows (all heads), so each cached row is
+    // converted once per block rather than once per query row.
+    // A block's rows see at most `visible` keys each, and their union spans `rows` more.
+    let span = visible + ROWS_PER_TASK;
+    let rows = (SCORES_PER_TASK / (group * span).max(1)).clamp(1, ROWS_PER_TASK);
+    scratch.prepare(pool.n_threads(), rows, group, hd, span);
+    pool.for_chunks_mut_with(out, rows * row_len, &mut scratch.threads, |acc, c, th| {
+        let first = c * rows;
+        let n = acc.len() / row_len;
+        let block = Block {
+            q: &q[first * row_len..(first + n) * row_len],
+            positions: &positions[first..first + n],
+        };
+        for kv_head in 0..shape.n_head_kv {
+            attend_block(&block, kv, shape, kv_head, acc, th);
+        }
     });
 }
 
-/// Attention of the `group` query heads in `query` (sharing `kv_head`) at position `pos`,
-/// written into `acc` (`group * head_dim`).
+/// Query rows attended together: their queries (all heads) and positions.
+struct Block<'a> {
+    q: &'a [f32],
+    positions: &'a [usize],
+}
+
+/// [`attend_group`] for every row of `block` at once: cached rows of the union of their
+/// windows are converted once and used by each row that sees them. Per row and head the
+/// arithmetic (and its order) is exactly [`attend_group`]'s.
+fn attend_block(
+    block: &Block<'_>,
+    kv: &KvLayer,
+    shape: AttentionShape,
+    kv_head: usize,
+    acc: &mut [f32],
+    th: &mut ThreadScratch,
+) {
+    let hd = shape.head_dim;
+    let group = shape.n_head / shape.n_head_kv;
+    let row_len = shape.n_head * hd;
+    let n_rows = block.positions.len();
+    let round_f16 = kv.ty() == KvType::F16;
+    let window = kv.window();
+    let seen = |t: usize| window.first_visible(block.positions[t])..block.positions[t] + 1;
+    let lo = (0..n_rows).map(|t| seen(t).start).min().unwrap_or(0);
+    let hi = (0..n_rows).map(|t| seen(t).end).max().unwrap_or(0);
+    let n_keys = hi - lo;
+    // Queries of this head group, rounded to f16 with an f16 cache, as ggml does.
+    let qs = &mut th.query[..n_rows * group * hd];
+    for t in 0..n_rows {
+        let src = &block.q[t * row_len + kv_head * group * hd..][..group * hd];
+        qs[t * group * hd..(t + 1) * group * hd].copy_from_slice(src);
+    }
+    if round_f16 {
+        qs.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
+    }
+    let scores = &mut th.scores[..n_rows * group * n_keys];
+    for p in lo..hi {
+        let key = kv.key_head(p, kv_head * hd, hd).to_f32(&mut th.row);
+        for t in (0..n_rows).filter(|&t| seen(t).contains(&p)) {
+            for g in 0..group {
+                let qh = &qs[(t * group + g) * hd..(t * group + g + 1) * hd];
+                scores[(t * group + g) * n_keys + (p - lo)] = dot(qh, key) * shape.scale;
+            }
+        }
+    }
+    for t in 0..n_rows {
+        let r = seen(t);
+        for g in 0..group {
+            let row = &mut scores[(t * group + g) * n_keys..(t * group + g + 1) * n_keys];
+            let weights = &mut row[r.start - lo..r.end - lo];
+            softmax(weights);
+            if round_f16 {
+                weights
+                    .iter_mut()
+                    .for_each(|x| *x = f16::from_f32(*x).to_f32());
+            }
+        }
+        acc[t * row_len + kv_head * group * hd..][..group * hd].fill(0.0);
+    }
+    for p in lo..hi {
+        let value = kv.value_head(p, kv_head * hd, hd).to_f32(&mut th.row);
+        for t in (0..n_rows).filter(|&t| seen(t).contains(&p)) {
+            let out = &mut acc[t * row_len + kv_head * group * hd..][..group * hd];
+            for (g, a) in out.chunks_exact_mut(hd).enumerate() {
+                let w = scores[(t * group + g) * n_keys + (p - lo)];
+                for (a, v) in a.iter_mut().zip(value) {
+                    *a += w * v;
+                }
+            }
+        }
+    }
+}
+
 fn attend_group(
     query: &[f32],
     pos: usize,
