@@ -395,6 +395,11 @@ impl KvCache {
 
 // Copying and serializing cells (fork, save and restore of sessions).
 
+/// Bytes of one Q8_0 row of `row_len` elements (32 elements per 34-byte block).
+fn q8_0_row_bytes(row_len: usize) -> usize {
+    row_len / 32 * GgmlType::Q8_0.block_bytes()
+}
+
 impl Rows {
     /// Appends cell `cell`'s row (`row_len` elements) to `out` as little-endian bytes.
     fn cell_to_bytes(&self, cell: usize, row_len: usize, out: &mut Vec<u8>) {
@@ -408,7 +413,7 @@ impl Rows {
                 out.extend(row.iter().flat_map(|x| x.to_bits().to_le_bytes()));
             }
             Rows::Q8_0(v) => {
-                let n = v.len() / self.n_cells_of(row_len).max(1);
+                let n = q8_0_row_bytes(row_len);
                 out.extend_from_slice(&v[cell * n..(cell + 1) * n]);
             }
         }
@@ -416,7 +421,6 @@ impl Rows {
 
     /// Sets cell `cell`'s row from little-endian bytes written by [`Rows::cell_to_bytes`].
     fn cell_from_bytes(&mut self, cell: usize, row_len: usize, bytes: &[u8]) {
-        let n_cells = self.n_cells_of(row_len);
         match self {
             Rows::F32(v) => {
                 let row = &mut v[cell * row_len..(cell + 1) * row_len];
@@ -431,19 +435,8 @@ impl Rows {
                 }
             }
             Rows::Q8_0(v) => {
-                let n = v.len() / n_cells.max(1);
+                let n = q8_0_row_bytes(row_len);
                 v[cell * n..(cell + 1) * n].copy_from_slice(bytes);
-            }
-        }
-    }
-
-    fn n_cells_of(&self, row_len: usize) -> usize {
-        match self {
-            Rows::F32(v) => v.len() / row_len.max(1),
-            Rows::F16(v) => v.len() / row_len.max(1),
-            Rows::Q8_0(v) => {
-                let row = KvType::Q8_0.row_bytes(row_len).unwrap_or(1).max(1);
-                v.len() / row
             }
         }
     }
