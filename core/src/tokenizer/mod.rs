@@ -116,6 +116,8 @@ pub struct Tokenizer {
     types: Vec<TokenType>,
     /// The bytes each token stands for.
     pieces: Vec<Vec<u8>>,
+    /// The length of the longest piece (what a stream decoder must hold at once).
+    longest_piece: usize,
     /// Special tokens matched in text before BPE, longest text first.
     special: Vec<u32>,
     bpe: tokenizers::Tokenizer,
@@ -337,12 +339,14 @@ impl Tokenizer {
 
         let bpe = build_bpe(token_to_id, merges, &pre)?;
 
+        let longest_piece = pieces.iter().map(Vec::len).max().unwrap_or(0);
         Ok(Self {
             model,
             pre: pre_name,
             tokens,
             types,
             pieces,
+            longest_piece,
             special,
             bpe,
             bos,

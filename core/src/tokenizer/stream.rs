@@ -25,10 +25,10 @@ impl StreamDecoder {
     pub fn new(tokenizer: Arc<Tokenizer>) -> Self {
         // Room for the longest token plus an incomplete character, so pushing never
         // reallocates.
-        let longest = tokenizer.pieces.iter().map(Vec::len).max().unwrap_or(0);
+        let capacity = tokenizer.longest_piece + 4;
         Self {
             tokenizer,
-            pending: Vec::with_capacity(longest + 4),
+            pending: Vec::with_capacity(capacity),
             lossy: false,
         }
     }
