@@ -110,6 +110,7 @@ pub mod sampler;
 mod session;
 pub mod tensor_names;
 pub mod tokenizer;
+pub mod vision;
 
 pub use error::{Error, ErrorKind, Result};
 pub use generate::{CancelHandle, Completion, GenerateOptions, Piece, Stats, StopReason};
