@@ -100,6 +100,10 @@ pub enum Error {
     /// The worker threads could not be started.
     #[error("cannot start worker threads: {0}")]
     ThreadPool(String),
+    /// An image or camera frame that cannot be read: empty, truncated or corrupt, planes
+    /// that disagree with their strides, or larger than the pixel budget.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
 }
 
 /// The class of an [`Error`], with stable numeric codes for foreign callers: the C ABI
@@ -138,6 +142,8 @@ pub enum ErrorKind {
     CorruptSession = 14,
     /// Threads could not be started, or another failure of the runtime itself.
     Internal = 15,
+    /// An image or camera frame is empty, corrupt, misdescribed or over budget.
+    InvalidImage = 16,
 }
 
 impl ErrorKind {
@@ -164,11 +170,12 @@ impl ErrorKind {
             ErrorKind::SessionMismatch => "session_mismatch",
             ErrorKind::CorruptSession => "corrupt_session",
             ErrorKind::Internal => "internal",
+            ErrorKind::InvalidImage => "invalid_image",
         }
     }
 
     /// Every kind, in code order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Io,
         ErrorKind::InvalidGguf,
         ErrorKind::Unsupported,
@@ -184,6 +191,7 @@ impl ErrorKind {
         ErrorKind::SessionMismatch,
         ErrorKind::CorruptSession,
         ErrorKind::Internal,
+        ErrorKind::InvalidImage,
     ];
 
     /// The kind with this code, if any.
@@ -220,6 +228,7 @@ impl Error {
             Error::CorruptSession(_) => ErrorKind::CorruptSession,
             Error::Io(_) => ErrorKind::Io,
             Error::ThreadPool(_) => ErrorKind::Internal,
+            Error::InvalidImage(_) => ErrorKind::InvalidImage,
         }
     }
 }

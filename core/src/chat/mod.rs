@@ -48,22 +48,86 @@ pub enum ChatError {
 /// Result type of the chat module.
 pub type Result<T, E = ChatError> = std::result::Result<T, E>;
 
-/// One message of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One part of a message: text, or an image (encoded, ready to take its positions).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContentPart {
+    /// Text.
+    Text(String),
+    /// An image's projected embeddings; the template renders it as an image marker
+    /// (`{"type": "image"}` in transformers' convention) that
+    /// [`crate::vision::Prompt`] replaces with the image's tokens and rows.
+    Image(std::sync::Arc<crate::vision::ImageEmbeddings>),
+}
+
+/// One message of a conversation: a role and parts (text, images).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChatMessage {
     /// `system`, `user`, `assistant`, `tool`, …
     pub role: String,
-    /// The message text.
-    pub content: String,
+    /// The message's parts, in order.
+    pub parts: Vec<ContentPart>,
 }
 
 impl ChatMessage {
-    /// A message with `role` and `content`.
+    /// A text message with `role` and `content`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             role: role.into(),
-            content: content.into(),
+            parts: vec![ContentPart::Text(content.into())],
         }
+    }
+
+    /// A message showing `image` and then saying `text` (the usual way to ask about a
+    /// picture).
+    pub fn with_image(
+        role: impl Into<String>,
+        image: std::sync::Arc<crate::vision::ImageEmbeddings>,
+        text: impl Into<String>,
+    ) -> Self {
+        Self {
+            role: role.into(),
+            parts: vec![ContentPart::Image(image), ContentPart::Text(text.into())],
+        }
+    }
+
+    /// The text parts, joined.
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Text(t) => Some(t.as_str()),
+                ContentPart::Image(_) => None,
+            })
+            .collect()
+    }
+
+    /// The images, in order.
+    pub fn images(&self) -> impl Iterator<Item = &std::sync::Arc<crate::vision::ImageEmbeddings>> {
+        self.parts.iter().filter_map(|p| match p {
+            ContentPart::Image(i) => Some(i),
+            ContentPart::Text(_) => None,
+        })
+    }
+
+    /// The value a template sees as `content`: a string for a text-only message (what every
+    /// template expects), else a list of `{"type": "image"}` / `{"type": "text", "text": …}`
+    /// parts as transformers passes them.
+    fn content_value(&self) -> Value {
+        if let [ContentPart::Text(t)] = self.parts.as_slice() {
+            return Value::from(t.as_str());
+        }
+        let parts: Vec<Value> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                ContentPart::Text(t) => Value::from_pairs([
+                    ("type", Value::from("text")),
+                    ("text", Value::from(t.as_str())),
+                ]),
+                ContentPart::Image(_) => Value::from_pairs([("type", Value::from("image"))]),
+            })
+            .collect();
+        Value::from(parts)
     }
 }
 
@@ -147,7 +211,7 @@ impl ChatTemplate {
             .map(|m| {
                 Value::from_pairs([
                     ("role", Value::from(m.role.as_str())),
-                    ("content", Value::from(m.content.as_str())),
+                    ("content", m.content_value()),
                 ])
             })
             .collect();

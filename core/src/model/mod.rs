@@ -7,7 +7,7 @@ mod ffn;
 mod hparams;
 mod llama;
 mod llama4;
-mod weights;
+pub(crate) mod weights;
 
 use std::fs::File;
 use std::path::Path;
@@ -76,7 +76,7 @@ pub(crate) enum Architecture {
 pub struct Model {
     file: GgufFile,
     arch: Architecture,
-    pool: ThreadPool,
+    pool: Arc<ThreadPool>,
     /// The tokenizer, or why it could not be built (reported when text is used).
     tokenizer: std::result::Result<Arc<Tokenizer>, Arc<TokenizerError>>,
     /// The compiled chat template, or why there is none.
@@ -126,7 +126,7 @@ impl Model {
             "llama4" => Architecture::Llama4(Llama4::load(&file)?),
             _ => return Err(Error::UnknownArchitecture(name)),
         };
-        let pool = ThreadPool::new(opts.n_threads, opts.idle_spin)?;
+        let pool = Arc::new(ThreadPool::new(opts.n_threads, opts.idle_spin)?);
         let tokenizer = Tokenizer::from_gguf(file.metadata())
             .map(Arc::new)
             .map_err(Arc::new);
@@ -205,6 +205,11 @@ impl Model {
     /// Worker threads.
     pub fn n_threads(&self) -> usize {
         self.pool.n_threads()
+    }
+
+    /// The worker threads, for a companion model (an image encoder) to share.
+    pub(crate) fn pool_handle(&self) -> Arc<ThreadPool> {
+        self.pool.clone()
     }
 
     /// `general.architecture`: `"llama"` or `"llama4"`.

@@ -115,7 +115,7 @@ impl<'a> ImageView<'a> {
     /// may end right after its pixels).
     ///
     /// # Errors
-    /// [`crate::ErrorKind::InvalidArgument`] for a zero or oversized side, a stride shorter
+    /// [`crate::ErrorKind::InvalidImage`] for a zero or oversized side, a stride shorter
     /// than a row, or a buffer too short for the rows.
     pub fn new(
         data: &'a [u8],
@@ -125,27 +125,27 @@ impl<'a> ImageView<'a> {
         layout: PixelLayout,
     ) -> Result<Self> {
         if width == 0 || height == 0 {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::InvalidImage(format!(
                 "image is empty ({width}×{height})"
             )));
         }
         if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::InvalidImage(format!(
                 "image {width}×{height} exceeds the largest side, {MAX_IMAGE_SIDE}"
             )));
         }
         let row_bytes = width * layout.bytes_per_pixel();
         if row_stride < row_bytes {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::InvalidImage(format!(
                 "row stride {row_stride} is shorter than a row of {width} {layout:?} pixels ({row_bytes} bytes)"
             )));
         }
         let needed = (height - 1)
             .checked_mul(row_stride)
             .and_then(|b| b.checked_add(row_bytes))
-            .ok_or_else(|| Error::InvalidArgument("image size overflows".into()))?;
+            .ok_or_else(|| Error::InvalidImage("image size overflows".into()))?;
         if data.len() < needed {
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::InvalidImage(format!(
                 "image buffer holds {} bytes; {width}×{height} {layout:?} with row stride {row_stride} needs {needed}",
                 data.len()
             )));
