@@ -232,15 +232,16 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Reads a little-endian float32 NumPy `.npy` file (format 1.0, C order): (shape, data).
-pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+/// Reads a NumPy `.npy` file (format 1.0, C order) whose dtype descriptor is `descr`
+/// (`"<f4"`, `"|u1"`): (shape, data bytes).
+pub fn read_npy_raw(path: &Path, descr: &str) -> (Vec<usize>, Vec<u8>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(&bytes[..6], b"\x93NUMPY", "{} is not .npy", path.display());
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("ASCII header");
     assert!(
-        header.contains("'<f4'"),
-        "{}: not float32: {header}",
+        header.contains(&format!("'{descr}'")),
+        "{}: not {descr}: {header}",
         path.display()
     );
     assert!(header.contains("'fortran_order': False"), "{header}");
@@ -255,7 +256,13 @@ pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().expect("dim"))
         .collect();
-    let data: Vec<f32> = bytes[10 + header_len..]
+    (shape, bytes[10 + header_len..].to_vec())
+}
+
+/// Reads a little-endian float32 NumPy `.npy` file (format 1.0, C order): (shape, data).
+pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let (shape, bytes) = read_npy_raw(path, "<f4");
+    let data: Vec<f32> = bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
@@ -265,6 +272,13 @@ pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
         "{}",
         path.display()
     );
+    (shape, data)
+}
+
+/// Reads a uint8 NumPy `.npy` file: (shape, data).
+pub fn read_npy_u8(path: &Path) -> (Vec<usize>, Vec<u8>) {
+    let (shape, data) = read_npy_raw(path, "|u1");
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}", path.display());
     (shape, data)
 }
 

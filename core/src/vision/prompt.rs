@@ -106,7 +106,8 @@ impl Prompt {
         Self::from_text(model, &rendered, images)
     }
 
-    /// Tokenizes `text` (special tokens parsed, no BOS added) and expands the `i`-th
+    /// Tokenizes `text` (special tokens parsed; BOS added when the vocabulary asks for it and
+    /// `text` does not start with it) and expands the `i`-th
     /// [`IMAGE_MARKER`] into `images[i]`.
     pub fn from_text(model: &Model, text: &str, images: Vec<Arc<ImageEmbeddings>>) -> Result<Self> {
         let segments: Vec<&str> = if images.is_empty() {
@@ -136,10 +137,19 @@ impl Prompt {
         } else {
             Some(ImageTokens::of(model)?)
         };
+        // BOS as `fennec chat` adds it: when the vocabulary asks for one and the template
+        // did not write it.
+        let tokenizer = model.tokenizer()?;
+        let bos_in_text = tokenizer
+            .bos()
+            .and_then(|b| tokenizer.token_text(b).ok())
+            .is_some_and(|b| text.starts_with(b));
+        let mut add_bos = tokenizer.add_bos_token() && !bos_in_text;
         let mut pieces = Vec::new();
         for (i, seg) in segments.iter().enumerate() {
-            if !seg.is_empty() {
-                pieces.push(Piece::Tokens(model.encode(seg, false, true)?));
+            if !seg.is_empty() || add_bos {
+                pieces.push(Piece::Tokens(tokenizer.encode(seg, add_bos, true)?));
+                add_bos = false;
             }
             if let (Some(ids), Some(img)) = (ids, images.get(i)) {
                 expand_image(&mut pieces, ids, i, img);
