@@ -1,0 +1,167 @@
+//! The Llama 4 vision path against transformers on a tiny random
+//! `Llama4ForConditionalGeneration` (made and converted with llama.cpp's converter by
+//! `tests/fixtures/llama4_vision/make_tiny_vision.py`): projected image embeddings, the
+//! fused prompt's ids, text logits with the image in the prompt, and greedy generation.
+
+use std::sync::Arc;
+
+use fennec_core::chat::ChatMessage;
+use fennec_core::vision::{ImageView, PixelLayout, Prompt, VisionModel};
+use fennec_core::{
+    CancelHandle, ErrorKind, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions,
+};
+use fennec_tests::{fixture, read_npy_f32};
+use serde_json::Value as Json;
+
+fn path(rel: &str) -> std::path::PathBuf {
+    fixture(&format!("llama4_vision/{rel}"))
+}
+
+fn golden(name: &str) -> Json {
+    serde_json::from_slice(&std::fs::read(path(&format!("goldens/{name}.json"))).unwrap()).unwrap()
+}
+
+fn text_model() -> Arc<Model> {
+    Model::load(path("models/tiny.f32.gguf"), &LoadOptions::with_threads(2)).unwrap()
+}
+
+fn decode(rel: &str) -> (Vec<u8>, usize, usize, PixelLayout) {
+    let img = image::open(path(rel)).unwrap();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    match img {
+        image::DynamicImage::ImageRgba8(b) => (b.into_raw(), w, h, PixelLayout::Rgba8),
+        other => (other.to_rgb8().into_raw(), w, h, PixelLayout::Rgb8),
+    }
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn embed(vision: &VisionModel, name: &str) -> fennec_core::vision::ImageEmbeddings {
+    let meta = golden(name);
+    let (bytes, w, h, layout) = decode(meta["image"].as_str().unwrap());
+    let view = ImageView::packed(&bytes, w, h, layout).unwrap();
+    let pixels = vision.preprocess(&view).unwrap();
+    vision.encode(&pixels, &CancelHandle::new()).unwrap()
+}
+
+const IMAGES: [&str; 6] = ["one_tile", "square", "four_tiles", "tiny", "wide", "tall"];
+
+#[test]
+fn projected_embeddings_equal_transformers() {
+    let model = text_model();
+    for (file, tol) in [
+        ("mmproj-tiny.f32.gguf", 1e-5f32),
+        ("mmproj-tiny.f16.gguf", 2e-3),
+    ] {
+        let vision = VisionModel::load_for(path(&format!("models/{file}")), &model).unwrap();
+        for name in IMAGES {
+            let emb = embed(&vision, name);
+            let (shape, want) = read_npy_f32(&path(&format!("goldens/{name}.embeddings.npy")));
+            assert_eq!(shape, [emb.n_rows(), emb.n_embd], "{file} {name}");
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = max_diff(&emb.data, &want);
+            eprintln!("{file} {name}: max |diff| {diff:.2e} (max |value| {scale:.2})");
+            assert!(diff < tol, "{file} {name}: max |diff| {diff}");
+        }
+    }
+}
+
+#[test]
+fn fused_prompt_ids_logits_and_greedy_equal_transformers() {
+    let model = text_model();
+    let vision = VisionModel::load_for(path("models/mmproj-tiny.f32.gguf"), &model).unwrap();
+    for name in ["one_tile", "four_tiles", "wide"] {
+        let meta = golden(name);
+        let image = Arc::new(embed(&vision, name));
+        let question = meta["messages"][0]["content"][1]["text"].as_str().unwrap();
+        let chat = [ChatMessage::with_image("user", image, question)];
+        let prompt = Prompt::from_chat(&model, &chat, true).unwrap();
+        let want_ids: Vec<u32> = meta["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(prompt.token_ids(), want_ids, "{name}: prompt ids");
+
+        let n_ctx = prompt.len() + 32;
+        let opts = SessionOptions {
+            n_ctx,
+            kv_type: KvType::F32,
+            n_ubatch: 16,
+        };
+        let mut session = Session::new(model.clone(), opts).unwrap();
+        let logits = session
+            .eval(&prompt.inputs(), Logits::All)
+            .unwrap()
+            .to_vec();
+        let (shape, want) = read_npy_f32(&path(&format!("goldens/{name}.logits.npy")));
+        assert_eq!(shape, [prompt.len(), model.n_vocab()], "{name}");
+        let diff = max_diff(&logits, &want);
+        eprintln!(
+            "{name}: logits max |diff| {diff:.2e} over {} positions",
+            prompt.len()
+        );
+        assert!(diff < 1e-4, "{name}: logits max |diff| {diff}");
+
+        // Greedy, no end-of-generation stop, as transformers' generate(do_sample=False).
+        let expected: Vec<u32> = meta["greedy"]["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let mut last = logits[logits.len() - model.n_vocab()..].to_vec();
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            let next = argmax(&last);
+            got.push(next);
+            last = session
+                .eval(&[Input::Tokens(&[next])], Logits::Last)
+                .unwrap()
+                .to_vec();
+        }
+        assert_eq!(got, expected, "{name}: greedy tokens");
+    }
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+        .0 as u32
+}
+
+#[test]
+fn an_mmproj_for_another_model_is_refused() {
+    let model = text_model();
+    let err = VisionModel::load_for(path("models/mmproj-other.f32.gguf"), &model).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidModel);
+    assert!(err.to_string().contains("another model"), "{err}");
+    // A text GGUF given as the mmproj, and an mmproj given as the text model.
+    let err = VisionModel::load(path("models/tiny.f32.gguf"), &LoadOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    let err =
+        Model::load(path("models/mmproj-tiny.f32.gguf"), &LoadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("clip"), "{err}");
+}
+
+#[test]
+fn cancelling_the_encoder_returns_cancelled() {
+    let model = text_model();
+    let vision = VisionModel::load_for(path("models/mmproj-tiny.f32.gguf"), &model).unwrap();
+    let (bytes, w, h, layout) = decode("images/wide.png");
+    let pixels = vision
+        .preprocess(&ImageView::packed(&bytes, w, h, layout).unwrap())
+        .unwrap();
+    let cancel = CancelHandle::new();
+    cancel.cancel();
+    let err = vision.encode(&pixels, &cancel).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+}
