@@ -278,7 +278,12 @@ pub fn read_npy_f32(path: &Path) -> (Vec<usize>, Vec<f32>) {
 /// Reads a uint8 NumPy `.npy` file: (shape, data).
 pub fn read_npy_u8(path: &Path) -> (Vec<usize>, Vec<u8>) {
     let (shape, data) = read_npy_raw(path, "|u1");
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}", path.display());
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "{}",
+        path.display()
+    );
     (shape, data)
 }
 

@@ -62,7 +62,13 @@ fn compare(px: &PixelTensor, want: &[u8], table: &[f32]) -> (usize, usize) {
 fn tiles_equal_transformers_for_every_test_image() {
     let table = value_of_byte();
     for name in [
-        "one_tile", "square", "four_tiles", "tiny", "wide", "tall", "large",
+        "one_tile",
+        "square",
+        "four_tiles",
+        "tiny",
+        "wide",
+        "tall",
+        "large",
     ] {
         let meta = golden_json(name);
         let (bytes, w, h, layout) = decode(meta["image"].as_str().unwrap());
@@ -73,17 +79,29 @@ fn tiles_equal_transformers_for_every_test_image() {
             meta["grid"]["cols"].as_u64().unwrap() as usize,
         );
         assert_eq!(px.grid, grid, "{name}: grid");
-        assert_eq!(px.has_global, meta["has_global_tile"].as_bool().unwrap(), "{name}");
+        assert_eq!(
+            px.has_global,
+            meta["has_global_tile"].as_bool().unwrap(),
+            "{name}"
+        );
         let resized = (
             meta["resized"]["width"].as_u64().unwrap() as usize,
             meta["resized"]["height"].as_u64().unwrap() as usize,
         );
         assert_eq!(px.resized, resized, "{name}: resized size");
-        let (shape, want) = read_npy_u8(&fixture(&format!("llama4_vision/goldens/{name}.pixels.npy")));
+        let (shape, want) = read_npy_u8(&fixture(&format!(
+            "llama4_vision/goldens/{name}.pixels.npy"
+        )));
         assert_eq!(shape[0], px.n_tiles(), "{name}: tiles");
         let (bad, worst) = compare(&px, &want, &table);
-        println!("{name}: {} tiles, {bad} values differ (worst {worst} byte steps)", px.n_tiles());
-        assert_eq!(bad, 0, "{name}: {bad} pixel values differ from transformers (worst by {worst})");
+        println!(
+            "{name}: {} tiles, {bad} values differ (worst {worst} byte steps)",
+            px.n_tiles()
+        );
+        assert_eq!(
+            bad, 0,
+            "{name}: {bad} pixel values differ from transformers (worst by {worst})"
+        );
     }
 }
 
@@ -93,7 +111,11 @@ fn synthetic(w: usize, h: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         for x in 0..w {
-            v.extend_from_slice(&[((7 * x + 3 * y) % 256) as u8, ((x * y) % 256) as u8, ((x + 2 * y) % 256) as u8]);
+            v.extend_from_slice(&[
+                ((7 * x + 3 * y) % 256) as u8,
+                ((x * y) % 256) as u8,
+                ((x + 2 * y) % 256) as u8,
+            ]);
         }
     }
     v
@@ -104,7 +126,10 @@ fn scout_sized_tiles_equal_transformers_samples() {
     let table = value_of_byte();
     let golden = golden_json("scout_preprocess");
     for case in golden["cases"].as_array().unwrap() {
-        let (w, h) = (case["width"].as_u64().unwrap() as usize, case["height"].as_u64().unwrap() as usize);
+        let (w, h) = (
+            case["width"].as_u64().unwrap() as usize,
+            case["height"].as_u64().unwrap() as usize,
+        );
         let bytes = synthetic(w, h);
         let view = ImageView::packed(&bytes, w, h, PixelLayout::Rgb8).unwrap();
         let px = preprocess(&view, &PreprocessOptions::default()).unwrap();
@@ -113,7 +138,11 @@ fn scout_sized_tiles_equal_transformers_samples() {
             case["grid"]["cols"].as_u64().unwrap() as usize,
         );
         assert_eq!(px.grid, grid, "{w}×{h}: grid");
-        assert_eq!(px.data.len(), case["flat_len"].as_u64().unwrap() as usize, "{w}×{h}");
+        assert_eq!(
+            px.data.len(),
+            case["flat_len"].as_u64().unwrap() as usize,
+            "{w}×{h}"
+        );
         let stride = case["stride"].as_u64().unwrap() as usize;
         let mut bad = 0;
         for (i, s) in case["samples"].as_array().unwrap().iter().enumerate() {
@@ -124,4 +153,35 @@ fn scout_sized_tiles_equal_transformers_samples() {
         }
         assert_eq!(bad, 0, "{w}×{h}: {bad} sampled values differ");
     }
+}
+
+/// Grid and resized size for every size of a 46 × 46 sweep at 84- and 336-pixel tiles, plus 28
+/// whose size depends on transformers computing some ratios in float32.
+#[test]
+fn grid_and_resize_plan_equal_transformers_over_a_size_sweep() {
+    let table = golden_json("grid_table");
+    let mut checked = 0;
+    for (tile, rows) in table["tiles"].as_object().unwrap() {
+        let opts = PreprocessOptions {
+            tile_size: tile.parse().unwrap(),
+            ..PreprocessOptions::default()
+        };
+        for row in rows.as_array().unwrap() {
+            let v: Vec<usize> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect();
+            let (w, h) = (v[0], v[1]);
+            let plan = fennec_core::vision::plan(w, h, &opts);
+            assert_eq!(
+                (plan.grid, plan.resized),
+                ((v[2], v[3]), (v[5], v[4])),
+                "{w}×{h} at tile {tile}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4_000, "only {checked} sizes in the table");
 }

@@ -37,7 +37,7 @@ pub use cache::EmbeddingCache;
 pub use encode::ImageEmbeddings;
 pub use image::{ImageView, PixelLayout, Rect, Rotation, MAX_IMAGE_SIDE};
 pub use model::{VisionHparams, VisionModel};
-pub use preprocess::{best_grid, preprocess, PixelTensor, PreprocessOptions};
+pub use preprocess::{best_grid, plan, preprocess, PixelTensor, Plan, PreprocessOptions};
 pub use prompt::{ImageTokens, Prompt, IMAGE_MARKER};
 
 impl VisionModel {

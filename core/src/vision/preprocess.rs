@@ -165,6 +165,44 @@ pub fn best_grid(width: usize, height: usize, tile: usize, max_tiles: usize) -> 
     best.map_or((1, 1), |(_, g)| g)
 }
 
+/// How an image of a given size is cut: known before touching a pixel, e.g. to budget the
+/// tokens an image will take (`tiles × tokens_per_tile` plus separators).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Rows and columns of the tile grid.
+    pub grid: (usize, usize),
+    /// Size `(width, height)` the image is resized to before padding to the grid.
+    pub resized: (usize, usize),
+    /// Whether a global tile follows the grid.
+    pub has_global: bool,
+}
+
+/// The [`Plan`] for a `width × height` image (both at least 1).
+pub fn plan(width: usize, height: usize, opts: &PreprocessOptions) -> Plan {
+    let (width, height, tile) = (width.max(1), height.max(1), opts.tile_size.max(1));
+    let grid = best_grid(width, height, tile, opts.max_tiles);
+    let (canvas_w, canvas_h) = (grid.1 * tile, grid.0 * tile);
+    // Never upscale past one tile (Python's min keeps the first of equals: the image side).
+    let box_side = |side: usize, canvas: usize| {
+        let side = side.max(tile);
+        if canvas < side {
+            (canvas, true)
+        } else {
+            (side, false)
+        }
+    };
+    let resized = fit_without_distortion(
+        (width, height),
+        box_side(width, canvas_w),
+        box_side(height, canvas_h),
+    );
+    Plan {
+        grid,
+        resized,
+        has_global: grid.0 * grid.1 > 1,
+    }
+}
+
 /// Preprocesses `image` into tiles as transformers does for Llama 4.
 ///
 /// # Errors
@@ -185,13 +223,11 @@ pub fn preprocess(image: &ImageView<'_>, opts: &PreprocessOptions) -> Result<Pix
             opts.max_pixels
         )));
     }
-    let grid = best_grid(width, height, tile, opts.max_tiles);
-    let (canvas_w, canvas_h) = (grid.1 * tile, grid.0 * tile);
-    // Never upscale past one tile.
-    let box_h = height.max(tile).min(canvas_h);
-    let box_w = width.max(tile).min(canvas_w);
-    let (new_w, new_h) = fit_without_distortion(width, height, box_w, box_h);
-    let has_global = grid.0 * grid.1 > 1;
+    let Plan {
+        grid,
+        resized: (new_w, new_h),
+        has_global,
+    } = plan(width, height, opts);
     let n_tiles = grid.0 * grid.1 + usize::from(has_global);
     let tile_len = 3 * tile * tile;
     let mut data = try_vec(n_tiles * tile_len, 0.0f32, "image tiles")?;
@@ -240,14 +276,40 @@ pub fn preprocess(image: &ImageView<'_>, opts: &PreprocessOptions) -> Result<Pix
 }
 
 /// The largest size with the image's aspect ratio inside `box_w × box_h` (transformers'
-/// `get_max_res_without_distortion`, at least 1×1).
-fn fit_without_distortion(w: usize, h: usize, box_w: usize, box_h: usize) -> (usize, usize) {
-    let scale_w = box_w as f64 / w as f64;
-    let scale_h = box_h as f64 / h as f64;
-    let (nw, nh) = if scale_w < scale_h {
-        (box_w, ((h as f64 * scale_w).floor() as usize).min(box_h))
+/// `get_max_res_without_distortion`, at least 1×1), in transformers' arithmetic: a box side
+/// that came from the canvas is a torch integer, so its scale, the comparison and the product
+/// are float32; a side that is a plain integer gives float64. Some sizes round differently
+/// either way (71×1704 at 84-pixel tiles), so the distinction matters.
+fn fit_without_distortion(
+    (w, h): (usize, usize),
+    (box_w, w_from_canvas): (usize, bool),
+    (box_h, h_from_canvas): (usize, bool),
+) -> (usize, usize) {
+    let scale = |side: usize, of: usize, f32_math: bool| {
+        if f32_math {
+            f64::from(side as f32 / of as f32)
+        } else {
+            side as f64 / of as f64
+        }
+    };
+    let scale_w = scale(box_w, w, w_from_canvas);
+    let scale_h = scale(box_h, h, h_from_canvas);
+    let w_narrower = if w_from_canvas || h_from_canvas {
+        (scale_w as f32) < (scale_h as f32)
     } else {
-        (((w as f64 * scale_h).floor() as usize).min(box_w), box_h)
+        scale_w < scale_h
+    };
+    let floor_times = |n: usize, s: f64, f32_math: bool| {
+        if f32_math {
+            (n as f32 * s as f32).floor() as usize
+        } else {
+            (n as f64 * s).floor() as usize
+        }
+    };
+    let (nw, nh) = if w_narrower {
+        (box_w, floor_times(h, scale_w, w_from_canvas).min(box_h))
+    } else {
+        (floor_times(w, scale_h, h_from_canvas).min(box_w), box_h)
     };
     (nw.max(1), nh.max(1))
 }
