@@ -185,3 +185,28 @@ fn grid_and_resize_plan_equal_transformers_over_a_size_sweep() {
     }
     assert!(checked >= 4_000, "only {checked} sizes in the table");
 }
+
+/// RGBA composited on white, as Meta's reference does (transformers drops alpha instead):
+/// every composited byte equals PIL's `alpha_composite` onto white, and the tiles equal the
+/// processor's output for that composited image.
+#[test]
+fn rgba_is_composited_on_white_like_meta() {
+    let (bytes, w, h, layout) = decode("images/rgba.png");
+    assert_eq!(layout, PixelLayout::Rgba8);
+    let view = ImageView::packed(&bytes, w, h, layout).unwrap();
+    let (shape, want) = read_npy_u8(&fixture("llama4_vision/goldens/rgba_on_white.composited.npy"));
+    assert_eq!(shape, [h, w, 3]);
+    let mut bad = 0;
+    for y in 0..h {
+        for x in 0..w {
+            if view.rgb(x, y)[..] != want[(y * w + x) * 3..][..3] {
+                bad += 1;
+            }
+        }
+    }
+    assert_eq!(bad, 0, "{bad} composited pixels differ from PIL");
+    let px = preprocess(&view, &tiny_options()).unwrap();
+    let (_, want) = read_npy_u8(&fixture("llama4_vision/goldens/rgba_on_white.pixels.npy"));
+    let (bad, worst) = compare(&px, &want, &value_of_byte());
+    assert_eq!(bad, 0, "{bad} values differ (worst {worst})");
+}
