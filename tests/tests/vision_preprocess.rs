@@ -194,7 +194,9 @@ fn rgba_is_composited_on_white_like_meta() {
     let (bytes, w, h, layout) = decode("images/rgba.png");
     assert_eq!(layout, PixelLayout::Rgba8);
     let view = ImageView::packed(&bytes, w, h, layout).unwrap();
-    let (shape, want) = read_npy_u8(&fixture("llama4_vision/goldens/rgba_on_white.composited.npy"));
+    let (shape, want) = read_npy_u8(&fixture(
+        "llama4_vision/goldens/rgba_on_white.composited.npy",
+    ));
     assert_eq!(shape, [h, w, 3]);
     let mut bad = 0;
     for y in 0..h {

@@ -160,8 +160,53 @@ fn cancelling_the_encoder_returns_cancelled() {
     let pixels = vision
         .preprocess(&ImageView::packed(&bytes, w, h, layout).unwrap())
         .unwrap();
+    assert_eq!(pixels.n_tiles(), 10);
+    // Cancelled before it starts.
     let cancel = CancelHandle::new();
     cancel.cancel();
     let err = vision.encode(&pixels, &cancel).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
+    // Cancelled while encoding: after the first tile, the second stops at its first block.
+    let cancel = CancelHandle::new();
+    let mut tiles_done = 0;
+    let err = vision
+        .encode_with_progress(&pixels, &cancel, &mut |done, _| {
+            tiles_done = done;
+            cancel.cancel();
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert_eq!(tiles_done, 1);
+}
+
+#[test]
+fn cancelling_the_image_prefill_stops_at_the_next_micro_batch() {
+    let model = text_model();
+    let vision = VisionModel::load_for(path("models/mmproj-tiny.f32.gguf"), &model).unwrap();
+    let (bytes, w, h, layout) = decode("images/wide.png");
+    let pixels = vision
+        .preprocess(&ImageView::packed(&bytes, w, h, layout).unwrap())
+        .unwrap();
+    let image = Arc::new(vision.encode(&pixels, &CancelHandle::new()).unwrap());
+    let chat = [ChatMessage::with_image("user", image, "What is it?")];
+    let prompt = Prompt::from_chat(&model, &chat, true).unwrap();
+    let opts = SessionOptions {
+        n_ctx: 256,
+        kv_type: KvType::F32,
+        n_ubatch: 16,
+    };
+    let mut session = Session::new(model.clone(), opts).unwrap();
+    let cancel = CancelHandle::new();
+    let err = session
+        .eval_with_progress(&prompt.inputs(), Logits::Last, &cancel, &mut |done, _| {
+            if done >= 16 {
+                cancel.cancel();
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, fennec_core::Error::Cancelled { evaluated: 16 }),
+        "{err}"
+    );
+    assert_eq!(session.n_past(), 16);
 }
