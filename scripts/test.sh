@@ -74,7 +74,7 @@ stage test cargo test --workspace --no-fail-fast
 if [ -x scripts/test-aarch64.sh ]; then
   stage test-aarch64 scripts/test-aarch64.sh
 fi
-for target in gguf_parse model_load session_restore; do
+for target in gguf_parse model_load session_restore mmproj_load; do
   stage "fuzz-$target" fuzz_target "$target"
 done
 

@@ -151,6 +151,12 @@ impl VisionModel {
         Self::from_gguf(GgufFile::open(path)?, pool)
     }
 
+    /// Builds a vision model from an already opened mmproj file, with its own worker threads.
+    pub fn from_file(file: GgufFile, opts: &LoadOptions) -> Result<Arc<Self>> {
+        let pool = Arc::new(ThreadPool::new(opts.n_threads, opts.idle_spin)?);
+        Self::from_gguf(file, pool)
+    }
+
     /// Loads the mmproj at `path` to pair with `text`: sharing its worker threads, and
     /// refusing a projector whose output width is not `text`'s embedding width or a text
     /// model without Llama 4's image tokens.
