@@ -40,7 +40,9 @@ enum Command {
     Bench(measure::BenchArgs),
     /// Write the float32 logits of every position of a prompt as a .npy file.
     Logits(logits::LogitsArgs),
-    /// Write a GGUF with a real model's exact layout and random weights (size/speed tests).
+    /// Write a GGUF with a real model's exact layout and random weights (size/speed tests);
+    /// --mmproj writes its vision tower and projector.
+    #[command(after_help = synth::AFTER_HELP)]
     Synth(synth::SynthArgs),
 }
 

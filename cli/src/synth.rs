@@ -6,6 +6,24 @@
 //! §3.3). Weights come from a small pool of quantized random rows per (type, row length),
 //! written row by row in a seeded random order through the writer's streaming API, so a
 //! 60 GB file is written with a few MB of memory.
+//!
+//! The text file's vocabulary has the real size with Llama 4's special tokens at their real
+//! ids (spec §4.3: `<|begin_of_text|>` 200000 … `<|image_start|>` 200080, `<|image|>` 200090,
+//! `<|patch|>` 200092 …) and carries the chat template transformers' `Llama4Processor`
+//! ships, which renders content given as a string or as a list of `{"type": "image"}` /
+//! `{"type": "text", "text": …}` parts (an image part becomes `<|image|>`).
+//!
+//! `--mmproj` writes the vision tower and projector instead (spec §1.2, §5.7): the mmproj
+//! GGUF llama.cpp's converter writes for Scout and Maverick (the same tower for both:
+//! 336-pixel tiles of 14-pixel patches, 34 blocks 1408 wide with 16 heads and an MLP of
+//! 5632, the 5632 → 4096 → 4096 adapter and the 4096 → 5120 projector), with
+//! `general.architecture = "clip"`. Its matmul weights take `--type` (default f16); rows of
+//! 1408 are not whole blocks of 256, so only types with blocks of 32 or less fit (q8_0, q4_0,
+//! q5_0, …, f16, bf16, f32; the converter writes f16, bf16, q8_0 or f32). As the converter
+//! does, `v.patch_embd.weight` is F16 in an f16 file and F32 otherwise, and biases, norms and
+//! the class and position embeddings are F32. The random weights are scaled by
+//! `1/sqrt(n_in)` (LayerNorm weights near 1, small biases), so that a forward pass through
+//! all 34 blocks stays finite and of moderate size.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,10 +40,22 @@ use fennec_core::tokenizer::byte_to_char;
 use fennec_quant::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Examples shown after `fennec synth --help`.
+pub const AFTER_HELP: &str = "\
+Examples:
+  fennec synth --arch llama4 --preset scout -o scout-q4_k.gguf
+  fennec synth --arch llama4 --preset maverick --sparse -o maverick-shape.gguf
+  fennec synth --arch llama4 --preset scout --mmproj -o mmproj-scout-f16.gguf
+  fennec synth --arch llama4 --preset scout --mmproj --type q8_0 -o mmproj-scout-q8_0.gguf
+
+--mmproj writes the vision tower and projector (the same for Scout and Maverick: 336-pixel \
+tiles, 14-pixel patches, 34 blocks 1408 wide, 16 heads, MLP 5632, adapter 5632 -> 4096 -> \
+4096, projector 4096 -> 5120) as llama.cpp's converter lays out an mmproj GGUF.";
+
 /// Architectures `fennec synth` knows.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Arch {
-    /// Meta Llama 4 (text model).
+    /// Meta Llama 4: the text model, or with --mmproj its vision tower and projector.
     Llama4,
 }
 
@@ -47,12 +77,18 @@ pub struct SynthArgs {
     /// Which model of the architecture.
     #[arg(long, value_enum)]
     preset: Preset,
-    /// Number of layers (default: the model's, 48).
+    /// Write the model's vision tower and projector (an mmproj GGUF, `general.architecture
+    /// = clip`) instead of the text model.
+    #[arg(long)]
+    mmproj: bool,
+    /// Number of layers (default: the model's: 48; with --mmproj, 34 vision blocks).
     #[arg(long)]
     layers: Option<u32>,
-    /// Type of every matmul weight (ggml name, e.g. q4_k, q8_0, f16, iq4_xs).
-    #[arg(long = "type", value_name = "TYPE", default_value = "q4_k")]
-    ty: String,
+    /// Type of every matmul weight (ggml name, e.g. q4_k, q8_0, f16, iq4_xs; default q4_k).
+    /// With --mmproj (default f16) only types whose blocks divide rows of 1408 fit: q8_0,
+    /// q4_0, q5_0, f16, bf16, f32, …; K-quants and IQ4_XS (blocks of 256) are refused.
+    #[arg(long = "type", value_name = "TYPE")]
+    ty: Option<String>,
     /// Write weights as holes: a shape-only sparse file, written instantly.
     #[arg(long)]
     sparse: bool,
@@ -63,12 +99,13 @@ pub struct SynthArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// Test knob: vocabulary size instead of the model's.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, conflicts_with = "mmproj")]
     vocab: Option<u64>,
     /// Test knob: expert count instead of the model's.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, conflicts_with = "mmproj")]
     experts: Option<u64>,
-    /// Test knob: embedding length instead of the model's.
+    /// Test knob: embedding length instead of the model's (with --mmproj: the projector's
+    /// output width, the text model's embedding length).
     #[arg(long, hide = true)]
     embd: Option<u64>,
 }
@@ -123,17 +160,18 @@ impl Llama4Shape {
     }
 }
 
-/// What a tensor holds, which decides its type and content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// RMSNorm weight: F32 near 1.
-    Norm,
+/// What a tensor is filled with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fill {
+    /// F32 values `1 + N(0, 0.02)`: RMSNorm and LayerNorm weights.
+    NearOne,
+    /// F32 values `N(0, sd)`: biases, the class and position embeddings.
+    Small { sd: f32 },
     /// `rope_freqs.weight`: F32 frequency divisors.
     RopeFreqs,
-    /// MoE router: F32 (never quantized by llama-quantize).
-    Router,
-    /// A matmul weight: the chosen type.
-    Weight,
+    /// Rows of `N(0, sd)` in the tensor's type, drawn from a pool; `hole`: written as zeros
+    /// (a hole of the sparse file) with `--sparse`.
+    Rows { sd: f32, hole: bool },
 }
 
 /// One tensor of the plan.
@@ -141,52 +179,216 @@ enum Kind {
 struct TensorPlan {
     name: String,
     dims: Vec<u64>,
-    kind: Kind,
+    ty: GgmlType,
+    fill: Fill,
 }
 
-/// The tensors of a Llama 4 text GGUF, in file order (spec §3.3).
-fn llama4_tensors(s: &Llama4Shape) -> Vec<TensorPlan> {
+impl TensorPlan {
+    /// Whether it is written as a hole of a sparse file.
+    fn is_hole(&self, sparse: bool) -> bool {
+        sparse && matches!(self.fill, Fill::Rows { hole: true, .. })
+    }
+
+    /// Bytes it streams from a row pool when written (what the progress bar counts).
+    fn streamed_bytes(&self, sparse: bool) -> u64 {
+        match self.fill {
+            Fill::Rows { .. } if !self.is_hole(sparse) => {
+                let rows: u64 = self.dims[1..].iter().product();
+                self.ty.row_bytes(self.dims[0]).unwrap_or(0) * rows
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// The tensors of a Llama 4 text GGUF with matmul weights of `ty`, in file order (spec §3.3).
+fn llama4_tensors(s: &Llama4Shape, ty: GgmlType) -> Vec<TensorPlan> {
     let mut out = Vec::new();
-    let mut add = |name: String, dims: &[u64], kind| {
+    let weight = Fill::Rows {
+        sd: WEIGHT_SD,
+        hole: true,
+    };
+    // MoE router: F32 (never quantized by llama-quantize), always real data.
+    let router = Fill::Rows {
+        sd: WEIGHT_SD,
+        hole: false,
+    };
+    let mut add = |name: String, dims: &[u64], fill| {
+        // Matmul weights (the tensors a sparse file leaves as holes) take `ty`; the rest F32.
+        let tensor_ty = if matches!(fill, Fill::Rows { hole: true, .. }) {
+            ty
+        } else {
+            GgmlType::F32
+        };
         out.push(TensorPlan {
             name,
             dims: dims.to_vec(),
-            kind,
+            ty: tensor_ty,
+            fill,
         })
     };
     let (d, q, kv) = (s.embd, s.heads * s.head_dim, s.kv_heads * s.head_dim);
     if s.rope_freqs {
-        add(ROPE_FREQS.into(), &[s.head_dim / 2], Kind::RopeFreqs);
+        add(ROPE_FREQS.into(), &[s.head_dim / 2], Fill::RopeFreqs);
     }
-    add(TOKEN_EMBD.into(), &[d, s.vocab], Kind::Weight);
+    add(TOKEN_EMBD.into(), &[d, s.vocab], weight);
     for il in 0..s.layers {
         let p = |t: &str| blk(il as usize, t);
-        add(p(ATTN_NORM), &[d], Kind::Norm);
-        add(p(ATTN_Q), &[d, q], Kind::Weight);
-        add(p(ATTN_K), &[d, kv], Kind::Weight);
-        add(p(ATTN_V), &[d, kv], Kind::Weight);
-        add(p(ATTN_OUTPUT), &[q, d], Kind::Weight);
-        add(p(FFN_NORM), &[d], Kind::Norm);
+        add(p(ATTN_NORM), &[d], Fill::NearOne);
+        add(p(ATTN_Q), &[d, q], weight);
+        add(p(ATTN_K), &[d, kv], weight);
+        add(p(ATTN_V), &[d, kv], weight);
+        add(p(ATTN_OUTPUT), &[q, d], weight);
+        add(p(FFN_NORM), &[d], Fill::NearOne);
         if s.is_moe(il) {
             let (f, e) = (s.ff_expert, s.experts);
-            add(p(FFN_GATE_INP), &[d, e], Kind::Router);
-            add(p(FFN_GATE_EXPS), &[d, f, e], Kind::Weight);
-            add(p(FFN_UP_EXPS), &[d, f, e], Kind::Weight);
-            add(p(FFN_DOWN_EXPS), &[f, d, e], Kind::Weight);
-            add(p(FFN_GATE_SHEXP), &[d, f], Kind::Weight);
-            add(p(FFN_UP_SHEXP), &[d, f], Kind::Weight);
-            add(p(FFN_DOWN_SHEXP), &[f, d], Kind::Weight);
+            add(p(FFN_GATE_INP), &[d, e], router);
+            add(p(FFN_GATE_EXPS), &[d, f, e], weight);
+            add(p(FFN_UP_EXPS), &[d, f, e], weight);
+            add(p(FFN_DOWN_EXPS), &[f, d, e], weight);
+            add(p(FFN_GATE_SHEXP), &[d, f], weight);
+            add(p(FFN_UP_SHEXP), &[d, f], weight);
+            add(p(FFN_DOWN_SHEXP), &[f, d], weight);
         } else {
             let f = s.ff_dense;
-            add(p(FFN_GATE), &[d, f], Kind::Weight);
-            add(p(FFN_UP), &[d, f], Kind::Weight);
-            add(p(FFN_DOWN), &[f, d], Kind::Weight);
+            add(p(FFN_GATE), &[d, f], weight);
+            add(p(FFN_UP), &[d, f], weight);
+            add(p(FFN_DOWN), &[f, d], weight);
         }
     }
-    add(OUTPUT_NORM.into(), &[d], Kind::Norm);
-    add(OUTPUT.into(), &[d, s.vocab], Kind::Weight);
+    add(OUTPUT_NORM.into(), &[d], Fill::NearOne);
+    add(OUTPUT.into(), &[d, s.vocab], weight);
     out
 }
+
+/// The hyper-parameters of a Llama 4 vision tower and projector (spec §1.2, §5.7).
+#[derive(Clone, Debug)]
+struct VisionShape {
+    name: &'static str,
+    /// Encoder blocks.
+    layers: u32,
+    image_size: u32,
+    patch_size: u32,
+    embd: u64,
+    ff: u64,
+    heads: u32,
+    eps: f32,
+    /// Pixel-shuffle merge per side (1 / pixel_shuffle_ratio).
+    merge: u32,
+    /// Width of the adapter MLP.
+    adapter: u64,
+    /// Width of the projected embeddings: the text model's `n_embd`.
+    projection: u64,
+}
+
+impl VisionShape {
+    /// The real tower: the same for Scout and Maverick.
+    fn preset(preset: Preset) -> Self {
+        Self {
+            name: match preset {
+                Preset::Scout => "Llama 4 Scout 17B 16E Instruct vision (synthetic)",
+                Preset::Maverick => "Llama 4 Maverick 17B 128E Instruct vision (synthetic)",
+            },
+            layers: 34,
+            image_size: 336,
+            patch_size: 14,
+            embd: 1408,
+            ff: 5632,
+            heads: 16,
+            eps: 1e-5,
+            merge: 2,
+            adapter: 4096,
+            projection: 5120,
+        }
+    }
+
+    /// Values of a flattened patch (`3·p·p`, 588).
+    fn patch_len(&self) -> u64 {
+        3 * u64::from(self.patch_size).pow(2)
+    }
+
+    /// Encoder positions: the patches and the class token (577).
+    fn positions(&self) -> u64 {
+        u64::from(self.image_size / self.patch_size).pow(2) + 1
+    }
+}
+
+/// Standard deviation that keeps a matmul over `n_in` inputs at the scale of its input.
+fn fan_in_sd(n_in: u64) -> f32 {
+    1.0 / (n_in as f32).sqrt()
+}
+
+/// The tensors of a Llama 4 mmproj GGUF with matmul weights of `ty` (spec §5.7), in the
+/// order of the forward pass.
+fn vision_tensors(s: &VisionShape, ty: GgmlType) -> Vec<TensorPlan> {
+    let mut out = Vec::new();
+    let mut add = |name: String, dims: &[u64], ty: GgmlType, fill: Fill| {
+        out.push(TensorPlan {
+            name,
+            dims: dims.to_vec(),
+            ty,
+            fill,
+        })
+    };
+    let f32 = GgmlType::F32;
+    let bias = Fill::Small { sd: WEIGHT_SD };
+    let matmul = |n_in: u64| Fill::Rows {
+        sd: fan_in_sd(n_in),
+        hole: true,
+    };
+    let (c, ff) = (s.embd, s.ff);
+    // The converter keeps the patch embedding F16 in an f16 file and F32 otherwise.
+    let patch_ty = if ty == GgmlType::F16 {
+        GgmlType::F16
+    } else {
+        GgmlType::F32
+    };
+    let patch = s.patch_len();
+    add(V_PATCH_EMBD.into(), &[patch, c], patch_ty, matmul(patch));
+    let embedding = Fill::Small { sd: fan_in_sd(c) };
+    add(V_CLASS_EMBD.into(), &[c], f32, embedding);
+    add(V_POSITION_EMBD.into(), &[c, s.positions()], f32, embedding);
+    add("v.pre_ln.weight".into(), &[c], f32, Fill::NearOne);
+    add("v.pre_ln.bias".into(), &[c], f32, bias);
+    for il in 0..s.layers {
+        let p = |t: &str| format!("v.blk.{il}.{t}");
+        add(p("ln1.weight"), &[c], f32, Fill::NearOne);
+        add(p("ln1.bias"), &[c], f32, bias);
+        for m in ["attn_q", "attn_k", "attn_v", "attn_out"] {
+            add(p(&format!("{m}.weight")), &[c, c], ty, matmul(c));
+            add(p(&format!("{m}.bias")), &[c], f32, bias);
+        }
+        add(p("ln2.weight"), &[c], f32, Fill::NearOne);
+        add(p("ln2.bias"), &[c], f32, bias);
+        add(p("ffn_up.weight"), &[c, ff], ty, matmul(c));
+        add(p("ffn_up.bias"), &[ff], f32, bias);
+        add(p("ffn_down.weight"), &[ff, c], ty, matmul(ff));
+        add(p("ffn_down.bias"), &[c], f32, bias);
+    }
+    add("v.post_ln.weight".into(), &[c], f32, Fill::NearOne);
+    add("v.post_ln.bias".into(), &[c], f32, bias);
+    let shuffled = c * u64::from(s.merge).pow(2);
+    let a = s.adapter;
+    add(
+        "mm.model.mlp.1.weight".into(),
+        &[shuffled, a],
+        ty,
+        matmul(shuffled),
+    );
+    add("mm.model.mlp.2.weight".into(), &[a, a], ty, matmul(a));
+    add(
+        "mm.model.fc.weight".into(),
+        &[a, s.projection],
+        ty,
+        matmul(a),
+    );
+    out
+}
+
+/// Names of vision tensors used in more than one place.
+const V_PATCH_EMBD: &str = "v.patch_embd.weight";
+const V_CLASS_EMBD: &str = "v.class_embd";
+const V_POSITION_EMBD: &str = "v.position_embd.weight";
 
 /// Scout-Instruct's `rope_freqs`: llama3 scaling with factor 16, low/high frequency factors 1
 /// and original context 8192 gives 1 for the 35 high-frequency pairs and 16 for the rest.
@@ -282,16 +484,15 @@ struct RowPool {
 }
 
 impl RowPool {
-    /// Rows of `n` values ~N(0, [`WEIGHT_SD`]) quantized to `ty`.
-    fn new(ty: GgmlType, n: usize, seed: u64) -> Result<Self> {
+    /// Rows of `n` values ~N(0, `sd`) quantized to `ty`.
+    fn new(ty: GgmlType, n: usize, sd: f32, seed: u64) -> Result<Self> {
         let row_bytes = fennec_quant::row_bytes(ty, n)?;
         let rows = (POOL_BYTES / row_bytes).clamp(MIN_POOL_ROWS, MAX_POOL_ROWS);
         let mut rng = seeded(seed ^ ((ty as u64) << 32) ^ n as u64);
         let mut data = vec![0u8; rows * row_bytes];
         let mut src = vec![0f32; n];
         for dst in data.chunks_mut(row_bytes) {
-            src.iter_mut()
-                .for_each(|x| *x = normal(&mut rng, WEIGHT_SD));
+            src.iter_mut().for_each(|x| *x = normal(&mut rng, sd));
             fennec_quant::quantize_row(ty, &src, dst)?;
         }
         Ok(Self {
@@ -344,37 +545,76 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// Llama 4's chat template, as transformers' `Llama4Processor` ships it (spec §4.4): the
+/// template of the real GGUF files. It renders a message's content given as a string or as a
+/// list of parts (`{"type": "image"}` → `<|image|>`, `{"type": "text", "text": …}` → the
+/// text); the chat goldens check Fennec's rendering of it against Python's jinja2.
+const LLAMA4_CHAT_TEMPLATE: &str = include_str!("../../tests/fixtures/chat/llama4.jinja");
+
+/// Llama 4's special tokens before the reserved ones (ids 200000 + i in the real vocabulary).
+const NAMED: [&str; 10] = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|header_start|>",
+    "<|header_end|>",
+    "<|eom|>",
+    "<|eot|>",
+    "<|step|>",
+];
+
+/// The text of Llama 4's special token `i` (id 200000 + i in the real vocabulary), in the
+/// order of Meta's tokenizer (spec §4.3): text, vision, reasoning, then reserved tokens.
+fn special_token(i: usize) -> String {
+    let reserved = |kind: &str, n: usize| format!("<|{kind}_reserved_special_token_{n}|>");
+    let named = match i {
+        0..=9 => NAMED[i],
+        10..=15 => return reserved("text_post_train", i - 10),
+        16 => "<|python_start|>",
+        17 => "<|python_end|>",
+        18 => "<|finetune_right_pad|>",
+        19..=79 => return reserved("text_post_train", i - 13),
+        80 => "<|image_start|>",
+        81 => "<|image_end|>",
+        82..=83 => return reserved("vision", i - 82),
+        84 => "<|tile_x_separator|>",
+        85 => "<|tile_y_separator|>",
+        86..=89 => return reserved("vision", i - 84),
+        90 => "<|image|>",
+        91 => return reserved("vision", 6),
+        92 => "<|patch|>",
+        93..=1133 => return reserved("vision", i - 86),
+        1134..=1141 => return reserved("reasoning", i - 1134),
+        1142 => "<|reasoning_thinking_start|>",
+        1143 => "<|reasoning_thinking_end|>",
+        _ => return format!("<|reserved_special_token_{}|>", i - 1144),
+    };
+    named.to_string()
+}
+
+/// Special tokens of the real vocabulary (ids 200000..202048).
+const N_SPECIAL: usize = 2048;
+
 /// A byte-level BPE vocabulary of the real size (no merges): the 256 byte tokens, filler
-/// tokens, and Llama 4's special tokens at the top as control tokens, so that tools that
-/// insist on a tokenizer (llama.cpp among them) load the file. Text through it is one
-/// token per byte; benchmarks feed token ids. Vocabularies too small for the byte tokens
-/// (test sizes) get none.
+/// tokens, and Llama 4's 2048 special tokens at the top as control tokens, at their real ids
+/// when the vocabulary has the real size (so `<|image|>` is 200090 and `<|patch|>` 200092),
+/// and Llama 4's chat template, so that tools that insist on a tokenizer (llama.cpp among
+/// them) load the file and chats with images render. Text through it is one token per byte;
+/// benchmarks feed token ids. Smaller vocabularies keep the first special tokens that fit;
+/// those too small for the byte tokens (test sizes) get no tokenizer.
 fn add_tokenizer(w: &mut GgufWriter<'static>, vocab: u64) -> Result<()> {
-    const NAMED: [&str; 10] = [
-        "<|begin_of_text|>",
-        "<|end_of_text|>",
-        "<|fim_prefix|>",
-        "<|fim_middle|>",
-        "<|fim_suffix|>",
-        "<|header_start|>",
-        "<|header_end|>",
-        "<|eom|>",
-        "<|eot|>",
-        "<|step|>",
-    ];
     let vocab = usize::try_from(vocab)?;
     if vocab < 256 + NAMED.len() {
         // Only the hidden test-size vocabularies are this small: they get no tokenizer.
         return Ok(());
     }
-    let n_special = (vocab - 256).min(2048);
+    let n_special = (vocab - 256).min(N_SPECIAL);
     let first_special = vocab - n_special;
     let mut tokens: Vec<String> = (0..=255).map(byte_to_char).map(String::from).collect();
     tokens.extend((256..first_special).map(|i| format!("<synth{i}>")));
-    tokens.extend((0..n_special).map(|i| match NAMED.get(i) {
-        Some(name) => (*name).to_string(),
-        None => format!("<|reserved_special_token_{i}|>"),
-    }));
+    tokens.extend((0..n_special).map(special_token));
     let types: Vec<i32> = (0..vocab)
         .map(|i| if i < first_special { 1 } else { 3 })
         .collect();
@@ -386,7 +626,88 @@ fn add_tokenizer(w: &mut GgufWriter<'static>, vocab: u64) -> Result<()> {
     w.add("tokenizer.ggml.bos_token_id", first_special as u32)?;
     w.add("tokenizer.ggml.eos_token_id", (first_special + 8) as u32)?;
     w.add("tokenizer.ggml.add_bos_token", true)?;
+    w.add("tokenizer.chat_template", LLAMA4_CHAT_TEMPLATE)?;
     Ok(())
+}
+
+/// Adds the tensors of `plan` to `w`: F32 values made here, rows streamed from pools of
+/// random rows (holes for matmul weights when `sparse`), advancing `bar`.
+fn add_tensors(
+    w: &mut GgufWriter<'static>,
+    plan: &[TensorPlan],
+    sparse: bool,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<()> {
+    // Check every row length against its type's blocks before building anything.
+    for t in plan.iter().filter(|t| matches!(t.fill, Fill::Rows { .. })) {
+        let block = t.ty.block_len() as u64;
+        ensure!(
+            t.dims[0].is_multiple_of(block),
+            "{ty} cannot store {name}: its rows of {n} values are not a whole number of \
+             {ty} blocks of {block}",
+            ty = t.ty,
+            name = t.name,
+            n = t.dims[0]
+        );
+    }
+    type PoolKey = (GgmlType, u64, u32);
+    let mut pools: Vec<(PoolKey, Arc<RowPool>)> = Vec::new();
+    let mut pool_for = |ty: GgmlType, n: u64, sd: f32| -> Result<Arc<RowPool>> {
+        let key = (ty, n, sd.to_bits());
+        if let Some((_, pool)) = pools.iter().find(|(k, _)| *k == key) {
+            return Ok(pool.clone());
+        }
+        let pool = Arc::new(
+            RowPool::new(ty, n as usize, sd, seed)
+                .with_context(|| format!("cannot quantize rows of {n} values to {ty}"))?,
+        );
+        pools.push((key, pool.clone()));
+        Ok(pool)
+    };
+    let mut small_rng = seeded(seed ^ 0x6e6f_726d);
+    for t in plan {
+        let rows: u64 = t.dims[1..].iter().product();
+        let count: u64 = t.dims.iter().product();
+        let mut values = |f: &mut dyn FnMut(&mut Rng) -> f32| -> TensorData<'static> {
+            let v: Vec<f32> = (0..count).map(|_| f(&mut small_rng)).collect();
+            TensorData::Bytes(f32_bytes(&v).into())
+        };
+        let data = match t.fill {
+            Fill::NearOne => values(&mut |rng| 1.0 + normal(rng, WEIGHT_SD)),
+            Fill::Small { sd } => values(&mut |rng| normal(rng, sd)),
+            Fill::RopeFreqs => {
+                TensorData::Bytes(f32_bytes(&scout_rope_freqs(count as usize)).into())
+            }
+            Fill::Rows { .. } if t.is_hole(sparse) => TensorData::Zeros,
+            Fill::Rows { sd, .. } => {
+                let pool = pool_for(t.ty, t.dims[0], sd)?;
+                pooled_stream(pool, rows, seed ^ name_hash(&t.name), bar.clone())
+            }
+        };
+        w.add_tensor(t.name.clone(), t.ty, &t.dims, data)
+            .with_context(|| format!("cannot add {}", t.name))?;
+    }
+    Ok(())
+}
+
+/// The metadata every synthetic file starts with.
+fn add_general(w: &mut GgufWriter<'static>, arch: &str, name: &str) -> Result<()> {
+    w.add("general.architecture", arch)?;
+    w.add(
+        "general.type",
+        if arch == "clip" { "mmproj" } else { "model" },
+    )?;
+    w.add("general.name", name)?;
+    w.add(
+        "general.description",
+        "random weights in the real model's layout, written by `fennec synth`; not a usable model",
+    )?;
+    Ok(())
+}
+
+fn u32_of(v: u64, what: &str) -> Result<u32> {
+    u32::try_from(v).with_context(|| format!("{what} {v} does not fit in a u32"))
 }
 
 /// Builds the writer for `shape`: metadata and every tensor. Weights are holes when `sparse`.
@@ -398,17 +719,8 @@ fn build_llama4(
     bar: &ProgressBar,
 ) -> Result<GgufWriter<'static>> {
     let mut w = GgufWriter::new();
-    w.add("general.architecture", "llama4")?;
-    w.add("general.type", "model")?;
-    w.add("general.name", shape.name)?;
-    w.add(
-        "general.description",
-        "random weights in the real model's layout, written by `fennec synth`; not a usable model",
-    )?;
+    add_general(&mut w, "llama4", shape.name)?;
     let p = |k: &str| format!("llama4.{k}");
-    let u32_of = |v: u64, what: &str| -> Result<u32> {
-        u32::try_from(v).with_context(|| format!("{what} {v} does not fit in a u32"))
-    };
     w.add(p("block_count"), shape.layers)?;
     w.add(p("context_length"), shape.context_length)?;
     w.add(
@@ -452,76 +764,80 @@ fn build_llama4(
     w.add("general.quantization_version", 2u32)?;
     w.add("general.file_type", file_type_of(ty)?)?;
     add_tokenizer(&mut w, shape.vocab)?;
-
-    let plan = llama4_tensors(shape);
-    // Check every row length against the type's blocks before building anything.
-    for t in plan.iter().filter(|t| t.kind == Kind::Weight) {
-        let block = ty.block_len() as u64;
-        ensure!(
-            t.dims[0].is_multiple_of(block),
-            "{ty} cannot store {}: its rows of {} values are not a whole number of \
-             {ty} blocks of {block}",
-            t.name,
-            t.dims[0]
-        );
-    }
-    let mut pools: Vec<((GgmlType, u64), Arc<RowPool>)> = Vec::new();
-    let mut pool_for = |ty: GgmlType, n: u64| -> Result<Arc<RowPool>> {
-        if let Some((_, pool)) = pools.iter().find(|(key, _)| *key == (ty, n)) {
-            return Ok(pool.clone());
-        }
-        let pool = Arc::new(
-            RowPool::new(ty, n as usize, seed)
-                .with_context(|| format!("cannot quantize rows of {n} values to {ty}"))?,
-        );
-        pools.push(((ty, n), pool.clone()));
-        Ok(pool)
-    };
-    let mut norm_rng = seeded(seed ^ 0x6e6f_726d);
-    for t in &plan {
-        let rows: u64 = t.dims[1..].iter().product();
-        let tensor_seed = seed ^ name_hash(&t.name);
-        let (tensor_ty, data) = match t.kind {
-            Kind::Norm => {
-                let values: Vec<f32> = (0..t.dims[0])
-                    .map(|_| 1.0 + normal(&mut norm_rng, WEIGHT_SD))
-                    .collect();
-                (GgmlType::F32, TensorData::Bytes(f32_bytes(&values).into()))
-            }
-            Kind::RopeFreqs => (
-                GgmlType::F32,
-                TensorData::Bytes(f32_bytes(&scout_rope_freqs(t.dims[0] as usize)).into()),
-            ),
-            Kind::Router => {
-                let pool = pool_for(GgmlType::F32, t.dims[0])?;
-                let data = pooled_stream(pool, rows, tensor_seed, bar.clone());
-                (GgmlType::F32, data)
-            }
-            Kind::Weight if sparse => (ty, TensorData::Zeros),
-            Kind::Weight => {
-                let pool = pool_for(ty, t.dims[0])?;
-                (ty, pooled_stream(pool, rows, tensor_seed, bar.clone()))
-            }
-        };
-        w.add_tensor(t.name.clone(), tensor_ty, &t.dims, data)
-            .with_context(|| format!("cannot add {}", t.name))?;
-    }
+    add_tensors(&mut w, &llama4_tensors(shape, ty), sparse, seed, bar)?;
     Ok(w)
 }
 
-/// Bytes the streamed tensors of `w`'s plan write (what the progress bar counts).
-fn streamed_bytes(shape: &Llama4Shape, ty: GgmlType, sparse: bool) -> u64 {
-    llama4_tensors(shape)
+/// Builds the writer of the mmproj of `shape`: the `clip.*` metadata llama.cpp's converter
+/// writes for Llama 4 and every tensor. Matmul weights are holes when `sparse`.
+fn build_llama4_mmproj(
+    shape: &VisionShape,
+    ty: GgmlType,
+    sparse: bool,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<GgufWriter<'static>> {
+    let plan = vision_tensors(shape, ty);
+    let mut rows: Vec<u64> = plan
         .iter()
-        .map(|t| {
-            let n: u64 = t.dims.iter().product();
-            match t.kind {
-                Kind::Router => n * 4,
-                Kind::Weight if !sparse => ty.row_bytes(t.dims[0]).unwrap_or(0) * (n / t.dims[0]),
-                _ => 0,
-            }
-        })
-        .sum()
+        .filter(|t| t.ty == ty && matches!(t.fill, Fill::Rows { .. }))
+        .map(|t| t.dims[0])
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    if let Some(&bad) = rows
+        .iter()
+        .find(|&&n| !n.is_multiple_of(ty.block_len() as u64))
+    {
+        let mut fits: Vec<String> = writable_types()
+            .into_iter()
+            .filter(|t| rows.iter().all(|n| n.is_multiple_of(t.block_len() as u64)))
+            .map(|t| t.name().to_ascii_lowercase())
+            .collect();
+        let last = fits.pop().unwrap_or_default();
+        bail!(
+            "{ty} cannot store the vision tower: its rows of {bad} values are not a whole \
+             number of {ty} blocks of {}; an mmproj takes {} or {last} (llama.cpp's converter \
+             writes f16, bf16, q8_0 or f32)",
+            ty.block_len(),
+            fits.join(", ")
+        );
+    }
+    let mut w = GgufWriter::new();
+    add_general(&mut w, "clip", shape.name)?;
+    w.add("general.file_type", file_type_of(ty)?)?;
+    w.add("general.quantization_version", 2u32)?;
+    w.add("clip.projector_type", "llama4")?;
+    w.add("clip.has_vision_encoder", true)?;
+    let p = |k: &str| format!("clip.vision.{k}");
+    w.add(p("image_size"), shape.image_size)?;
+    w.add(p("patch_size"), shape.patch_size)?;
+    w.add(
+        p("embedding_length"),
+        u32_of(shape.embd, "embedding length")?,
+    )?;
+    w.add(
+        p("feed_forward_length"),
+        u32_of(shape.ff, "feed-forward length")?,
+    )?;
+    w.add(p("block_count"), shape.layers)?;
+    w.add(p("attention.head_count"), shape.heads)?;
+    w.add(p("attention.layer_norm_epsilon"), shape.eps)?;
+    w.add(
+        p("projection_dim"),
+        u32_of(shape.projection, "projection width")?,
+    )?;
+    w.add_array(p("image_mean"), vec![0.5f32; 3])?;
+    w.add_array(p("image_std"), vec![0.5f32; 3])?;
+    w.add(p("projector.scale_factor"), shape.merge)?;
+    w.add("clip.use_gelu", true)?;
+    add_tensors(&mut w, &plan, sparse, seed, bar)?;
+    Ok(w)
+}
+
+/// Bytes the streamed tensors of `plan` write (what the progress bar counts).
+fn streamed_bytes(plan: &[TensorPlan], sparse: bool) -> u64 {
+    plan.iter().map(|t| t.streamed_bytes(sparse)).sum()
 }
 
 /// Bytes free for an unprivileged user on the filesystem holding `dir`.
@@ -555,35 +871,57 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     match args.arch {
         Arch::Llama4 => {}
     }
-    let ty = parse_type(&args.ty)?;
-    let mut shape = Llama4Shape::preset(args.preset);
+    let default_type = if args.mmproj { "f16" } else { "q4_k" };
+    let ty = parse_type(args.ty.as_deref().unwrap_or(default_type))?;
     if let Some(layers) = args.layers {
         ensure!(layers >= 1, "--layers must be at least 1");
-        shape.layers = layers;
-    }
-    if let Some(vocab) = args.vocab {
-        ensure!(vocab >= 1, "--vocab must be at least 1");
-        shape.vocab = vocab;
-    }
-    if let Some(experts) = args.experts {
-        ensure!(experts >= 1, "--experts must be at least 1");
-        shape.experts = experts;
     }
     if let Some(embd) = args.embd {
         ensure!(embd >= 1, "--embd must be at least 1");
-        shape.embd = embd;
     }
-
-    let bar = ProgressBar::new(streamed_bytes(&shape, ty, args.sparse)).with_style(
-        ProgressStyle::with_template(
-            "writing [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template"),
-    );
-    if args.sparse {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let writer = build_llama4(&shape, ty, args.sparse, args.seed, &bar)?;
+    let bar_of = |plan: &[TensorPlan]| {
+        let bar = ProgressBar::new(streamed_bytes(plan, args.sparse)).with_style(
+            ProgressStyle::with_template(
+                "writing [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        if args.sparse {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        bar
+    };
+    let (writer, bar) = if args.mmproj {
+        let mut shape = VisionShape::preset(args.preset);
+        if let Some(layers) = args.layers {
+            shape.layers = layers;
+        }
+        if let Some(embd) = args.embd {
+            shape.projection = embd;
+        }
+        let bar = bar_of(&vision_tensors(&shape, ty));
+        let writer = build_llama4_mmproj(&shape, ty, args.sparse, args.seed, &bar)?;
+        (writer, bar)
+    } else {
+        let mut shape = Llama4Shape::preset(args.preset);
+        if let Some(layers) = args.layers {
+            shape.layers = layers;
+        }
+        if let Some(vocab) = args.vocab {
+            ensure!(vocab >= 1, "--vocab must be at least 1");
+            shape.vocab = vocab;
+        }
+        if let Some(experts) = args.experts {
+            ensure!(experts >= 1, "--experts must be at least 1");
+            shape.experts = experts;
+        }
+        if let Some(embd) = args.embd {
+            shape.embd = embd;
+        }
+        let bar = bar_of(&llama4_tensors(&shape, ty));
+        let writer = build_llama4(&shape, ty, args.sparse, args.seed, &bar)?;
+        (writer, bar)
+    };
     let size = writer.file_size();
 
     if !args.sparse {
@@ -645,11 +983,11 @@ mod tests {
     #[test]
     fn presets_have_the_published_tensor_counts() {
         assert_eq!(
-            llama4_tensors(&Llama4Shape::preset(Preset::Scout)).len(),
+            llama4_tensors(&Llama4Shape::preset(Preset::Scout), GgmlType::Q4K).len(),
             628
         );
         assert_eq!(
-            llama4_tensors(&Llama4Shape::preset(Preset::Maverick)).len(),
+            llama4_tensors(&Llama4Shape::preset(Preset::Maverick), GgmlType::Q4K).len(),
             531
         );
     }
@@ -671,7 +1009,10 @@ mod tests {
             let w = build_llama4(&shape, ty, false, 7, &bar).unwrap();
             let path = dir.join(format!("{ty}.gguf"));
             w.write_to_path(&path).unwrap();
-            assert_eq!(bar.position(), streamed_bytes(&shape, ty, false));
+            assert_eq!(
+                bar.position(),
+                streamed_bytes(&llama4_tensors(&shape, ty), false)
+            );
             let again = build_llama4(&shape, ty, false, 7, &ProgressBar::hidden()).unwrap();
             assert_eq!(again.try_to_vec().unwrap(), std::fs::read(&path).unwrap());
 
@@ -727,5 +1068,88 @@ mod tests {
             .unwrap();
         assert!(err.to_string().contains("not a whole number"), "{err}");
         assert!(build_llama4(&shape, GgmlType::Q8_0, true, 0, &ProgressBar::hidden()).is_ok());
+    }
+
+    #[test]
+    fn special_tokens_follow_meta_s_order() {
+        let names: Vec<String> = (0..N_SPECIAL).map(special_token).collect();
+        // Spec §4.3, as ids of the real vocabulary.
+        for (id, name) in [
+            (200_000, "<|begin_of_text|>"),
+            (200_008, "<|eot|>"),
+            (200_010, "<|text_post_train_reserved_special_token_0|>"),
+            (200_016, "<|python_start|>"),
+            (200_018, "<|finetune_right_pad|>"),
+            (200_019, "<|text_post_train_reserved_special_token_6|>"),
+            (200_079, "<|text_post_train_reserved_special_token_66|>"),
+            (200_080, "<|image_start|>"),
+            (200_081, "<|image_end|>"),
+            (200_083, "<|vision_reserved_special_token_1|>"),
+            (200_084, "<|tile_x_separator|>"),
+            (200_085, "<|tile_y_separator|>"),
+            (200_089, "<|vision_reserved_special_token_5|>"),
+            (200_090, "<|image|>"),
+            (200_091, "<|vision_reserved_special_token_6|>"),
+            (200_092, "<|patch|>"),
+            (200_093, "<|vision_reserved_special_token_7|>"),
+            (201_133, "<|vision_reserved_special_token_1047|>"),
+            (201_134, "<|reasoning_reserved_special_token_0|>"),
+            (201_142, "<|reasoning_thinking_start|>"),
+            (201_143, "<|reasoning_thinking_end|>"),
+            (201_144, "<|reserved_special_token_0|>"),
+            (202_047, "<|reserved_special_token_903|>"),
+        ] {
+            assert_eq!(names[id - 200_000], name, "id {id}");
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), N_SPECIAL);
+    }
+
+    #[test]
+    fn vision_presets_have_the_converter_s_tensor_count() {
+        for preset in [Preset::Scout, Preset::Maverick] {
+            let plan = vision_tensors(&VisionShape::preset(preset), GgmlType::F16);
+            // 5 tensors before the blocks, 16 per block, 2 after, then the adapter and projector.
+            assert_eq!(plan.len(), 5 + 34 * 16 + 2 + 3);
+            let patch = plan.iter().find(|t| t.name == V_PATCH_EMBD).unwrap();
+            assert_eq!(
+                (patch.ty, patch.dims.as_slice()),
+                (GgmlType::F16, &[588, 1408][..])
+            );
+        }
+        let plan = vision_tensors(&VisionShape::preset(Preset::Scout), GgmlType::Q8_0);
+        let patch = plan.iter().find(|t| t.name == V_PATCH_EMBD).unwrap();
+        assert_eq!(
+            patch.ty,
+            GgmlType::F32,
+            "the converter keeps it F32 outside f16 files"
+        );
+    }
+
+    #[test]
+    fn mmproj_types_with_blocks_of_256_are_refused() {
+        let shape = VisionShape {
+            layers: 1,
+            ..VisionShape::preset(Preset::Scout)
+        };
+        for ty in [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Iq4Xs] {
+            let err = build_llama4_mmproj(&shape, ty, true, 0, &ProgressBar::hidden())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("rows of 1408 values"), "{err}");
+            assert!(err.contains("q8_0") && err.contains("f16"), "{err}");
+            assert!(!err.contains("q4_k"), "{err}");
+        }
+        for ty in [
+            GgmlType::Q8_0,
+            GgmlType::Q4_0,
+            GgmlType::BF16,
+            GgmlType::F32,
+        ] {
+            assert!(build_llama4_mmproj(&shape, ty, true, 0, &ProgressBar::hidden()).is_ok());
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! `fennec synth` end to end: the Llama 4 layouts it writes, checked through `fennec inspect`
-//! against a table written here from the spec (docs: shared/specs/llama4.md §3.2, §3.3).
+//! against a table written here from the spec (docs: shared/specs/llama4.md §3.2, §3.3; the
+//! mmproj §1.2, §5.7; the vocabulary and chat template §4.3, §4.4).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use common::fennec;
 use fennec_core::gguf::{GgmlType, GgufFile};
@@ -353,7 +355,7 @@ fn bad_arguments_are_clear_errors() {
     let out = dir.join("x.gguf");
     let out = out.to_str().unwrap();
     let base = ["synth", "--arch", "llama4", "--sparse", "-o", out];
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--preset", "opus"], "invalid value 'opus'"),
         (
             &["--preset", "scout", "--type", "q5"],
@@ -374,6 +376,19 @@ fn bad_arguments_are_clear_errors() {
             "not a whole number of Q4_K blocks",
         ),
         (&["--preset", "scout", "--layers", "-3"], "error"),
+        // The vision tower's rows of 1408 are not whole blocks of 256.
+        (
+            &["--preset", "scout", "--mmproj", "--type", "q4_k"],
+            "Q4_K cannot store the vision tower: its rows of 1408 values",
+        ),
+        (
+            &["--preset", "maverick", "--mmproj", "--type", "iq4_xs"],
+            "an mmproj takes",
+        ),
+        (
+            &["--preset", "scout", "--mmproj", "--vocab", "64"],
+            "cannot be used with",
+        ),
     ];
     for (extra, message) in cases {
         let args = [&base[..], extra].concat();
@@ -498,4 +513,386 @@ fn full_size_scout_loads_and_its_128k_kv_cache_fits_in_7_gib() {
         );
         std::fs::remove_file(&path).unwrap();
     }
+}
+
+/// The expected tensors of a Llama 4 mmproj (spec §5.7): name → (ggml type name, dims in
+/// GGML order), restated from the spec's table. Matmul weights are `weight_type`, the patch
+/// embedding `patch_type`, everything else F32.
+fn expected_mmproj_tensors(layers: u32, weight_type: &str, patch_type: &str) -> Tensors {
+    let mut t = BTreeMap::new();
+    let w = weight_type.to_string();
+    let f32 = "F32".to_string();
+    let mut put = |name: String, ty: &String, dims: &[u64]| {
+        assert!(t.insert(name, (ty.clone(), dims.to_vec())).is_none());
+    };
+    put(
+        "v.patch_embd.weight".into(),
+        &patch_type.into(),
+        &[588, 1408],
+    );
+    put("v.class_embd".into(), &f32, &[1408]);
+    put("v.position_embd.weight".into(), &f32, &[1408, 577]);
+    for ln in ["pre_ln", "post_ln"] {
+        put(format!("v.{ln}.weight"), &f32, &[1408]);
+        put(format!("v.{ln}.bias"), &f32, &[1408]);
+    }
+    for il in 0..layers {
+        let p = |s: &str| format!("v.blk.{il}.{s}");
+        for m in ["attn_q", "attn_k", "attn_v", "attn_out"] {
+            put(p(&format!("{m}.weight")), &w, &[1408, 1408]);
+            put(p(&format!("{m}.bias")), &f32, &[1408]);
+        }
+        for ln in ["ln1", "ln2"] {
+            put(p(&format!("{ln}.weight")), &f32, &[1408]);
+            put(p(&format!("{ln}.bias")), &f32, &[1408]);
+        }
+        put(p("ffn_up.weight"), &w, &[1408, 5632]);
+        put(p("ffn_up.bias"), &f32, &[5632]);
+        put(p("ffn_down.weight"), &w, &[5632, 1408]);
+        put(p("ffn_down.bias"), &f32, &[1408]);
+    }
+    put("mm.model.mlp.1.weight".into(), &w, &[5632, 4096]);
+    put("mm.model.mlp.2.weight".into(), &w, &[4096, 4096]);
+    put("mm.model.fc.weight".into(), &w, &[4096, 5120]);
+    t
+}
+
+/// Checks an mmproj file against the spec: every tensor and every `clip.*` key.
+fn check_mmproj(file: &GgufFile, layers: u32, weight_type: &str, patch_type: &str) {
+    let expected = expected_mmproj_tensors(layers, weight_type, patch_type);
+    let found: Tensors = file
+        .tensor_infos()
+        .iter()
+        .map(|t| (t.name.clone(), (t.ty.name().to_string(), t.dims.clone())))
+        .collect();
+    assert_eq!(found.len(), file.tensor_infos().len(), "a tensor twice");
+    for (name, want) in &expected {
+        assert_eq!(found.get(name), Some(want), "tensor {name}");
+    }
+    for name in found.keys() {
+        assert!(expected.contains_key(name), "unexpected tensor {name}");
+    }
+
+    let md = file.metadata();
+    assert_eq!(md.get_str("general.architecture").unwrap(), "clip");
+    assert_eq!(md.get_str("general.type").unwrap(), "mmproj");
+    let file_type = match weight_type {
+        "F32" => 0,
+        "F16" => 1,
+        "Q8_0" => 7,
+        "BF16" => 32,
+        other => panic!("no file type for {other}"),
+    };
+    assert_eq!(md.get_uint("general.file_type").unwrap(), file_type);
+    assert_eq!(md.get_str("clip.projector_type").unwrap(), "llama4");
+    assert!(md.get_bool("clip.has_vision_encoder").unwrap());
+    assert!(md.get_bool("clip.use_gelu").unwrap());
+    for (key, value) in [
+        ("clip.vision.image_size", 336),
+        ("clip.vision.patch_size", 14),
+        ("clip.vision.embedding_length", 1408),
+        ("clip.vision.feed_forward_length", 5632),
+        ("clip.vision.block_count", u64::from(layers)),
+        ("clip.vision.attention.head_count", 16),
+        ("clip.vision.projection_dim", 5120),
+        ("clip.vision.projector.scale_factor", 2),
+    ] {
+        assert_eq!(md.get_uint(key).unwrap(), value, "{key}");
+    }
+    assert_eq!(
+        md.get_f32("clip.vision.attention.layer_norm_epsilon")
+            .unwrap(),
+        1e-5
+    );
+    for key in ["clip.vision.image_mean", "clip.vision.image_std"] {
+        assert_eq!(md.get_array_of::<f32>(key).unwrap(), &[0.5; 3], "{key}");
+    }
+    // Exactly those clip.* keys.
+    let clip_keys = md.iter().filter(|(k, _)| k.starts_with("clip.")).count();
+    assert_eq!(clip_keys, 14);
+}
+
+/// F32 values of a tensor of any type.
+fn values_of(file: &GgufFile, name: &str) -> Vec<f32> {
+    let t = file.require_tensor(name).unwrap();
+    let n = t.info.dims[0] as usize;
+    let mut out = Vec::new();
+    let mut row = vec![0f32; n];
+    for bytes in t.data.chunks(t.info.row_bytes() as usize) {
+        fennec_quant::dequantize_row(t.info.ty, bytes, &mut row).unwrap();
+        out.extend_from_slice(&row);
+    }
+    out
+}
+
+fn rms(v: &[f32]) -> f64 {
+    (v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+}
+
+/// A 336×336 RGB test image: gradients and a checkerboard.
+fn test_image() -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(336 * 336 * 3);
+    for y in 0..336usize {
+        for x in 0..336usize {
+            let check = if (x / 24 + y / 24) % 2 == 0 { 200 } else { 30 };
+            rgb.extend_from_slice(&[(x * 255 / 335) as u8, (y * 255 / 335) as u8, check]);
+        }
+    }
+    rgb
+}
+
+/// `fennec synth --mmproj` at 2 blocks: the spec's keys, tensor names, dims and types; random
+/// values at the planned scales; Fennec's vision tower loads it and encodes a 336×336 image
+/// into 144 finite rows of 5120; a sparse f16 file keeps the patch embedding F16.
+#[test]
+fn mmproj_has_the_spec_layout_and_encodes_an_image() {
+    use fennec_core::vision::{ImageView, PixelLayout, VisionModel};
+    use fennec_core::{CancelHandle, LoadOptions};
+    let dir = temp_dir("synth-mmproj");
+    let path = dir.join("mmproj.gguf");
+    let (ok, out, err) = fennec(&[
+        "synth",
+        "--arch",
+        "llama4",
+        "--preset",
+        "scout",
+        "--mmproj",
+        "--layers",
+        "2",
+        "--type",
+        "q8_0",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(ok, "synth failed: {err}");
+    assert!(out.contains("42 tensors"), "{out}");
+    let file = GgufFile::open(&path).unwrap();
+    check_mmproj(&file, 2, "Q8_0", "F32");
+
+    // Random values at the planned scales: matmul weights ~N(0, 1/n_in), LayerNorm weights
+    // near 1, small biases and embeddings.
+    for (name, lo, hi) in [
+        (
+            "v.patch_embd.weight",
+            0.8 / 588f64.sqrt(),
+            1.2 / 588f64.sqrt(),
+        ),
+        (
+            "v.blk.1.attn_q.weight",
+            0.8 / 1408f64.sqrt(),
+            1.2 / 1408f64.sqrt(),
+        ),
+        (
+            "v.blk.0.ffn_down.weight",
+            0.8 / 5632f64.sqrt(),
+            1.2 / 5632f64.sqrt(),
+        ),
+        (
+            "mm.model.fc.weight",
+            0.8 / 4096f64.sqrt(),
+            1.2 / 4096f64.sqrt(),
+        ),
+        ("v.blk.0.ln2.weight", 0.95, 1.05),
+        ("v.blk.0.ffn_up.bias", 0.015, 0.025),
+        ("v.position_embd.weight", 0.02, 0.034),
+    ] {
+        let v = values_of(&file, name);
+        assert!(v.iter().all(|x| x.is_finite()), "{name}");
+        let r = rms(&v);
+        assert!((lo..hi).contains(&r), "{name}: rms {r}");
+    }
+
+    let vision = VisionModel::load(&path, &LoadOptions::with_threads(2)).unwrap();
+    let hp = vision.hparams();
+    assert_eq!(
+        (
+            hp.image_size,
+            hp.patch_size,
+            hp.n_embd,
+            hp.n_ff,
+            hp.n_layer,
+            hp.n_head
+        ),
+        (336, 14, 1408, 5632, 2, 16)
+    );
+    assert_eq!((hp.merge, hp.n_adapter, hp.n_out), (2, 4096, 5120));
+    assert_eq!((hp.eps, hp.mean, hp.std), (1e-5, [0.5; 3], [0.5; 3]));
+    assert_eq!(hp.tokens_per_tile(), 144);
+
+    let rgb = test_image();
+    let view = ImageView::packed(&rgb, 336, 336, PixelLayout::Rgb8).unwrap();
+    let pixels = vision.preprocess(&view).unwrap();
+    assert_eq!(pixels.n_tiles(), 1);
+    let emb = vision.encode(&pixels, &CancelHandle::new()).unwrap();
+    assert_eq!((emb.n_rows(), emb.n_embd), (144, 5120));
+    assert!(emb.data.iter().all(|x| x.is_finite()));
+    let r = rms(&emb.data);
+    assert!((0.01..100.0).contains(&r), "embeddings rms {r}");
+    eprintln!("2-block mmproj: embeddings rms {r:.4}");
+
+    // f16: the patch embedding stays F16 (588 is not a multiple of 32, so no block type fits).
+    let sparse = dir.join("mmproj-f16.gguf");
+    let (ok, _, err) = fennec(&[
+        "synth",
+        "--arch",
+        "llama4",
+        "--preset",
+        "maverick",
+        "--mmproj",
+        "--layers",
+        "3",
+        "--sparse",
+        "-o",
+        sparse.to_str().unwrap(),
+    ]);
+    assert!(ok, "synth failed: {err}");
+    let file = GgufFile::open(&sparse).unwrap();
+    check_mmproj(&file, 3, "F16", "F16");
+    assert!(file
+        .metadata()
+        .get_str("general.name")
+        .unwrap()
+        .contains("Maverick"));
+    VisionModel::load(&sparse, &LoadOptions::with_threads(1)).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The synthetic Scout's vocabulary has Llama 4's image tokens at their real ids, its chat
+/// template renders content parts as transformers does (the chat goldens), and its mmproj
+/// pairs with it: an image prompt expands to `<|image_start|> <|image|> 144×<|patch|>
+/// <|image_end|>`.
+#[test]
+fn synthetic_scout_renders_image_prompts_and_pairs_with_its_mmproj() {
+    use fennec_core::chat::ChatMessage;
+    use fennec_core::vision::{ImageEmbeddings, ImageTokens, Prompt, VisionModel};
+    use fennec_core::{LoadOptions, Model};
+    let dir = temp_dir("synth-scout-vision");
+    let text = dir.join("scout.gguf");
+    let mmproj = dir.join("mmproj.gguf");
+    for (path, extra) in [(&text, None), (&mmproj, Some("--mmproj"))] {
+        let mut args = vec!["synth", "--arch", "llama4", "--preset", "scout"];
+        args.extend(extra);
+        args.extend(["--layers", "1", "--sparse", "-o", path.to_str().unwrap()]);
+        let (ok, _, err) = fennec(&args);
+        assert!(ok, "synth failed: {err}");
+    }
+    let model = Model::load(&text, &LoadOptions::with_threads(1)).unwrap();
+    assert_eq!(model.n_vocab(), 202_048);
+    let ids = ImageTokens::of(&model).unwrap();
+    assert_eq!(
+        ids,
+        ImageTokens {
+            start: 200_080,
+            end: 200_081,
+            image: 200_090,
+            patch: 200_092,
+            tile_x: 200_084,
+            tile_y: 200_085,
+        }
+    );
+    for (id, name) in [
+        (200_000, "<|begin_of_text|>"),
+        (200_005, "<|header_start|>"),
+        (200_008, "<|eot|>"),
+        (200_016, "<|python_start|>"),
+    ] {
+        assert_eq!(model.token_text(id).unwrap(), name);
+    }
+    // Every special token is a control token.
+    let file = GgufFile::open(&text).unwrap();
+    let types = file
+        .metadata()
+        .get_array_of::<i32>("tokenizer.ggml.token_type")
+        .unwrap();
+    assert!(types[200_000..].iter().all(|&t| t == 3));
+    assert!(types[..200_000].iter().all(|&t| t == 1));
+
+    // The chat template: every Llama 4 golden rendered by Python's jinja2, content parts
+    // included.
+    let goldens = fennec_tests::fixture_json("chat/goldens.json");
+    let template = model.chat_template().unwrap();
+    let mut checked = 0;
+    for case in goldens["cases"].as_array().unwrap() {
+        if case["template"] != "llama4" || case.get("output").is_none() {
+            continue;
+        }
+        let extra = case["extra"].as_object().unwrap();
+        let agp = case["add_generation_prompt"].as_bool().unwrap();
+        let got = template.render_json(&case["messages"], agp, extra).unwrap();
+        assert_eq!(got, case["output"].as_str().unwrap(), "{}", case["name"]);
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} goldens");
+
+    // The mmproj pairs with the text model, and an image part becomes the image's tokens.
+    let vision = VisionModel::load_for(&mmproj, &model).unwrap();
+    assert_eq!(vision.n_embd_out(), model.n_embd());
+    let image = Arc::new(ImageEmbeddings {
+        data: vec![0.0; 144 * 5120],
+        n_embd: 5120,
+        tokens_per_tile: 144,
+        grid: (1, 1),
+        has_global: false,
+    });
+    let messages = [ChatMessage::with_image("user", image, "Hi")];
+    let prompt = Prompt::from_chat(&model, &messages, true).unwrap();
+    // Plain text is one token per byte (the vocabulary has no merges).
+    let text = |s: &str| model.encode(s, false, false).unwrap();
+    let mut want = vec![200_000, 200_005];
+    want.extend(text("user"));
+    want.push(200_006);
+    want.extend(text("\n\n"));
+    want.extend([200_080, 200_090]);
+    want.extend([200_092; 144]);
+    want.push(200_081);
+    want.extend(text("Hi"));
+    want.extend([200_008, 200_005]);
+    want.extend(text("assistant"));
+    want.push(200_006);
+    want.extend(text("\n\n"));
+    assert_eq!(prompt.token_ids(), want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Full-size mmproj (34 blocks, q8_0, ~0.93 GB written): a 336×336 image goes through every
+/// block to finite embeddings of moderate size. Ignored: it writes a GB and encodes for
+/// tens of seconds; run with `--ignored`.
+#[test]
+#[ignore]
+fn full_size_mmproj_encodes_an_image_to_finite_embeddings() {
+    use fennec_core::vision::{ImageView, PixelLayout, VisionModel};
+    use fennec_core::{CancelHandle, LoadOptions};
+    let dir = temp_dir("synth-mmproj-full");
+    let path = dir.join("mmproj.gguf");
+    let (ok, out, err) = fennec(&[
+        "synth",
+        "--arch",
+        "llama4",
+        "--preset",
+        "scout",
+        "--mmproj",
+        "--type",
+        "q8_0",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(ok, "synth failed: {err}");
+    assert!(out.contains("554 tensors"), "{out}");
+    check_mmproj(&GgufFile::open(&path).unwrap(), 34, "Q8_0", "F32");
+    let vision = VisionModel::load(&path, &LoadOptions::default()).unwrap();
+    let rgb = test_image();
+    let view = ImageView::packed(&rgb, 336, 336, PixelLayout::Rgb8).unwrap();
+    let started = std::time::Instant::now();
+    let emb = vision
+        .encode(&vision.preprocess(&view).unwrap(), &CancelHandle::new())
+        .unwrap();
+    assert_eq!((emb.n_rows(), emb.n_embd), (144, 5120));
+    assert!(emb.data.iter().all(|x| x.is_finite()));
+    let r = rms(&emb.data);
+    eprintln!(
+        "34-block mmproj: one tile in {:.1} s, embeddings rms {r:.4}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!((0.01..100.0).contains(&r), "embeddings rms {r}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
