@@ -28,14 +28,20 @@
 //! |---|---|
 //! | NV21, NV12, iOS bi-planar `CVPixelBuffer` | `yuv` crate, SIMD bi-planar → RGB |
 //! | I420 / `YUV_420_888` with chroma pixel stride 1 | `yuv` crate, SIMD planar → RGB |
-//! | `YUV_420_888`, pixel stride 2, V and U slices one byte apart (one interleaved buffer) | `yuv` crate bi-planar over the earlier slice; the scalar path for the last chroma row when the slice stops short of it |
-//! | `YUV_420_888`, other pixel strides (mixed, or interleaved slices not adjacent) | scalar BT.601 (this crate) |
+//! | `YUV_420_888`, pixel stride 2, V and U slices one byte apart (one interleaved buffer, detected by address) | `yuv` crate, SIMD bi-planar over the earlier slice |
+//! | `YUV_420_888`, other pixel strides (mixed, or stride-2 slices that are not one buffer) | scalar BT.601 (this crate; ~17× slower) |
 //! | RGB, RGBA, BGRA, iOS BGRA `CVPixelBuffer` | none: the view borrows the frame |
-//! | JPEG, PNG | `image` crate decode straight into the buffer |
+//! | JPEG, PNG | `image` crate, decoded straight into the buffer |
+//!
+//! The `yuv` crate walks planes in whole row strides, so it is only given the pairs of rows
+//! whose planes hold full strides; the rest — usually the last one or two rows, when a
+//! plane ends right after its last sample as Android's do — go through the scalar path.
 //!
 //! All YUV paths use BT.601 with chroma nearest-sampled per 2×2 block; full range unless
-//! the frame says [`YuvRange::Limited`]. Orientation and crop are never a pass over the
-//! pixels: the returned view applies them while it is read.
+//! the frame says [`YuvRange::Limited`]. In limited range a Y below 16 is read as 16 (the
+//! `yuv` crate's SIMD rows clamp it; the scalar path does the same). Orientation and crop
+//! are never a pass over the pixels: the returned view applies them while it is read.
+//! JPEG EXIF orientation is not read: pass the rotation with [`Frame::oriented`].
 
 #![warn(missing_docs)]
 
