@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Cross-tests fennec-quant for aarch64 under qemu-user, once per emulated CPU model, so that
-# every NEON dispatch branch runs:
+# Cross-tests fennec-quant (our NEON kernels) and fennec-camera (the yuv crate's NEON paths)
+# for aarch64 under qemu-user, once per emulated CPU model, so that every NEON dispatch
+# branch runs:
 #   max          dotprod + i8mm  (levels neon, dotprod, i8mm)
 #   neoverse-n1  dotprod only    (levels neon, dotprod)
 #   cortex-a53   neither         (level neon)
@@ -45,15 +46,15 @@ export CARGO_PROFILE_DEV_OPT_LEVEL=${CARGO_PROFILE_DEV_OPT_LEVEL:-1}
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 
-echo "== building fennec-quant tests for $TARGET"
+echo "== building fennec-quant and fennec-camera tests for $TARGET"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
-cargo test -p fennec-quant --target "$TARGET" --no-run --message-format=json-render-diagnostics \
-    >"$build_log"
-# Test executables from cargo's JSON messages (no jq/python needed).
+cargo test -p fennec-quant -p fennec-camera --target "$TARGET" --no-run \
+    --message-format=json-render-diagnostics >"$build_log"
+# Test executables and their crate directories from cargo's JSON messages (no jq/python).
 mapfile -t bins < <(
     grep '"reason":"compiler-artifact"' "$build_log" | grep '"test":true' |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p'
+        sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p'
 )
 if [ ${#bins[@]} -eq 0 ]; then
     echo "no test binaries found" >&2
@@ -77,12 +78,14 @@ for cpu in $CPUS; do
     echo
     echo "==================== qemu-aarch64 -cpu $cpu ===================="
     expected=$(expect_levels "$cpu")
-    for bin in "${bins[@]}"; do
+    for entry in "${bins[@]}"; do
+        dir=${entry%% *}
+        bin=${entry#* }
         name=$(basename "$bin")
         echo "-- [cpu=$cpu] $name"
         # Run from the crate directory, as `cargo test` does (fixtures are relative to it).
         # shellcheck disable=SC2086
-        if ! (cd quant && FENNEC_EXPECT_LEVELS="$expected" \
+        if ! (cd "$dir" && FENNEC_EXPECT_LEVELS="$expected" \
             qemu-aarch64 -cpu "$cpu" -L "$SYSROOT" "$bin" -q ${TEST_ARGS:-}); then
             failed+=("$cpu:$name")
         fi

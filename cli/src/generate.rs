@@ -64,7 +64,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn load(&self) -> Result<(std::sync::Arc<Model>, Session)> {
+    pub(crate) fn load(&self) -> Result<(std::sync::Arc<Model>, Session)> {
         let model = Model::load(&self.model, &LoadOptions::with_threads(self.threads))
             .with_context(|| format!("cannot load {}", self.model.display()))?;
         self.experts.apply(&model);
@@ -79,7 +79,7 @@ impl ModelArgs {
         Ok((model, session))
     }
 
-    fn generate_options(&self) -> GenerateOptions {
+    pub(crate) fn generate_options(&self) -> GenerateOptions {
         GenerateOptions {
             max_tokens: self.n_predict,
             sampler: SamplerOptions {

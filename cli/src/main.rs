@@ -9,6 +9,7 @@ mod npy;
 mod prompt_cache;
 mod synth;
 mod text;
+mod vision;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,11 @@ enum Command {
     /// --mmproj writes its vision tower and projector.
     #[command(after_help = synth::AFTER_HELP)]
     Synth(synth::SynthArgs),
+    /// Answer a question about an image (JPEG/PNG or a raw camera frame) with a Llama 4
+    /// model and its mmproj.
+    Describe(vision::DescribeArgs),
+    /// Write an image's projected embeddings ([n_tokens, n_embd] float32 .npy).
+    EmbedImage(vision::EmbedImageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -80,5 +86,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Perplexity(args) => measure::perplexity(&args),
         Command::Bench(args) => measure::bench(&args),
         Command::Synth(args) => synth::run(&args),
+        Command::Describe(args) => vision::describe(&args),
+        Command::EmbedImage(args) => vision::embed_image(&args),
     }
 }

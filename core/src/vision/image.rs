@@ -215,11 +215,14 @@ impl<'a> ImageView<'a> {
             ));
         }
         let (w, h) = self.upright_size_uncropped();
-        // Widest crop of that aspect that fits: compare w/h with aspect_w/aspect_h.
-        let (cw, ch) = if w * aspect_h >= h * aspect_w {
-            ((h * aspect_w / aspect_h).max(1), h)
+        // Widest crop of that aspect that fits: compare w/h with aspect_w/aspect_h (in u128:
+        // sides and aspects are each below 2^64, so no product overflows).
+        let (w128, h128) = (w as u128, h as u128);
+        let (aw, ah) = (aspect_w as u128, aspect_h as u128);
+        let (cw, ch) = if w128 * ah >= h128 * aw {
+            (((h128 * aw / ah) as usize).max(1), h)
         } else {
-            (w, (w * aspect_h / aspect_w).max(1))
+            (w, ((w128 * ah / aw) as usize).max(1))
         };
         self.cropped(Rect {
             x: (w - cw) / 2,
