@@ -94,11 +94,6 @@
 
 #![deny(missing_docs)]
 
-/// The README's Rust examples, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
 pub mod chat;
 mod error;
 mod generate;

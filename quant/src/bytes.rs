@@ -89,6 +89,14 @@ pub fn view_blocks<T: Block>(bytes: &[u8]) -> Result<&[T], QuantError> {
     Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) })
 }
 
+/// The bytes of `x` (native endianness): f32 rows handed to a kernel that reads F32 data as
+/// raw bytes, without a copy.
+pub fn f32_bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: the bytes of initialised f32s are initialised u8s; u8 has alignment 1 and no
+    // invalid values; the length covers exactly the same memory; the borrow is tied to `x`.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

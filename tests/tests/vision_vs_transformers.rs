@@ -210,3 +210,49 @@ fn cancelling_the_image_prefill_stops_at_the_next_micro_batch() {
     );
     assert_eq!(session.n_past(), 16);
 }
+
+#[test]
+fn another_projector_type_or_a_missing_tensor_is_refused_at_load() {
+    let src = path("models/mmproj-tiny.f32.gguf");
+    let dir = fennec_tests::temp_dir("mmproj-edits");
+    let other_type = dir.join("gemma3.gguf");
+    fennec_tests::rewrite_gguf(
+        &src,
+        &other_type,
+        |key, value| match key {
+            "clip.projector_type" => Some(fennec_core::gguf::Value::String("gemma3".into())),
+            _ => Some(value.clone()),
+        },
+        |_| true,
+        &[],
+    );
+    let err = VisionModel::load(&other_type, &LoadOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.to_string().contains("gemma3"), "{err}");
+    let no_adapter = dir.join("no-adapter.gguf");
+    fennec_tests::rewrite_gguf(
+        &src,
+        &no_adapter,
+        |_, value| Some(value.clone()),
+        |name| name != "mm.model.mlp.2.weight",
+        &[],
+    );
+    let err = VisionModel::load(&no_adapter, &LoadOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidModel);
+    assert!(err.to_string().contains("mm.model.mlp.2.weight"), "{err}");
+}
+
+#[test]
+fn an_image_over_the_pixel_budget_is_refused() {
+    let model = text_model();
+    let vision = VisionModel::load_for(path("models/mmproj-tiny.f32.gguf"), &model).unwrap();
+    let (bytes, w, h, layout) = decode("images/one_tile.png");
+    let view = ImageView::packed(&bytes, w, h, layout).unwrap();
+    let opts = fennec_core::vision::PreprocessOptions {
+        max_pixels: w * h - 1,
+        ..vision.preprocess_options()
+    };
+    let err = fennec_core::vision::preprocess(&view, &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidImage);
+    assert!(err.to_string().contains("budget"), "{err}");
+}

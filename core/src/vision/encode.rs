@@ -4,7 +4,9 @@
 
 use crate::error::{try_vec, Error, Result};
 use crate::generate::CancelHandle;
-use crate::ops::{add_assign, add_bias, ActivationScratch, Activations, ThreadPool};
+use fennec_quant::GgmlType;
+
+use crate::ops::{add_assign, add_bias, ActivationScratch, Activations, ThreadPool, Weight};
 
 use super::model::{VisionBlock, VisionModel};
 use super::preprocess::PixelTensor;
@@ -49,6 +51,7 @@ struct TileBuffers {
     attn: Vec<f32>,
     ff: Vec<f32>,
     acts: ActivationScratch,
+    attention: AttentionScratch,
 }
 
 impl VisionModel {
@@ -112,6 +115,7 @@ impl VisionModel {
             attn: buf(n * c)?,
             ff: buf(wide)?,
             acts: ActivationScratch::default(),
+            attention: AttentionScratch::default(),
         })
     }
 
@@ -211,8 +215,9 @@ impl VisionModel {
             hp.n_head,
             hp.head_dim(),
             &mut b.attn,
+            &mut b.attention,
             pool,
-        );
+        )?;
         Activations::new(&b.attn, c, &mut b.acts).matmul(&blk.o.weight(file), h, pool)?;
         add_bias(h, &blk.o_b);
         add_assign(&mut b.x, h);
@@ -311,9 +316,24 @@ pub(crate) fn gelu(x: &mut [f32], pool: &ThreadPool) {
     });
 }
 
+/// Scratch of [`attention`], sized once per encode.
+#[derive(Default)]
+struct AttentionScratch {
+    /// One head's keys `[n × hd]`, queries `[n × hd]`, values transposed `[hd × n]`.
+    k: Vec<f32>,
+    q: Vec<f32>,
+    vt: Vec<f32>,
+    /// Scores, then probabilities `[n × n]`.
+    scores: Vec<f32>,
+    /// One head's output, transposed `[hd × n]`.
+    out_t: Vec<f32>,
+    acts: ActivationScratch,
+}
+
 /// Bidirectional multi-head attention over `n` positions: `out[i, head] = softmax(q_i·K /
-/// √d) · V`, heads of `hd` side by side in rows of `n_head·hd`. Split across `pool` by head
-/// and block of query rows.
+/// √d) · V`, heads of `hd` side by side in rows of `n_head·hd`. Each head is two F32
+/// matmuls on the pool's SIMD kernels: scores `= Q·Kᵀ`, then `(P·V)ᵀ` with the
+/// probabilities as the weight rows (`n` of them, so the work splits across threads).
 #[allow(clippy::too_many_arguments)]
 fn attention(
     q: &[f32],
@@ -323,83 +343,63 @@ fn attention(
     n_head: usize,
     hd: usize,
     out: &mut [f32],
+    s: &mut AttentionScratch,
     pool: &ThreadPool,
-) {
-    const BLOCK: usize = 32;
+) -> Result<()> {
     let c = n_head * hd;
-    let n_blocks = n.div_ceil(BLOCK);
     let scale = 1.0 / (hd as f32).sqrt();
-    let out_ptr = SharedOut(out.as_mut_ptr(), out.len());
-    pool.for_each(n_head * n_blocks, |task| {
-        let (head, block) = (task / n_blocks, task % n_blocks);
-        let rows = block * BLOCK..((block + 1) * BLOCK).min(n);
-        let mut scores = vec![0.0f32; n];
-        let mut acc = vec![0.0f32; hd];
-        for i in rows {
-            let qi = &q[i * c + head * hd..][..hd];
-            let mut max = f32::NEG_INFINITY;
-            for (j, s) in scores.iter_mut().enumerate() {
-                let kj = &k[j * c + head * hd..][..hd];
-                *s = dot(qi, kj) * scale;
-                max = max.max(*s);
-            }
-            let mut sum = 0.0f32;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                let vj = &v[j * c + head * hd..][..hd];
-                for (a, &vv) in acc.iter_mut().zip(vj) {
-                    *a += p * vv;
-                }
-            }
-            let inv = 1.0 / sum;
-            // SAFETY: task (head, block) writes only row i's head columns for rows i of its
-            // block; no two tasks share a (row, head) pair, and `out` outlives the call.
-            let dst = unsafe { out_ptr.slice(i * c + head * hd, hd) };
-            for (d, &a) in dst.iter_mut().zip(&acc) {
-                *d = a * inv;
+    s.k.resize(n * hd, 0.0);
+    s.q.resize(n * hd, 0.0);
+    s.vt.resize(hd * n, 0.0);
+    s.scores.resize(n * n, 0.0);
+    s.out_t.resize(hd * n, 0.0);
+    for head in 0..n_head {
+        let cols = head * hd..(head + 1) * hd;
+        for i in 0..n {
+            s.k[i * hd..][..hd].copy_from_slice(&k[i * c..][cols.clone()]);
+            s.q[i * hd..][..hd].copy_from_slice(&q[i * c..][cols.clone()]);
+            for (d, &x) in v[i * c..][cols.clone()].iter().enumerate() {
+                s.vt[d * n + i] = x;
             }
         }
-    });
-}
-
-/// `out`'s pointer, lent to attention tasks that each write disjoint elements.
-struct SharedOut(*mut f32, usize);
-
-// SAFETY: tasks write disjoint ranges (see `attention`), as sending `&mut` parts would.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// # Safety
-    /// No other live reference may overlap `start..start + len`, which must lie in bounds.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
-        assert!(start + len <= self.1, "attention output out of bounds");
-        // SAFETY: in bounds (checked) and unaliased (the caller's contract).
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
-    }
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums so the compiler vectorises the loop.
-    let mut s = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            s[i] += x[i] * y[i];
+        let keys = Weight {
+            ty: GgmlType::F32,
+            n_in: hd,
+            n_out: n,
+            data: fennec_quant::bytes::f32_bytes(&s.k),
+        };
+        Activations::new(&s.q, hd, &mut s.acts).matmul(&keys, &mut s.scores, pool)?;
+        pool.for_rows(&mut s.scores, n, |rows, _| {
+            for row in rows.chunks_exact_mut(n) {
+                softmax_scaled(row, scale);
+            }
+        });
+        let probs = Weight {
+            ty: GgmlType::F32,
+            n_in: n,
+            n_out: n,
+            data: fennec_quant::bytes::f32_bytes(&s.scores),
+        };
+        Activations::new(&s.vt, n, &mut s.acts).matmul(&probs, &mut s.out_t, pool)?;
+        for d in 0..hd {
+            for (i, &x) in s.out_t[d * n..][..n].iter().enumerate() {
+                out[i * c + head * hd + d] = x;
+            }
         }
     }
-    s.iter().sum::<f32>() + tail
+    Ok(())
+}
+
+/// `row = softmax(row · scale)`, in place.
+fn softmax_scaled(row: &mut [f32], scale: f32) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
+    let mut sum = 0.0f32;
+    for x in row.iter_mut() {
+        *x = (*x * scale - max).exp();
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|x| *x *= inv);
 }
 
 #[cfg(test)]
