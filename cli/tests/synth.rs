@@ -190,23 +190,26 @@ fn check_llama4(report: &Value, scout: bool, layers: u32, ty: &str, knobs: Knobs
     );
 }
 
+/// Runs `fennec synth ARGS -o path`, asserting success; returns its stdout.
+fn synth(path: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["synth"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", path.to_str().unwrap()]);
+    let (ok, out, err) = fennec(&all);
+    assert!(ok, "synth failed: {err}");
+    out
+}
+
 #[test]
 fn sparse_scout_has_the_spec_layout() {
     let dir = temp_dir("synth-scout");
     let path = dir.join("scout.gguf");
-    let (ok, out, err) = fennec(&[
-        "synth",
-        "--arch",
-        "llama4",
-        "--preset",
-        "scout",
-        "--layers",
-        "2",
-        "--sparse",
-        "-o",
-        path.to_str().unwrap(),
-    ]);
-    assert!(ok, "synth failed: {err}");
+    let out = synth(
+        &path,
+        &[
+            "--arch", "llama4", "--preset", "scout", "--layers", "2", "--sparse",
+        ],
+    );
     assert!(out.contains("30 tensors"), "{out}");
     let report = inspect(&path);
     check_llama4(
@@ -248,19 +251,12 @@ fn sparse_scout_has_the_spec_layout() {
 fn sparse_maverick_has_the_spec_layout() {
     let dir = temp_dir("synth-maverick");
     let path = dir.join("maverick.gguf");
-    let (ok, out, err) = fennec(&[
-        "synth",
-        "--arch",
-        "llama4",
-        "--preset",
-        "maverick",
-        "--layers",
-        "4",
-        "--sparse",
-        "-o",
-        path.to_str().unwrap(),
-    ]);
-    assert!(ok, "synth failed: {err}");
+    let out = synth(
+        &path,
+        &[
+            "--arch", "llama4", "--preset", "maverick", "--layers", "4", "--sparse",
+        ],
+    );
     assert!(out.contains("47 tensors"), "{out}");
     check_llama4(
         &inspect(&path),
@@ -650,21 +646,12 @@ fn mmproj_has_the_spec_layout_and_encodes_an_image() {
     use fennec_core::{CancelHandle, LoadOptions};
     let dir = temp_dir("synth-mmproj");
     let path = dir.join("mmproj.gguf");
-    let (ok, out, err) = fennec(&[
-        "synth",
-        "--arch",
-        "llama4",
-        "--preset",
-        "scout",
-        "--mmproj",
-        "--layers",
-        "2",
-        "--type",
-        "q8_0",
-        "-o",
-        path.to_str().unwrap(),
-    ]);
-    assert!(ok, "synth failed: {err}");
+    let out = synth(
+        &path,
+        &[
+            "--arch", "llama4", "--preset", "scout", "--mmproj", "--layers", "2", "--type", "q8_0",
+        ],
+    );
     assert!(out.contains("42 tensors"), "{out}");
     let file = GgufFile::open(&path).unwrap();
     check_mmproj(&file, 2, "Q8_0", "F32");
@@ -864,19 +851,12 @@ fn full_size_mmproj_encodes_an_image_to_finite_embeddings() {
     use fennec_core::{CancelHandle, LoadOptions};
     let dir = temp_dir("synth-mmproj-full");
     let path = dir.join("mmproj.gguf");
-    let (ok, out, err) = fennec(&[
-        "synth",
-        "--arch",
-        "llama4",
-        "--preset",
-        "scout",
-        "--mmproj",
-        "--type",
-        "q8_0",
-        "-o",
-        path.to_str().unwrap(),
-    ]);
-    assert!(ok, "synth failed: {err}");
+    let out = synth(
+        &path,
+        &[
+            "--arch", "llama4", "--preset", "scout", "--mmproj", "--type", "q8_0",
+        ],
+    );
     assert!(out.contains("554 tensors"), "{out}");
     check_mmproj(&GgufFile::open(&path).unwrap(), 34, "Q8_0", "F32");
     let vision = VisionModel::load(&path, &LoadOptions::default()).unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::fennec;
-use fennec_tests::{fixture, read_npy_f32, temp_dir};
+use fennec_tests::{fixture, max_abs_diff, read_npy_f32, temp_dir};
 use serde_json::Value;
 
 fn vision_file(rel: &str) -> String {
@@ -46,14 +46,6 @@ fn embed(image: &str, extra: &[&str]) -> Result<Vec<f32>, String> {
     Ok(read_npy_f32(&out).1)
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn describe_answers_as_transformers_generates() {
     for name in ["one_tile", "four_tiles"] {
@@ -90,7 +82,7 @@ fn describe_answers_as_transformers_generates() {
 fn embed_image_writes_transformers_embeddings() {
     let want = read_npy_f32(&fixture("llama4_vision/goldens/four_tiles.embeddings.npy")).1;
     let got = embed(&vision_file("images/four_tiles.png"), &[]).unwrap();
-    assert!(max_diff(&got, &want) < 1e-5);
+    assert!(max_abs_diff(&got, &want) < 1e-5);
 }
 
 /// The decoded RGB of a fixture image: (bytes, width, height).
@@ -193,10 +185,10 @@ fn nv21_frames_convert_close_to_the_rgb_file() {
     let size = format!("{w}x{h}");
     let got = embed(&raw, &["--format", "nv21", "--size", &size]).unwrap();
     let want = embed(&vision_file("images/four_tiles.png"), &[]).unwrap();
-    let diff = max_diff(&got, &want);
+    let diff = max_abs_diff(&got, &want);
     // The same bytes read with the chroma planes swapped (NV12) must be much further off.
     let swapped = embed(&raw, &["--format", "nv12", "--size", &size]).unwrap();
-    let wrong = max_diff(&swapped, &want);
+    let wrong = max_abs_diff(&swapped, &want);
     eprintln!("NV21: max |diff| {diff:.3}; read as NV12: {wrong:.3}");
     assert!(
         diff < 0.2 && wrong > 2.0 * diff,

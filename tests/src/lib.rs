@@ -338,3 +338,29 @@ pub fn json_ids(v: &Json) -> Vec<u32> {
         .map(|x| x.as_u64().expect("an id") as u32)
         .collect()
 }
+
+/// Largest |a − b| over two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "compared slices differ in length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// `n` greedy tokens after a prompt whose last logits are `logits`, one token per eval and
+/// no end-of-generation stop (transformers' `generate(do_sample=False)` with a fixed length).
+pub fn greedy_tokens(session: &mut fennec_core::Session, logits: &[f32], n: usize) -> Vec<u32> {
+    use fennec_core::{Input, Logits};
+    let mut last = logits.to_vec();
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        let next = fennec_core::sampler::argmax(&last);
+        got.push(next);
+        last = session
+            .eval(&[Input::Tokens(&[next])], Logits::Last)
+            .unwrap()
+            .to_vec();
+    }
+    got
+}

@@ -16,11 +16,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fennec_core::gguf::{TensorData, Value};
-use fennec_core::sampler::argmax;
 use fennec_core::tensor_names::{blk, FFN_DOWN_EXPS, FFN_GATE_INP, FFN_UP_EXPS, FFN_UP_SHEXP};
 use fennec_core::ExpertResidencyOptions;
 use fennec_core::{Error, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
-use fennec_tests::{fixture, fixture_json, json_ids as ids, read_npy_f32, rewrite_gguf, temp_dir};
+use fennec_tests::{
+    fixture, fixture_json, greedy_tokens, json_ids as ids, max_abs_diff, read_npy_f32,
+    rewrite_gguf, temp_dir,
+};
 use serde_json::Value as Json;
 
 const MODELS: [&str; 3] = ["scout", "chunked", "maverick"];
@@ -44,15 +46,6 @@ fn session(model: &Arc<Model>, n_ctx: usize, n_ubatch: usize) -> Session {
         n_ubatch,
     };
     Session::new(model.clone(), opts).unwrap()
-}
-
-/// Largest |a - b| over two equally long rows of logits.
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Evaluates `tokens` in micro-batches of `ubatch` and returns every position's logits.
@@ -116,7 +109,7 @@ fn f32_logits_equal_transformers_in_batch_one_by_one_and_odd_micro_batches() {
         // 1 = decode one token at a time; 7 and 13 straddle the 16-token chunks of `chunked`.
         for ubatch in [512, 1, 7, 13] {
             let got = all_logits(&model, &tokens, ubatch);
-            let diff = max_diff(&got, &expected);
+            let diff = max_abs_diff(&got, &expected);
             eprintln!("{name} ubatch {ubatch}: max |diff| {diff:.2e}");
             assert!(diff < 1e-4, "{name} ubatch {ubatch}: max |diff| {diff}");
         }
@@ -131,19 +124,11 @@ fn greedy_continuations_equal_transformers_generate() {
         let expected = ids(&greedy["tokens"]);
         let model = load(&format!("{name}.f32.gguf"));
         let mut s = session(&model, prompt.len() + expected.len(), 512);
-        let mut logits = s
+        let logits = s
             .eval(&[Input::Tokens(&prompt)], Logits::Last)
             .unwrap()
             .to_vec();
-        let mut got = Vec::new();
-        for _ in 0..expected.len() {
-            let next = argmax(&logits) as u32;
-            got.push(next);
-            logits = s
-                .eval(&[Input::Tokens(&[next])], Logits::Last)
-                .unwrap()
-                .to_vec();
-        }
+        let got = greedy_tokens(&mut s, &logits, expected.len());
         assert_eq!(got, expected, "{name}");
     }
 }
@@ -190,7 +175,7 @@ fn crossing_the_default_8192_chunk_equals_transformers() {
     for (i, &pos) in positions.iter().enumerate() {
         let got = &logits[pos * n_vocab..(pos + 1) * n_vocab];
         let want = &expected[i * n_vocab..(i + 1) * n_vocab];
-        let diff = max_diff(got, want);
+        let diff = max_abs_diff(got, want);
         assert!(diff < 1e-4, "position {pos}: max |diff| {diff}");
     }
 }
@@ -210,7 +195,7 @@ fn quantized_files_agree_with_llama_cpp() {
         let got = all_logits(&model, &tokens, 512);
         let (_, expected) =
             read_npy_f32(&fixture(&format!("llama4/goldens/scout.{ty}.llamacpp.npy")));
-        let diff = max_diff(&got, &expected);
+        let diff = max_abs_diff(&got, &expected);
         eprintln!(
             "scout.{ty}: max |diff| {diff:.2e} over {} positions",
             tokens.len()
@@ -267,7 +252,7 @@ fn expert_hits_count_every_routed_token_and_pinning_respects_the_budget() {
     // Logits do not depend on residency.
     let again = all_logits(&model, &tokens, 512);
     let (_, expected) = read_npy_f32(&fixture("llama4/goldens/chunked.logits.npy"));
-    assert!(max_diff(&again, &expected) < 1e-4);
+    assert!(max_abs_diff(&again, &expected) < 1e-4);
     model.set_expert_residency(ExpertResidencyOptions::default());
     assert_eq!(model.expert_stats().unwrap().pinned_bytes, 0);
 }
@@ -298,13 +283,13 @@ fn rewinding_past_the_chunk_ring_is_refused_and_clear_recovers() {
         .to_vec();
     let (_, expected) = read_npy_f32(&fixture("llama4/goldens/chunked.logits.npy"));
     let n_vocab = model.n_vocab();
-    assert!(max_diff(&logits, &expected[97 * n_vocab..]) < 1e-4);
+    assert!(max_abs_diff(&logits, &expected[97 * n_vocab..]) < 1e-4);
     s.clear();
     let logits = s
         .eval(&[Input::Tokens(&tokens)], Logits::All)
         .unwrap()
         .to_vec();
-    assert!(max_diff(&logits, &expected) < 1e-4);
+    assert!(max_abs_diff(&logits, &expected) < 1e-4);
 }
 
 /// The tiny models' tokenizer (Llama 4 split regex, specials) ends generation on all three

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use fennec_core::chat::ChatMessage;
 use fennec_core::vision::{ImageView, PixelLayout, Prompt, VisionModel};
 use fennec_core::{
-    CancelHandle, ErrorKind, Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions,
+    CancelHandle, ErrorKind, KvType, LoadOptions, Logits, Model, Session, SessionOptions,
 };
-use fennec_tests::{fixture, read_npy_f32};
+use fennec_tests::{fixture, greedy_tokens, max_abs_diff, read_npy_f32};
 use serde_json::Value as Json;
 
 fn path(rel: &str) -> std::path::PathBuf {
@@ -34,19 +34,16 @@ fn decode(rel: &str) -> (Vec<u8>, usize, usize, PixelLayout) {
     }
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+/// The preprocessed pixels of a fixture image.
+fn pixels(vision: &VisionModel, rel: &str) -> fennec_core::vision::PixelTensor {
+    let (bytes, w, h, layout) = decode(rel);
+    vision
+        .preprocess(&ImageView::packed(&bytes, w, h, layout).unwrap())
+        .unwrap()
 }
 
 fn embed(vision: &VisionModel, name: &str) -> fennec_core::vision::ImageEmbeddings {
-    let meta = golden(name);
-    let (bytes, w, h, layout) = decode(meta["image"].as_str().unwrap());
-    let view = ImageView::packed(&bytes, w, h, layout).unwrap();
-    let pixels = vision.preprocess(&view).unwrap();
+    let pixels = pixels(vision, golden(name)["image"].as_str().unwrap());
     vision.encode(&pixels, &CancelHandle::new()).unwrap()
 }
 
@@ -65,7 +62,7 @@ fn projected_embeddings_equal_transformers() {
             let (shape, want) = read_npy_f32(&path(&format!("goldens/{name}.embeddings.npy")));
             assert_eq!(shape, [emb.n_rows(), emb.n_embd], "{file} {name}");
             let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let diff = max_diff(&emb.data, &want);
+            let diff = max_abs_diff(&emb.data, &want);
             eprintln!("{file} {name}: max |diff| {diff:.2e} (max |value| {scale:.2})");
             assert!(diff < tol, "{file} {name}: max |diff| {diff}");
         }
@@ -103,7 +100,7 @@ fn fused_prompt_ids_logits_and_greedy_equal_transformers() {
             .to_vec();
         let (shape, want) = read_npy_f32(&path(&format!("goldens/{name}.logits.npy")));
         assert_eq!(shape, [prompt.len(), model.n_vocab()], "{name}");
-        let diff = max_diff(&logits, &want);
+        let diff = max_abs_diff(&logits, &want);
         eprintln!(
             "{name}: logits max |diff| {diff:.2e} over {} positions",
             prompt.len()
@@ -117,25 +114,10 @@ fn fused_prompt_ids_logits_and_greedy_equal_transformers() {
             .iter()
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
-        let mut last = logits[logits.len() - model.n_vocab()..].to_vec();
-        let mut got = Vec::new();
-        for _ in 0..expected.len() {
-            let next = argmax(&last);
-            got.push(next);
-            last = session
-                .eval(&[Input::Tokens(&[next])], Logits::Last)
-                .unwrap()
-                .to_vec();
-        }
+        let last = &logits[logits.len() - model.n_vocab()..];
+        let got = greedy_tokens(&mut session, last, expected.len());
         assert_eq!(got, expected, "{name}: greedy tokens");
     }
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
-        .0 as u32
 }
 
 #[test]
@@ -156,10 +138,7 @@ fn an_mmproj_for_another_model_is_refused() {
 fn cancelling_the_encoder_returns_cancelled() {
     let model = text_model();
     let vision = VisionModel::load_for(path("models/mmproj-tiny.f32.gguf"), &model).unwrap();
-    let (bytes, w, h, layout) = decode("images/wide.png");
-    let pixels = vision
-        .preprocess(&ImageView::packed(&bytes, w, h, layout).unwrap())
-        .unwrap();
+    let pixels = pixels(&vision, "images/wide.png");
     assert_eq!(pixels.n_tiles(), 10);
     // Cancelled before it starts.
     let cancel = CancelHandle::new();
@@ -183,10 +162,7 @@ fn cancelling_the_encoder_returns_cancelled() {
 fn cancelling_the_image_prefill_stops_at_the_next_micro_batch() {
     let model = text_model();
     let vision = VisionModel::load_for(path("models/mmproj-tiny.f32.gguf"), &model).unwrap();
-    let (bytes, w, h, layout) = decode("images/wide.png");
-    let pixels = vision
-        .preprocess(&ImageView::packed(&bytes, w, h, layout).unwrap())
-        .unwrap();
+    let pixels = pixels(&vision, "images/wide.png");
     let image = Arc::new(vision.encode(&pixels, &CancelHandle::new()).unwrap());
     let chat = [ChatMessage::with_image("user", image, "What is it?")];
     let prompt = Prompt::from_chat(&model, &chat, true).unwrap();
