@@ -258,8 +258,44 @@ fn which_levels_have_multi_kernels() {
             assert!(kernel_multi::<17>(level, ty).is_none(), "{ty} at {level}");
         }
         // Types without a multi-vector body fall back to the single kernels.
-        for ty in [T::F32, T::F16, T::Q2K, T::Q3K, T::Iq4Xs, T::Q8K] {
+        for ty in [T::Q2K, T::Q3K, T::Iq4Xs, T::Q8K] {
             assert!(kernel_multi::<8>(level, ty).is_none(), "{ty} at {level}");
+        }
+    }
+}
+
+/// The float weight types' multi-vector kernels: any length (every tail of the 8-, 16- and
+/// 64-element loops), ordinary values and raw bit patterns (NaN, infinities, subnormals).
+#[test]
+fn float_multi_equals_single_for_every_length() {
+    let mut rng = Rng::xorshift64star(0xF1_0A7);
+    for level in levels() {
+        for ty in [T::F32, T::F16, T::BF16] {
+            let expect =
+                matches!(level, CpuLevel::Avx2 | CpuLevel::Avx512) && cfg!(target_arch = "x86_64");
+            assert_eq!(
+                kernel_multi::<4>(level, ty).is_some(),
+                expect,
+                "{ty} {level}"
+            );
+            if !expect {
+                continue;
+            }
+            let sz = ty.block_bytes();
+            for n in (1..=200).chain([255, 256, 257, 577, 1408]) {
+                for raw in [false, true] {
+                    let row = |rng: &mut Rng| -> Vec<u8> {
+                        if raw {
+                            (0..n * sz).map(|_| rng.next_u8()).collect()
+                        } else {
+                            quantized(ty, &floats(rng, n, 2.0))
+                        }
+                    };
+                    let w = row(&mut rng);
+                    let acts: Vec<Vec<u8>> = (0..MAX_WIDTH).map(|_| row(&mut rng)).collect();
+                    check_rows(level, ty, n, &w, &acts, &format!("n {n} raw {raw}"));
+                }
+            }
         }
     }
 }

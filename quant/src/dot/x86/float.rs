@@ -4,7 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::{check_rows, f16_at, hsum256_ps};
-use crate::dot::VecDotFn;
+use crate::dot::{VecDotFn, VecDotMultiFn};
 use crate::{CpuLevel, GgmlType};
 
 /// How one element type is read.
@@ -143,6 +143,159 @@ unsafe fn run_avx512<E: Elem>(n: usize, x: *const u8, y: *const u8) -> f32 {
     }
     let total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     _mm512_reduce_add_ps(total)
+}
+
+/// [`run_avx2`] for one weight row `x` and `N` activation rows `ys`: each weight vector is
+/// loaded (and widened) once for all rows, and each row keeps `run_avx2`'s four
+/// accumulators and order, so every result equals the single kernel's bit for bit.
+///
+/// # Safety
+/// As [`run_avx2`], for `x` and every row of `ys`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn run_avx2_multi<E: Elem, const N: usize>(
+    n: usize,
+    x: *const u8,
+    ys: [*const u8; N],
+) -> [f32; N] {
+    let sz = E::T.block_bytes();
+    let mut acc = [[_mm256_setzero_ps(); 4]; N];
+    let mut i = 0;
+    while i + 32 <= n {
+        for k in 0..4 {
+            let at = (i + 8 * k) * sz;
+            let w = E::load8(x.add(at));
+            for (acc, y) in acc.iter_mut().zip(ys) {
+                acc[k] = _mm256_fmadd_ps(w, E::load8(y.add(at)), acc[k]);
+            }
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        let w = E::load8(x.add(i * sz));
+        for (acc, y) in acc.iter_mut().zip(ys) {
+            acc[0] = _mm256_fmadd_ps(w, E::load8(y.add(i * sz)), acc[0]);
+        }
+        i += 8;
+    }
+    let mut out = [0.0f32; N];
+    for ((o, acc), y) in out.iter_mut().zip(&acc).zip(ys) {
+        let mut sum = hsum256_ps(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ));
+        let mut j = i;
+        while j < n {
+            sum += E::load1(x.add(j * sz)) * E::load1(y.add(j * sz));
+            j += 1;
+        }
+        *o = sum;
+    }
+    out
+}
+
+/// [`run_avx512`] for one weight row `x` and `N` activation rows `ys`, bit for bit as
+/// [`run_avx2_multi`] is to [`run_avx2`].
+///
+/// # Safety
+/// As [`run_avx512`], for `x` and every row of `ys`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl")]
+unsafe fn run_avx512_multi<E: Elem, const N: usize>(
+    n: usize,
+    x: *const u8,
+    ys: [*const u8; N],
+) -> [f32; N] {
+    let sz = E::T.block_bytes();
+    let all: __mmask16 = 0xFFFF;
+    let mut acc = [[_mm512_setzero_ps(); 4]; N];
+    let mut i = 0;
+    while i + 64 <= n {
+        for k in 0..4 {
+            let at = (i + 16 * k) * sz;
+            let w = E::load16(x.add(at), all);
+            for (acc, y) in acc.iter_mut().zip(ys) {
+                acc[k] = _mm512_fmadd_ps(w, E::load16(y.add(at), all), acc[k]);
+            }
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        let at = i * sz;
+        let w = E::load16(x.add(at), all);
+        for (acc, y) in acc.iter_mut().zip(ys) {
+            acc[0] = _mm512_fmadd_ps(w, E::load16(y.add(at), all), acc[0]);
+        }
+        i += 16;
+    }
+    if i < n {
+        let m: __mmask16 = (1u16 << (n - i)) - 1;
+        let at = i * sz;
+        let w = E::load16(x.add(at), m);
+        for (acc, y) in acc.iter_mut().zip(ys) {
+            acc[1] = _mm512_fmadd_ps(w, E::load16(y.add(at), m), acc[1]);
+        }
+    }
+    let mut out = [0.0f32; N];
+    for (o, acc) in out.iter_mut().zip(&acc) {
+        let total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        *o = _mm512_reduce_add_ps(total);
+    }
+    out
+}
+
+/// Checks every row as [`check_rows`] does; returns `n` and the rows' pointers.
+fn check_multi<E: Elem, const N: usize>(n: usize, x: &[u8], ys: &[&[u8]; N]) -> [*const u8; N] {
+    for y in ys {
+        check_rows(n, x, y, E::T, E::T);
+    }
+    ys.map(<[u8]>::as_ptr)
+}
+
+fn avx2_dot_multi<E: Elem, const N: usize>(
+    n: usize,
+    x: &[u8],
+    ys: [&[u8]; N],
+    _scales: [&[f32]; N],
+) -> [f32; N] {
+    let ptrs = check_multi::<E, N>(n, x, &ys);
+    debug_assert!(CpuLevel::Avx2.is_supported());
+    // SAFETY: handed out only by `avx2_multi`/`avx512_multi`, which `dot::kernel_multi`
+    // calls after `level.is_supported()` confirmed AVX2, FMA and F16C; `check_multi` proved
+    // the weight row and every activation row hold `n` elements.
+    unsafe { run_avx2_multi::<E, N>(n, x.as_ptr(), ptrs) }
+}
+
+fn avx512_dot_multi<E: Elem, const N: usize>(
+    n: usize,
+    x: &[u8],
+    ys: [&[u8]; N],
+    _scales: [&[f32]; N],
+) -> [f32; N] {
+    let ptrs = check_multi::<E, N>(n, x, &ys);
+    debug_assert!(CpuLevel::Avx512.is_supported());
+    // SAFETY: handed out only by `avx512_multi`, which `dot::kernel_multi` calls after
+    // `level.is_supported()` confirmed AVX2, FMA, F16C and AVX-512 F/BW/VL; `check_multi`
+    // proved the weight row and every activation row hold `n` elements.
+    unsafe { run_avx512_multi::<E, N>(n, x.as_ptr(), ptrs) }
+}
+
+/// AVX2 multi-vector kernels for the float types.
+pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
+    match w {
+        GgmlType::F32 => Some(avx2_dot_multi::<F32, N>),
+        GgmlType::F16 => Some(avx2_dot_multi::<F16, N>),
+        GgmlType::BF16 => Some(avx2_dot_multi::<Bf16, N>),
+        _ => None,
+    }
+}
+
+/// AVX-512 multi-vector kernels for the float types (F16 on the AVX2 body, as [`avx512`]).
+pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
+    match w {
+        GgmlType::F32 => Some(avx512_dot_multi::<F32, N>),
+        GgmlType::F16 => Some(avx2_dot_multi::<F16, N>),
+        GgmlType::BF16 => Some(avx512_dot_multi::<Bf16, N>),
+        _ => None,
+    }
 }
 
 fn avx2_dot<E: Elem>(n: usize, x: &[u8], y: &[u8]) -> f32 {

@@ -40,8 +40,8 @@ pub(crate) fn kernel_multi<const N: usize>(
     w: GgmlType,
 ) -> Option<VecDotMultiFn<N>> {
     match level {
-        CpuLevel::Avx2 => int::avx2_multi::<N>(w),
-        CpuLevel::Avx512 => int::avx512_multi::<N>(w),
+        CpuLevel::Avx2 => int::avx2_multi::<N>(w).or_else(|| float::avx2_multi::<N>(w)),
+        CpuLevel::Avx512 => int::avx512_multi::<N>(w).or_else(|| float::avx512_multi::<N>(w)),
         _ => None,
     }
 }
