@@ -232,3 +232,28 @@ fn an_image_over_the_pixel_budget_is_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidImage);
     assert!(err.to_string().contains("budget"), "{err}");
 }
+
+#[test]
+fn inconsistent_image_embeddings_are_refused_not_sliced() {
+    let model = text_model();
+    let bad = fennec_core::vision::ImageEmbeddings {
+        data: vec![0.0; 9 * 64],
+        n_embd: 64,
+        tokens_per_tile: 9,
+        grid: (2, 2),
+        has_global: true,
+    };
+    let chat = [ChatMessage::with_image("user", Arc::new(bad), "What?")];
+    let err = Prompt::from_chat(&model, &chat, true).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    let narrow = fennec_core::vision::ImageEmbeddings {
+        data: vec![0.0; 9 * 48],
+        n_embd: 48,
+        tokens_per_tile: 9,
+        grid: (1, 1),
+        has_global: false,
+    };
+    let chat = [ChatMessage::with_image("user", Arc::new(narrow), "What?")];
+    let err = Prompt::from_chat(&model, &chat, true).unwrap_err();
+    assert!(err.to_string().contains("64"), "{err}");
+}

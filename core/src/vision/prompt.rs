@@ -124,6 +124,22 @@ impl Prompt {
             ))));
         }
         for img in &images {
+            let tiles = img.grid.0 * img.grid.1 + usize::from(img.has_global);
+            let expected = tiles
+                .checked_mul(img.tokens_per_tile)
+                .and_then(|rows| rows.checked_mul(img.n_embd));
+            if img.tokens_per_tile == 0 || expected != Some(img.data.len()) {
+                return Err(Error::InvalidArgument(format!(
+                    "image embeddings hold {} floats; a {}×{} grid{} of {} rows of {} needs {}",
+                    img.data.len(),
+                    img.grid.0,
+                    img.grid.1,
+                    if img.has_global { " + global tile" } else { "" },
+                    img.tokens_per_tile,
+                    img.n_embd,
+                    expected.map_or("more than fits".into(), |e| e.to_string())
+                )));
+            }
             if img.n_embd != model.n_embd() {
                 return Err(Error::InvalidArgument(format!(
                     "image embeddings are {} wide; the text model takes {}",
