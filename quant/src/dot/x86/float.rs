@@ -157,6 +157,34 @@ unsafe fn run_avx2_multi<E: Elem, const N: usize>(
     x: *const u8,
     ys: [*const u8; N],
 ) -> [f32; N] {
+    avx2_multi_body::<E, N>(n, x, ys)
+}
+
+/// [`run_avx2_multi`] compiled with AVX-512 VL enabled: the same 256-bit operations (so the
+/// same results), but 32 vector registers instead of 16, so `N` rows' accumulators do not
+/// spill.
+///
+/// # Safety
+/// As [`run_avx2_multi`], and the CPU must have AVX-512 F/VL.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+unsafe fn run_avx2_multi_vl<E: Elem, const N: usize>(
+    n: usize,
+    x: *const u8,
+    ys: [*const u8; N],
+) -> [f32; N] {
+    avx2_multi_body::<E, N>(n, x, ys)
+}
+
+/// The body of [`run_avx2_multi`], inlined into each caller's target features.
+///
+/// # Safety
+/// As [`run_avx2_multi`]; only inline into functions with AVX2, FMA and F16C enabled.
+#[inline(always)]
+unsafe fn avx2_multi_body<E: Elem, const N: usize>(
+    n: usize,
+    x: *const u8,
+    ys: [*const u8; N],
+) -> [f32; N] {
     let sz = E::T.block_bytes();
     let mut acc = [[_mm256_setzero_ps(); 4]; N];
     let mut i = 0;
@@ -288,11 +316,26 @@ pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>
     }
 }
 
-/// AVX-512 multi-vector kernels for the float types (F16 on the AVX2 body, as [`avx512`]).
+fn avx2_vl_dot_multi<E: Elem, const N: usize>(
+    n: usize,
+    x: &[u8],
+    ys: [&[u8]; N],
+    _scales: [&[f32]; N],
+) -> [f32; N] {
+    let ptrs = check_multi::<E, N>(n, x, &ys);
+    debug_assert!(CpuLevel::Avx512.is_supported());
+    // SAFETY: handed out only by `avx512_multi`, which `dot::kernel_multi` calls after
+    // `level.is_supported()` confirmed AVX2, FMA, F16C and AVX-512 F/BW/VL; `check_multi`
+    // proved the weight row and every activation row hold `n` elements.
+    unsafe { run_avx2_multi_vl::<E, N>(n, x.as_ptr(), ptrs) }
+}
+
+/// AVX-512 multi-vector kernels for the float types (F16 on the AVX2 body, as [`avx512`],
+/// with AVX-512 VL's 32 registers).
 pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
     match w {
         GgmlType::F32 => Some(avx512_dot_multi::<F32, N>),
-        GgmlType::F16 => Some(avx2_dot_multi::<F16, N>),
+        GgmlType::F16 => Some(avx2_vl_dot_multi::<F16, N>),
         GgmlType::BF16 => Some(avx512_dot_multi::<Bf16, N>),
         _ => None,
     }
