@@ -148,23 +148,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     let opts = args.common.generate_options();
     let cancel = CancelHandle::new();
-    let stdout = std::io::stdout();
-    let json = args.json;
     let last = &prompt[session.n_past().min(prompt.len())..];
-    let mut completion =
-        session.generate(&[Input::Tokens(last)], &opts, &cancel, &mut |piece| {
-            if !json {
-                let mut out = stdout.lock();
-                let _ = out.write_all(piece.text.as_bytes());
-                let _ = out.flush();
-            }
-            true
-        })?;
+    let mut completion = session.generate(
+        &[Input::Tokens(last)],
+        &opts,
+        &cancel,
+        &mut print_pieces(!args.json),
+    )?;
     let s = &mut completion.stats;
     s.prompt_tokens = prompt.len() - cached;
     s.prompt_seconds += prefill_seconds;
     s.time_to_first_token += prefill_seconds;
-    report(&completion, &prompt, cached, json)
+    report(&completion, &prompt, cached, args.json)
+}
+
+/// A generation callback that writes each piece to stdout as it comes (when `stream`) and
+/// never stops generation.
+pub(crate) fn print_pieces(stream: bool) -> impl FnMut(fennec_core::Piece<'_>) -> bool {
+    let stdout = std::io::stdout();
+    move |piece| {
+        if stream {
+            let mut out = stdout.lock();
+            let _ = out.write_all(piece.text.as_bytes());
+            let _ = out.flush();
+        }
+        true
+    }
 }
 
 /// Evaluates `prompt` but its last token, after the longest prefix of it the session

@@ -1,7 +1,6 @@
 //! `fennec describe` and `fennec embed-image`: images (files or raw camera frames) through
 //! a Llama 4 vision tower into a chat, or out as projected embeddings.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -282,16 +281,13 @@ pub fn describe(args: &DescribeArgs) -> Result<()> {
     let prompt = image_prompt(&model, image, args.system.as_deref(), &args.prompt)?;
     let inputs = prompt.inputs();
     let opts = args.common.generate_options();
-    let stdout = std::io::stdout();
     let json = args.json;
-    let completion = session.generate(&inputs, &opts, &cancel, &mut |piece| {
-        if !json {
-            let mut out = stdout.lock();
-            let _ = out.write_all(piece.text.as_bytes());
-            let _ = out.flush();
-        }
-        true
-    })?;
+    let completion = session.generate(
+        &inputs,
+        &opts,
+        &cancel,
+        &mut crate::generate::print_pieces(!json),
+    )?;
     let s = &completion.stats;
     let image_tokens = pixels.n_tiles() * vision.hparams().tokens_per_tile();
     // From the image arriving to the first generated token: convert, preprocess, encode,
