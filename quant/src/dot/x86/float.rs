@@ -270,12 +270,25 @@ unsafe fn run_avx512_multi<E: Elem, const N: usize>(
     out
 }
 
-/// Checks every row as [`check_rows`] does; returns `n` and the rows' pointers.
-fn check_multi<E: Elem, const N: usize>(n: usize, x: &[u8], ys: &[&[u8]; N]) -> [*const u8; N] {
+/// A multi-vector body compiled for some CPU features: weight row, activation rows.
+type MultiBody<const N: usize> = unsafe fn(usize, *const u8, [*const u8; N]) -> [f32; N];
+
+/// Checks every row as [`check_rows`] does, then runs `body` on them.
+///
+/// # Safety
+/// The CPU must have the features `body` is compiled with.
+unsafe fn checked_multi<E: Elem, const N: usize>(
+    body: MultiBody<N>,
+    n: usize,
+    x: &[u8],
+    ys: [&[u8]; N],
+) -> [f32; N] {
     for y in ys {
         check_rows(n, x, y, E::T, E::T);
     }
-    ys.map(<[u8]>::as_ptr)
+    // SAFETY: `check_rows` proved the weight row and every activation row hold `n`
+    // elements; the caller vouches for the CPU features.
+    unsafe { body(n, x.as_ptr(), ys.map(<[u8]>::as_ptr)) }
 }
 
 fn avx2_dot_multi<E: Elem, const N: usize>(
@@ -284,12 +297,10 @@ fn avx2_dot_multi<E: Elem, const N: usize>(
     ys: [&[u8]; N],
     _scales: [&[f32]; N],
 ) -> [f32; N] {
-    let ptrs = check_multi::<E, N>(n, x, &ys);
     debug_assert!(CpuLevel::Avx2.is_supported());
     // SAFETY: handed out only by `avx2_multi`/`avx512_multi`, which `dot::kernel_multi`
-    // calls after `level.is_supported()` confirmed AVX2, FMA and F16C; `check_multi` proved
-    // the weight row and every activation row hold `n` elements.
-    unsafe { run_avx2_multi::<E, N>(n, x.as_ptr(), ptrs) }
+    // calls after `level.is_supported()` confirmed AVX2, FMA and F16C.
+    unsafe { checked_multi::<E, N>(run_avx2_multi::<E, N>, n, x, ys) }
 }
 
 fn avx512_dot_multi<E: Elem, const N: usize>(
@@ -298,12 +309,21 @@ fn avx512_dot_multi<E: Elem, const N: usize>(
     ys: [&[u8]; N],
     _scales: [&[f32]; N],
 ) -> [f32; N] {
-    let ptrs = check_multi::<E, N>(n, x, &ys);
     debug_assert!(CpuLevel::Avx512.is_supported());
     // SAFETY: handed out only by `avx512_multi`, which `dot::kernel_multi` calls after
-    // `level.is_supported()` confirmed AVX2, FMA, F16C and AVX-512 F/BW/VL; `check_multi`
-    // proved the weight row and every activation row hold `n` elements.
-    unsafe { run_avx512_multi::<E, N>(n, x.as_ptr(), ptrs) }
+    // `level.is_supported()` confirmed AVX2, FMA, F16C and AVX-512 F/BW/VL.
+    unsafe { checked_multi::<E, N>(run_avx512_multi::<E, N>, n, x, ys) }
+}
+
+fn avx2_vl_dot_multi<E: Elem, const N: usize>(
+    n: usize,
+    x: &[u8],
+    ys: [&[u8]; N],
+    _scales: [&[f32]; N],
+) -> [f32; N] {
+    debug_assert!(CpuLevel::Avx512.is_supported());
+    // SAFETY: as `avx512_dot_multi`.
+    unsafe { checked_multi::<E, N>(run_avx2_multi_vl::<E, N>, n, x, ys) }
 }
 
 /// AVX2 multi-vector kernels for the float types.
@@ -314,20 +334,6 @@ pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>
         GgmlType::BF16 => Some(avx2_dot_multi::<Bf16, N>),
         _ => None,
     }
-}
-
-fn avx2_vl_dot_multi<E: Elem, const N: usize>(
-    n: usize,
-    x: &[u8],
-    ys: [&[u8]; N],
-    _scales: [&[f32]; N],
-) -> [f32; N] {
-    let ptrs = check_multi::<E, N>(n, x, &ys);
-    debug_assert!(CpuLevel::Avx512.is_supported());
-    // SAFETY: handed out only by `avx512_multi`, which `dot::kernel_multi` calls after
-    // `level.is_supported()` confirmed AVX2, FMA, F16C and AVX-512 F/BW/VL; `check_multi`
-    // proved the weight row and every activation row hold `n` elements.
-    unsafe { run_avx2_multi_vl::<E, N>(n, x.as_ptr(), ptrs) }
 }
 
 /// AVX-512 multi-vector kernels for the float types (F16 on the AVX2 body, as [`avx512`],
