@@ -143,8 +143,9 @@ fn raw_frame(
     let split = |at: usize| -> Result<(&[u8], &[u8])> {
         if at > bytes.len() {
             bail!(
-                "{} bytes is too short for a {w}x{h} {format:?} frame",
-                bytes.len()
+                "{} bytes is too short for a {w}x{h} {} frame",
+                bytes.len(),
+                format!("{format:?}").to_lowercase()
             );
         }
         Ok(bytes.split_at(at))
