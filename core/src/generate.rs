@@ -4,10 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::chat::ChatMessage;
 use crate::error::{Error, Result};
 use crate::sampler::{Sampler, SamplerOptions};
 use crate::session::{Input, Logits, Session};
 use crate::tokenizer::StreamDecoder;
+use crate::vision::Prompt;
 
 /// What to generate.
 #[derive(Clone, Debug, Default)]
@@ -265,6 +267,31 @@ impl Session {
         })
     }
 }
+impl Session {
+    /// Answers a conversation: renders `messages` with the model's chat template (the
+    /// assistant header last), expands their images, keeps the prefix of the context that
+    /// equals the rendering ([`Session::reuse_prefix`]) and generates from there. Calling it
+    /// each turn with the whole conversation, the model's replies included, evaluates only
+    /// the new turn.
+    ///
+    /// # Errors
+    /// Those of [`Prompt::from_chat`](crate::vision::Prompt::from_chat) (no chat template,
+    /// a template that ignores images) and of [`Session::generate`].
+    pub fn chat(
+        &mut self,
+        messages: &[ChatMessage],
+        opts: &GenerateOptions,
+        cancel: &CancelHandle,
+        on_piece: &mut dyn FnMut(Piece<'_>) -> bool,
+    ) -> Result<Completion> {
+        let model = self.model().clone();
+        let prompt = Prompt::from_chat(&model, messages, true)?;
+        let conversation = prompt.inputs();
+        let kept = self.reuse_prefix(&conversation)?;
+        self.generate(&Input::skip(&conversation, kept), opts, cancel, on_piece)
+    }
+}
+
 /// Byte offset of the first stop string found at or after `from`.
 fn find_stop(text: &str, stops: &[String], from: usize) -> Option<usize> {
     let from = floor_char_boundary(text, from);

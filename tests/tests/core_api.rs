@@ -460,3 +460,74 @@ fn a_model_inside_a_bigger_file_loads_from_its_range() {
     assert_eq!(la, lb);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn chat_equals_render_encode_generate_and_reuses_the_previous_turns() {
+    use fennec_core::chat::ChatMessage;
+    let model = smollm2();
+    let opts = GenerateOptions::new(12, SamplerOptions::greedy());
+    let mut messages = vec![ChatMessage::new("user", "What is the capital of France?")];
+
+    // By hand: render, tokenize, generate from an empty session.
+    let ids = model
+        .encode(
+            &model
+                .chat_template()
+                .unwrap()
+                .render(&messages, true)
+                .unwrap(),
+            false,
+            true,
+        )
+        .unwrap();
+    let mut manual = session(&model, 512, KvType::F16, 64);
+    let expected = manual
+        .generate(
+            &[Input::Tokens(&ids)],
+            &opts,
+            &CancelHandle::new(),
+            &mut |_| true,
+        )
+        .unwrap();
+
+    let mut s = session(&model, 512, KvType::F16, 64);
+    let mut streamed = String::new();
+    let first = s
+        .chat(&messages, &opts, &CancelHandle::new(), &mut |p| {
+            streamed.push_str(p.text);
+            true
+        })
+        .unwrap();
+    assert_eq!(first.tokens, expected.tokens);
+    assert_eq!(streamed, first.text);
+    assert_eq!(first.stats.prompt_tokens, ids.len());
+
+    // The next turn re-sends the whole conversation; only what follows the kept prefix is
+    // evaluated.
+    messages.push(ChatMessage::new("assistant", first.text.trim()));
+    messages.push(ChatMessage::new("user", "And of Italy?"));
+    let second = s
+        .chat(&messages, &opts, &CancelHandle::new(), &mut |_| true)
+        .unwrap();
+    let all = model
+        .encode(
+            &model
+                .chat_template()
+                .unwrap()
+                .render(&messages, true)
+                .unwrap(),
+            false,
+            true,
+        )
+        .unwrap();
+    assert!(
+        second.stats.prompt_tokens < all.len() - ids.len() + 8,
+        "{second:?}"
+    );
+    let mut fresh = session(&model, 512, KvType::F16, 64);
+    let again = fresh
+        .chat(&messages, &opts, &CancelHandle::new(), &mut |_| true)
+        .unwrap();
+    assert_eq!(second.tokens, again.tokens);
+    assert_eq!(again.stats.prompt_tokens, all.len());
+}

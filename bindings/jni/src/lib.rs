@@ -1,0 +1,1 @@
+//! Placeholder: the JNI layer (issue 11).

@@ -1,0 +1,1 @@
+//! Fennec for Kotlin, Swift and Python (uniffi).
