@@ -1,1 +1,3 @@
 //! Placeholder: the JNI layer (issue 11).
+
+pub use fennec_ffi;
