@@ -144,6 +144,9 @@ mod tests {
             needed: 10,
             n_ctx: 4,
         });
-        assert!(matches!(e, FennecError::ContextFull(ref m) if m.contains("10")), "{e:?}");
+        assert!(
+            matches!(e, FennecError::ContextFull(ref m) if m.contains("10")),
+            "{e:?}"
+        );
     }
 }

@@ -175,9 +175,8 @@ fn parse_frame(f: &CameraFrame) -> Result<Frame<'_>> {
         FrameFormat::Nv21 => Frame::nv21(&p[0].data, stride(0), &p[1].data, stride(1), w, h)?,
         FrameFormat::Nv12 => Frame::nv12(&p[0].data, stride(0), &p[1].data, stride(1), w, h)?,
         FrameFormat::Yuv420 => {
-            let plane = |i: usize| {
-                Plane::new(&p[i].data, stride(i), p[i].pixel_stride.max(1) as usize)
-            };
+            let plane =
+                |i: usize| Plane::new(&p[i].data, stride(i), p[i].pixel_stride.max(1) as usize);
             Frame::yuv_420_888(plane(0), plane(1), plane(2), w, h)?
         }
         FrameFormat::Rgb => Frame::rgb(&p[0].data, stride(0), w, h)?,
@@ -293,7 +292,10 @@ mod tests {
             let expected = 40 * (row as u8 + 1);
             for col in 0..2usize {
                 let px = &rgb[(row * 2 + col) * 3..][..3];
-                assert!(px.iter().all(|&c| c.abs_diff(expected) <= 1), "{row} {col} {px:?}");
+                assert!(
+                    px.iter().all(|&c| c.abs_diff(expected) <= 1),
+                    "{row} {col} {px:?}"
+                );
             }
         }
     }
@@ -315,7 +317,9 @@ mod tests {
         ));
         assert!(matches!(
             Image::from_encoded(b"not an image".to_vec()),
-            Err(FennecError::InvalidImage(_) | FennecError::InvalidArgument(_) | FennecError::Unsupported(_))
+            Err(FennecError::InvalidImage(_)
+                | FennecError::InvalidArgument(_)
+                | FennecError::Unsupported(_))
         ));
     }
 }

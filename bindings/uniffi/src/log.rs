@@ -66,7 +66,10 @@ impl Subscriber for Forwarder {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         SINK.read()
             .ok()
-            .and_then(|s| s.as_ref().map(|s| LogLevel::of(metadata.level()) <= s.max_level))
+            .and_then(|s| {
+                s.as_ref()
+                    .map(|s| LogLevel::of(metadata.level()) <= s.max_level)
+            })
             .unwrap_or(false)
     }
 

@@ -113,11 +113,8 @@ impl Session {
         cancel: Option<Arc<CancelToken>>,
     ) -> Result<Completion> {
         let mut session = self.lock();
-        let add_bos = session.n_past() == 0
-            && session
-                .model()
-                .tokenizer()
-                .is_ok_and(|t| t.add_bos_token());
+        let add_bos =
+            session.n_past() == 0 && session.model().tokenizer().is_ok_and(|t| t.add_bos_token());
         let tokens = session.model().encode(&text, add_bos, true)?;
         run(&mut session, &tokens, &options, listener, cancel)
     }
