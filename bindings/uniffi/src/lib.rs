@@ -25,7 +25,7 @@ pub use options::{
     ChatMessage, Completion, GenerateOptions, KvCacheType, LoadOptions, Piece, SessionOptions,
     StopReason, TimingStats,
 };
-pub use session::{CancelToken, PieceListener, Session};
+pub use session::{measure_listener_ns, CancelToken, PieceListener, Session};
 
 /// Fennec's version (the crate version of the library the bindings were built from).
 #[uniffi::export]

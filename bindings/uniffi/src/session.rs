@@ -223,3 +223,19 @@ fn forward(
         None => true,
     }
 }
+
+/// Calls `listener` `calls` times with a typical piece (a few bytes of text and a token id)
+/// and returns the mean nanoseconds per call: what streaming costs per token through a
+/// binding, to compare with a token's compute time. A diagnostic; generation does not use it.
+#[uniffi::export]
+pub fn measure_listener_ns(listener: Arc<dyn PieceListener>, calls: u32) -> f64 {
+    let start = std::time::Instant::now();
+    let mut on_piece = forward(Some(listener.as_ref()));
+    for i in 0..calls {
+        on_piece(fennec_core::Piece {
+            token: Some(i),
+            text: " Paris",
+        });
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(calls.max(1))
+}

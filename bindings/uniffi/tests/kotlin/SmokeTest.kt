@@ -90,6 +90,14 @@ fun main(args: Array<String>) {
     threads.forEach { it.join(120_000) }
     check(results.all { it == expected }, "two threads, two sessions, model closed early: ${results.toList()}")
 
+    // Cost of streaming: one listener call per token (reported, not asserted).
+    var calls = 0
+    val counter = object : PieceListener { override fun onPiece(piece: Piece): Boolean { calls++; return true } }
+    measureListenerNs(counter, 20_000u)
+    val ns = measureListenerNs(counter, 100_000u)
+    check(calls == 120_000, "the listener was called for every piece")
+    println("[kotlin] one piece callback: ${"%.0f".format(ns)} ns")
+
     println(if (failures == 0) "all Kotlin checks passed" else "$failures Kotlin check(s) failed")
     kotlin.system.exitProcess(if (failures == 0) 0 else 1)
 }

@@ -149,6 +149,21 @@ class SmolLM2(unittest.TestCase):
         self.assertEqual(results[1], self.expected["tokens"])
 
 
+class Overhead(unittest.TestCase):
+    def test_report_the_cost_of_one_piece_callback(self):
+        class Count(fennec.PieceListener):
+            n = 0
+
+            def on_piece(self, piece):
+                self.n += 1
+                return True
+
+        listener = Count()
+        ns = fennec.measure_listener_ns(listener, 20000)
+        self.assertEqual(listener.n, 20000)
+        print(f"\n[python] one piece callback: {ns:.0f} ns")
+
+
 class Vision(unittest.TestCase):
     def test_an_image_message_answers_as_transformers(self):
         d = os.environ["FENNEC_VISION_DIR"]
