@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything CI runs, on a fresh Debian machine or a developer's: installs what it needs
 # (Rust components, nightly + cargo-fuzz, a Python venv with gguf-py, cross tools for the
-# aarch64 run), fetches the test models, then runs every check and prints
-# "N passed, N failed" (tests, plus one per failed stage) as its last line.
+# aarch64 run, a JDK, JNA, kotlinc and valgrind for the bindings), fetches the test models,
+# then runs every check and prints "N passed, N failed" (tests, plus one per failed stage) as
+# its last line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -74,6 +75,12 @@ stage test cargo test --workspace --no-fail-fast
 if [ -x scripts/test-aarch64.sh ]; then
   stage test-aarch64 scripts/test-aarch64.sh
 fi
+# The bindings, each proven from its own language (Python, Kotlin/JVM, Java/JNI, C under
+# gcc, valgrind and qemu-aarch64, a bindgen-generated Rust client), and the device targets.
+for binding in uniffi jni c; do
+  stage "bindings-$binding" "bindings/$binding/test.sh"
+done
+stage check-targets scripts/check-targets.sh
 for target in gguf_parse model_load session_restore mmproj_load; do
   stage "fuzz-$target" fuzz_target "$target"
 done
