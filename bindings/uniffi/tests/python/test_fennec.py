@@ -149,6 +149,29 @@ class SmolLM2(unittest.TestCase):
         self.assertEqual(results[1], self.expected["tokens"])
 
 
+class Logging(unittest.TestCase):
+    def test_log_records_reach_the_listener_up_to_its_level(self):
+        class Records(fennec.LogListener):
+            def __init__(self):
+                self.records = []
+
+            def on_log(self, level, target, message):
+                self.records.append((level, target, message))
+
+        records = Records()
+        fennec.set_log_listener(records, fennec.LogLevel.INFO)
+        model = fennec.Model.load(os.environ["FENNEC_SMOLLM2"], fennec.LoadOptions(n_threads=1))
+        fennec.Session(model, fennec.SessionOptions(n_ctx=64))
+        fennec.set_log_listener(None, fennec.LogLevel.TRACE)
+        count = len(records.records)
+        fennec.Session(model, fennec.SessionOptions(n_ctx=64))  # not recorded
+        self.assertEqual(len(records.records), count)
+        self.assertTrue(records.records, "no log record arrived")
+        self.assertTrue(all(level in (fennec.LogLevel.ERROR, fennec.LogLevel.WARN, fennec.LogLevel.INFO)
+                            for level, _, _ in records.records), records.records)
+        self.assertTrue(any(t.startswith("fennec_core") for _, t, _ in records.records), records.records)
+
+
 class Overhead(unittest.TestCase):
     def test_report_the_cost_of_one_piece_callback(self):
         class Count(fennec.PieceListener):
