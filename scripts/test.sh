@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 LOGS=$(mktemp -d)
 export CARGO_TERM_COLOR=never
+# Line tables are enough for test backtraces; full debug info makes every cdylib of the
+# bindings a 200 MB link.
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 export FENNEC_MODELS="${FENNEC_MODELS:-$HOME/.cache/fennec/models}"
-FUZZ_SECONDS="${FUZZ_SECONDS:-40}" # per target; three targets
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" # per target; four targets
 # Property tests explore new random cases on developers' machines; CI replays a fixed seed
 # so a run is reproducible (override to explore).
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261127}"
