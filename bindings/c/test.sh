@@ -87,7 +87,7 @@ step "gcc + run (cdylib)" run_shared
 # ---- 3. valgrind ----------------------------------------------------------------------
 run_valgrind() {
     valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
-        --quiet "$OUT/generate" "$MODEL" 3 1 >"$OUT/valgrind.txt"
+        --quiet "$OUT/generate" "$MODEL" 3 1 quick >"$OUT/valgrind.txt"
     grep -q FENNEC_OK_ALL "$OUT/valgrind.txt"
     echo "valgrind: no errors, no definite or indirect leaks"
 }
@@ -105,7 +105,7 @@ run_aarch64() {
         "$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/debug/libfennec.a" "${LIBS[@]}" \
         -o "$OUT/generate-aarch64"
     qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu "$OUT/generate-aarch64" "$MODEL" \
-        "$N_TOKENS" 2 >"$OUT/aarch64.txt"
+        "$N_TOKENS" 2 quick >"$OUT/aarch64.txt"
     grep -q FENNEC_OK_ALL "$OUT/aarch64.txt"
     [ "$(tokens_of "$OUT/static.txt")" = "$(tokens_of "$OUT/aarch64.txt")" ] || {
         echo "aarch64 tokens differ: x86$(tokens_of "$OUT/static.txt") vs aarch64$(tokens_of "$OUT/aarch64.txt")" >&2
