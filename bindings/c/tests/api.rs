@@ -173,7 +173,7 @@ fn greedy_chat_equals_rust() {
 
 #[test]
 fn errors_have_codes_and_messages() {
-    let mut m = 8usize as *mut fennec_model;
+    let mut m = std::ptr::dangling_mut::<fennec_model>();
     let bad = CString::new("/nonexistent/x.gguf").unwrap();
     // SAFETY: valid arguments.
     let st = unsafe { fennec_model_load(bad.as_ptr(), null(), &mut m) };
