@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Proves the C ABI (bindings/c): builds fennec-c, runs its Rust tests (API, header
+# freshness, the C example against Session::chat token for token), compiles
+# examples/generate.c with gcc -std=c99 -Wall -Wextra -Werror against the staticlib and the
+# cdylib, runs it under valgrind, cross-builds and runs it for aarch64 under qemu (same greedy
+# tokens as x86), drives a generation through bindgen's declarations of the header, and
+# checks the header compiles alone and that every function it declares is exported.
+# Works on a fresh Debian 12 as root (installs what is missing). Exits non-zero on failure.
+#
+# Environment: CARGO_TARGET_DIR (default target/), FENNEC_MODELS, N_TOKENS (default 12),
+# QEMU_TOKENS (default 6),
+# SKIP_AARCH64=1 / SKIP_VALGRIND=1 / SKIP_BINDGEN=1 to leave a step out.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+N_TOKENS=${N_TOKENS:-12}
+QEMU_TOKENS=${QEMU_TOKENS:-6} # at most N_TOKENS
+MODEL=${FENNEC_MODELS:-$HOME/.cache/fennec/models}/SmolLM2-135M-Instruct.Q4_1.gguf
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+CFLAGS=(-std=c99 -Wall -Wextra -Werror -O1 -I bindings/c/include)
+LIBS=(-lpthread -ldl -lm)
+START=$(date +%s)
+TIMES=()
+
+step() { # step NAME COMMAND...: runs a step, records its wall time
+    local name=$1
+    shift
+    echo
+    echo "==== $name"
+    local t0
+    t0=$(date +%s.%N)
+    "$@"
+    TIMES+=("$(printf '%-44s %6.1f s' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)")")
+}
+
+tokens_of() { sed -n 's/^FENNEC_TOKENS//p' "$1"; }
+
+# ---- tools (idempotent) ---------------------------------------------------------------
+install_tools() {
+    local need=()
+    command -v gcc >/dev/null || need+=(gcc libc6-dev)
+    command -v bc >/dev/null || need+=(bc)
+    command -v valgrind >/dev/null || need+=(valgrind)
+    command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+    [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || need+=(libc6-dev-arm64-cross)
+    command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+    ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+    if [ ${#need[@]} -gt 0 ]; then
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+    fi
+    rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
+        rustup target add aarch64-unknown-linux-gnu
+    [ -f "$MODEL" ] || scripts/fetch-models.sh
+}
+command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc; }
+step "tools" install_tools
+
+LIB=$CARGO_TARGET_DIR/debug
+
+# ---- 1. build + Rust tests ---------------------------------------------------------------
+step "cargo build -p fennec-c" cargo build -p fennec-c
+step "cargo test -p fennec-c (API, header, C vs Rust)" cargo test -p fennec-c
+
+# ---- 2. the C example against the staticlib and the cdylib -----------------------------------
+run_static() {
+    gcc "${CFLAGS[@]}" bindings/c/examples/generate.c "$LIB/libfennec.a" "${LIBS[@]}" -o "$OUT/generate"
+    "$OUT/generate" "$MODEL" "$N_TOKENS" 2 | tee "$OUT/static.txt"
+    grep -q FENNEC_OK_ALL "$OUT/static.txt"
+}
+run_shared() {
+    gcc "${CFLAGS[@]}" bindings/c/examples/generate.c -L "$LIB" -lfennec -Wl,-rpath,"$LIB" \
+        "${LIBS[@]}" -o "$OUT/generate-so"
+    ldd "$OUT/generate-so" | grep -q "$LIB/libfennec.so"
+    "$OUT/generate-so" "$MODEL" "$N_TOKENS" 2 >"$OUT/shared.txt"
+    grep -q FENNEC_OK_ALL "$OUT/shared.txt"
+    [ "$(tokens_of "$OUT/static.txt")" = "$(tokens_of "$OUT/shared.txt")" ] ||
+        { echo "cdylib tokens differ from staticlib" >&2; return 1; }
+    echo "cdylib: same tokens:$(tokens_of "$OUT/shared.txt")"
+}
+step "gcc + run (staticlib)" run_static
+step "gcc + run (cdylib)" run_shared
+
+# ---- 3. valgrind ----------------------------------------------------------------------
+run_valgrind() {
+    valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
+        --quiet "$OUT/generate" "$MODEL" 3 1 quick >"$OUT/valgrind.txt"
+    grep -q FENNEC_OK_ALL "$OUT/valgrind.txt"
+    echo "valgrind: no errors, no definite or indirect leaks"
+}
+[ "${SKIP_VALGRIND:-0}" = 1 ] || step "valgrind (3 tokens, 1 thread)" run_valgrind
+
+# ---- 4. aarch64 under qemu ---------------------------------------------------------------
+run_aarch64() {
+    (
+        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+        export CARGO_PROFILE_DEV_OPT_LEVEL=${CARGO_PROFILE_DEV_OPT_LEVEL:-1}
+        export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
+        cargo build -p fennec-c --target aarch64-unknown-linux-gnu
+    )
+    aarch64-linux-gnu-gcc "${CFLAGS[@]}" bindings/c/examples/generate.c \
+        "$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/debug/libfennec.a" "${LIBS[@]}" \
+        -o "$OUT/generate-aarch64"
+    qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu "$OUT/generate-aarch64" "$MODEL" \
+        "$QEMU_TOKENS" 2 quick >"$OUT/aarch64.txt"
+    grep -q FENNEC_OK_ALL "$OUT/aarch64.txt"
+    # Greedy: the first QEMU_TOKENS tokens of the x86 reply.
+    local x86
+    x86=$(tokens_of "$OUT/static.txt" | tr ' ' '\n' | grep . | head -n "$QEMU_TOKENS" | tr '\n' ' ')
+    [ "$x86" = "$(tokens_of "$OUT/aarch64.txt" | sed 's/^ //') " ] || {
+        echo "aarch64 tokens differ: x86 $x86 vs aarch64$(tokens_of "$OUT/aarch64.txt")" >&2
+        return 1
+    }
+    echo "aarch64 (qemu -cpu max): same tokens:$(tokens_of "$OUT/aarch64.txt")"
+}
+[ "${SKIP_AARCH64:-0}" = 1 ] || step "aarch64: cross-build + qemu run" run_aarch64
+
+# ---- 5. bindgen ----------------------------------------------------------------------
+[ "${SKIP_BINDGEN:-0}" = 1 ] ||
+    step "bindgen-check (bindgen + generation)" \
+        cargo test --manifest-path bindings/c/bindgen-check/Cargo.toml
+
+# ---- 6. header alone + exported symbols --------------------------------------------------
+check_header() {
+    gcc -fsyntax-only -std=c99 -Wall -Wextra -Werror -pedantic -x c bindings/c/include/fennec.h
+    mapfile -t fns < <(grep -oE '\bfennec_[a-z0-9_]+\(' bindings/c/include/fennec.h | tr -d '(' | sort -u)
+    [ ${#fns[@]} -gt 20 ] || { echo "only ${#fns[@]} functions found in the header" >&2; return 1; }
+    local so_syms a_syms missing=0
+    so_syms=$(nm -D --defined-only "$LIB/libfennec.so" | awk '{print $3}')
+    a_syms=$(nm --defined-only "$LIB/libfennec.a" 2>/dev/null | awk '$2 == "T" {print $3}')
+    for f in "${fns[@]}"; do
+        grep -qx "$f" <<<"$so_syms" || { echo "$f not exported by libfennec.so" >&2; missing=1; }
+        grep -qx "$f" <<<"$a_syms" || { echo "$f not defined in libfennec.a" >&2; missing=1; }
+    done
+    [ $missing = 0 ]
+    echo "header compiles alone; all ${#fns[@]} functions exported by the .so and the .a"
+}
+step "header syntax + exported symbols" check_header
+
+echo
+echo "==== timings"
+printf '%s\n' "${TIMES[@]}"
+echo "total $(($(date +%s) - START)) s"
+echo "bindings/c/test.sh: all passed"
