@@ -205,7 +205,7 @@ mod tests {
     fn yuv_420_888_with_interleaved_chroma_matches_nv21() {
         let y = y_plane();
         // Android's usual layout: one interleaved U/V buffer, V one byte after U.
-        let mut uv = vec![0xEE; STRIDE * (H / 2 - 1) + W];
+        let mut uv = [0xEE; STRIDE * (H / 2 - 1) + W];
         for cy in 0..H / 2 {
             for cx in 0..W / 2 {
                 uv[cy * STRIDE + 2 * cx] = cb(cx, cy);
