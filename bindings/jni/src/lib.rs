@@ -19,6 +19,9 @@
 //! runs inside `catch_unwind` (see [`exports`]). This relies on `panic = "unwind"`, the
 //! default; a build with `panic = "abort"` would end the process on a panic instead.
 
+#![warn(missing_docs)]
+
+/// The uniffi API (model, session, chat, images); its scaffolding is exported by this library.
 pub use fennec_ffi;
 
 pub mod error;
