@@ -19,6 +19,7 @@
 #   CARGO_TARGET_DIR     as usual (default: target)
 #   DIST                 output folder (default: dist)
 #   UNIFFI_BINDGEN       an already built uniffi-bindgen (default: built here, dev profile)
+#   HOST_FFI             an already built x86_64 libfennec_ffi.so for the size table (default: built here)
 #   REQUIRE_C_HEADER=0   tolerate a missing bindings/c/include/fennec.h (development only)
 #   IOS_SIM=1            also build aarch64-apple-ios-sim (nightly, -Zbuild-std=std,panic_unwind)
 #   SKIP_ANDROID_SO=1    skip the zig link check (the staticlib and its exports check still run)
@@ -64,12 +65,46 @@ for t in aarch64-linux-android aarch64-apple-ios aarch64-unknown-linux-gnu; do
     fi
 done
 ZIG_VENV=$CACHE/zig-venv
-if [ "${SKIP_ANDROID_SO:-0}" != 1 ] && ! "$ZIG_VENV/bin/python" -m ziglang version >/dev/null 2>&1; then
+if ! "$ZIG_VENV/bin/python" -m ziglang version >/dev/null 2>&1; then
     echo "installing zig (PyPI ziglang) into $ZIG_VENV"
     python3 -m venv "$ZIG_VENV"
     "$ZIG_VENV/bin/pip" install -q ziglang
 fi
 zig() { "$ZIG_VENV/bin/python" -m ziglang "$@"; }
+
+# Stub bionic libraries (empty; only their sonames matter) and a linker wrapper for
+# aarch64-linux-android. cargo builds every crate type of a dependency, so even the fennec-jni
+# staticlib build links fennec-ffi's cdylib and needs a linker. LINK CHECK ONLY.
+STUBS=$CACHE/android-stub-sysroot/usr/lib
+ANDROID_CC=$CACHE/zig-android-cc
+mkdir -p "$STUBS"
+echo '/* stub: only its soname matters */' > "$STUBS/empty.c"
+for lib in c m dl log; do
+    [ -f "$STUBS/lib$lib.so" ] || zig cc -target aarch64-linux-musl -shared -nostdlib \
+        -Wl,-soname,lib$lib.so -o "$STUBS/lib$lib.so" "$STUBS/empty.c"
+done
+cat > "$ANDROID_CC.new" <<'WRAP'
+#!/usr/bin/env bash
+# Linker for aarch64-linux-android without an NDK (written by scripts/package.sh): zig cc
+# against stub bionic libraries. A link-and-exports check only, never a release artifact.
+# -lc/-lm/-ldl/-llog become the stub files (zig would try to provide a libc for -lc);
+# -lunwind/-lgcc* are dropped: _Unwind_* stays undefined (the NDK links libunwind statically).
+set -euo pipefail
+STUBS=$HOME/.cache/fennec/android-stub-sysroot/usr/lib
+args=()
+for a in "$@"; do
+    case "$a" in
+        -lc|-lm|-ldl|-llog) args+=("$STUBS/lib${a#-l}.so") ;;
+        -lunwind|-lgcc|-lgcc_s|-lgcc_eh) ;;
+        *) args+=("$a") ;;
+    esac
+done
+exec "$HOME/.cache/fennec/zig-venv/bin/python" -m ziglang cc -target aarch64-linux-android -nostdlib \
+    -Wl,--allow-shlib-undefined -Wl,-z,max-page-size=16384 "${args[@]}"
+WRAP
+# Rewrite only when changed: the linker path is part of cargo's fingerprint, its mtime is not.
+if cmp -s "$ANDROID_CC.new" "$ANDROID_CC"; then rm "$ANDROID_CC.new"; else mv "$ANDROID_CC.new" "$ANDROID_CC"; fi
+chmod +x "$ANDROID_CC"
 
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 split() { echo "$TARGET_DIR/split/$1"; }
@@ -77,7 +112,8 @@ split() { echo "$TARGET_DIR/split/$1"; }
 # The three cross builds. Android and iOS ask for the staticlib only (`cargo rustc
 # --crate-type staticlib`): fennec-jni also declares a cdylib, which would need the NDK's
 # linker; the staticlib needs no linker at all. fennec-c is linked with aarch64-linux-gnu-gcc.
-build_android() { CARGO_TARGET_DIR=$(split aarch64-linux-android) cargo rustc --profile $PROFILE \
+build_android() { CARGO_TARGET_DIR=$(split aarch64-linux-android) \
+    CARGO_TARGET_AARCH64_LINUX_ANDROID_LINKER=$ANDROID_CC cargo rustc --profile $PROFILE \
     --target aarch64-linux-android -p fennec-jni --lib --crate-type staticlib; }
 build_ios() { CARGO_TARGET_DIR=$(split aarch64-apple-ios) cargo rustc --profile $PROFILE \
     --target aarch64-apple-ios -p fennec-ffi --lib --crate-type staticlib; }
@@ -96,8 +132,12 @@ fi
 
 # ---- host library: sizes and the input of uniffi-bindgen -------------------------------
 step "x86_64 libfennec_ffi.so (host, profile $PROFILE; for the size table)"
-cargo build --profile $PROFILE -p fennec-ffi
-HOST_FFI=$TARGET_DIR/$PROFILE/libfennec_ffi.so
+if [ -n "${HOST_FFI:-}" ]; then
+    echo "using the given $HOST_FFI"
+else
+    cargo build --profile $PROFILE -p fennec-ffi
+    HOST_FFI=$TARGET_DIR/$PROFILE/libfennec_ffi.so
+fi
 [ -f "$HOST_FFI" ] || die "missing $HOST_FFI"
 
 step "uniffi-bindgen (host)"
@@ -123,13 +163,6 @@ echo "staticlib defines $a_uniffi uniffi_fennec_* and $a_java Java_dev_fennec_* 
 ANDROID_SO=""
 if [ "${SKIP_ANDROID_SO:-0}" != 1 ]; then
     step "aarch64-linux-android: libfennec_jni.so via zig cc + stub bionic (LINK CHECK ONLY, NOT A RELEASE ARTIFACT)"
-    STUBS=$CACHE/android-stub-sysroot/usr/lib
-    mkdir -p "$STUBS"
-    echo '/* stub: only its soname matters */' > "$STUBS/empty.c"
-    for lib in c m dl log; do
-        [ -f "$STUBS/lib$lib.so" ] || zig cc -target aarch64-linux-musl -shared -nostdlib \
-            -Wl,-soname,lib$lib.so -o "$STUBS/lib$lib.so" "$STUBS/empty.c"
-    done
     LINK=$TARGET_DIR/android-link
     mkdir -p "$LINK"
     cat > "$LINK/exports.map" <<'EOF'
