@@ -184,7 +184,7 @@ EOF
         -Wl,--whole-archive "$ANDROID_A" -Wl,--no-whole-archive \
         -Wl,--no-as-needed "$STUBS/libc.so" "$STUBS/libm.so" "$STUBS/libdl.so" "$STUBS/liblog.so" \
         -Wl,--version-script="$LINK/exports.map" -Wl,-soname,libfennec_jni.so \
-        -Wl,--gc-sections -Wl,-z,max-page-size=16384 -Wl,--allow-shlib-undefined
+        -Wl,--gc-sections -Wl,-z,max-page-size=16384 -Wl,--allow-shlib-undefined -Wl,--undefined-version
     readelf -h "$ANDROID_SO" | grep -E 'Class|Machine|Type'
     readelf -d "$ANDROID_SO" | grep NEEDED
 
