@@ -107,7 +107,8 @@ pub enum Error {
 }
 
 /// The class of an [`Error`], with stable numeric codes for foreign callers: the C ABI
-/// returns `-(code)`, Kotlin/Swift/Python map each kind to one exception type.
+/// returns `code` as its status (0 is success), Kotlin/Swift/Python map each kind to one
+/// exception type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 #[repr(u32)]
