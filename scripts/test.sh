@@ -12,6 +12,8 @@ export CARGO_TERM_COLOR=never
 # Line tables are enough for test backtraces; full debug info makes every cdylib of the
 # bindings a 200 MB link.
 export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+# A one-off build: incremental state only costs disk and time.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export FENNEC_MODELS="${FENNEC_MODELS:-$HOME/.cache/fennec/models}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" # per target; four targets
 # Property tests explore new random cases on developers' machines; CI replays a fixed seed
