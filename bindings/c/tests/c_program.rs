@@ -16,6 +16,37 @@ fn lib_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
+/// Builds the staticlib: `cargo test` compiles this crate only as an rlib, so libfennec.a is
+/// either absent or left from an earlier `cargo build`, possibly of older sources. Cargo
+/// holds no lock while tests run; when the library is fresh this is a no-op.
+fn build_staticlib() -> PathBuf {
+    let dir = lib_dir();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "fennec-c",
+            "--lib",
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(dir.parent().unwrap())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p fennec-c failed");
+    let lib = dir.join("libfennec.a");
+    assert!(lib.is_file(), "{} missing after cargo build", lib.display());
+    lib
+}
+
 fn rust_reply() -> Vec<u32> {
     let model = Model::load(fennec_tests::smollm2_path(), &LoadOptions::with_threads(2)).unwrap();
     let mut session = Session::new(model, fennec_core::SessionOptions::with_ctx(256)).unwrap();
@@ -33,8 +64,7 @@ fn rust_reply() -> Vec<u32> {
 #[test]
 fn c_example_matches_rust() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = lib_dir().join("libfennec.a");
-    assert!(lib.is_file(), "{} missing", lib.display());
+    let lib = build_staticlib();
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fennec-generate-c");
     let status = Command::new("gcc")
         .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-I"])
