@@ -15,9 +15,14 @@
 //! With unit scales every partial sum is an integer below 2^24 and the results must be
 //! bit-identical. NaN/Inf scales: the SIMD result is NaN, +Inf or −Inf exactly when the
 //! scalar one is.
+//!
+//! Every check runs the level's own kernel ([`simd_kernel`]), never the scalar fallback that
+//! [`kernel`](fennec_quant::dot::kernel) would hand out for a missing one. A level this CPU
+//! lacks is skipped with a line on stderr, unless `FENNEC_EXPECT_LEVELS` (e.g.
+//! `avx2,avx512`) names it: then the detected levels must equal the list.
 #![cfg(target_arch = "x86_64")]
 
-use fennec_quant::dot::{activation_type, kernel, VecDotFn};
+use fennec_quant::dot::{activation_type, kernel, simd_kernel, VecDotFn};
 use fennec_quant::rng::Rng;
 use fennec_quant::{dequantize_row, quantize_row, CpuLevel, GgmlType};
 use half::f16;
@@ -44,9 +49,12 @@ const TYPES: [GgmlType; 15] = [
     T::Iq4Xs,
 ];
 
+/// The x86 SIMD levels.
+const X86_LEVELS: [CpuLevel; 2] = [CpuLevel::Avx2, CpuLevel::Avx512];
+
 /// The SIMD levels this CPU runs; the others are reported as skipped.
 fn levels() -> Vec<CpuLevel> {
-    [CpuLevel::Avx2, CpuLevel::Avx512]
+    X86_LEVELS
         .into_iter()
         .filter(|l| {
             let ok = l.is_supported();
@@ -56,6 +64,11 @@ fn levels() -> Vec<CpuLevel> {
             ok
         })
         .collect()
+}
+
+/// The level's own kernel for `ty`; panics when the level has none.
+fn own(level: CpuLevel, ty: GgmlType) -> VecDotFn {
+    simd_kernel(level, ty).unwrap_or_else(|| panic!("{ty} has no {level} kernel"))
 }
 
 fn is_float(ty: GgmlType) -> bool {
@@ -336,7 +349,7 @@ fn check_case(c: &Case, off: usize) -> Result<(), TestCaseError> {
     let tol = (chain + 16) as f64 * f64::from(f32::EPSILON) * mag + f64::from(f32::MIN_POSITIVE);
     let (w, a) = (shifted(&c.w, off), shifted(&c.a, off));
     for level in levels() {
-        let got = kernel(level, c.ty).unwrap()(c.n, &w[off..], &a[off..]);
+        let got = own(level, c.ty)(c.n, &w[off..], &a[off..]);
         if !want.is_finite() {
             // Raw blocks can hold f16 infinities: then both sides must agree on the class.
             prop_assert!(
@@ -426,7 +439,7 @@ proptest! {
         let want = scalar_kernel(ty)(c.n, &c.w, &c.a);
         prop_assert_eq!(want, want.trunc());
         for level in levels() {
-            let got = kernel(level, ty).unwrap()(c.n, &c.w, &c.a);
+            let got = own(level, ty)(c.n, &c.w, &c.a);
             prop_assert_eq!(got.to_bits(), want.to_bits(), "{} at {}", ty, level);
         }
     }
@@ -464,7 +477,7 @@ proptest! {
         }
         let want = scalar_kernel(ty)(c.n, &c.w, &c.a);
         for level in levels() {
-            let got = kernel(level, ty).unwrap()(c.n, &c.w, &c.a);
+            let got = own(level, ty)(c.n, &c.w, &c.a);
             let class = |x: f32| (x.is_nan(), x.is_infinite() && x > 0.0, x.is_infinite() && x < 0.0);
             prop_assert_eq!(class(got), class(want), "{} at {}: got {} scalar {}", ty, level, got, want);
         }
@@ -494,10 +507,57 @@ proptest! {
         }
         let want = scalar_kernel(ty)(c.n, &c.w, &c.a);
         for level in levels() {
-            let got = kernel(level, ty).unwrap()(c.n, &c.w, &c.a);
+            let got = own(level, ty)(c.n, &c.w, &c.a);
             let class = |x: f32| (x.is_nan(), x.is_infinite() && x > 0.0, x.is_infinite() && x < 0.0);
             prop_assert_eq!(class(got), class(want), "{} at {}: got {} scalar {}", ty, level, got, want);
         }
+    }
+}
+
+#[test]
+fn detected_levels_are_the_expected_ones() {
+    let got: Vec<&str> = levels().iter().map(|l| l.name()).collect();
+    eprintln!(
+        "simd_x86: supported levels [{}], detected {}",
+        got.join(","),
+        CpuLevel::detect()
+    );
+    if let Some(want) = std::env::var("FENNEC_EXPECT_LEVELS")
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+    {
+        let want: Vec<&str> = want.split(',').map(str::trim).collect();
+        assert_eq!(
+            got, want,
+            "FENNEC_EXPECT_LEVELS names the levels this CPU must run"
+        );
+    }
+}
+
+#[test]
+fn every_type_has_its_own_kernel_at_every_supported_level() {
+    for ty in TYPES {
+        for level in levels() {
+            assert!(
+                simd_kernel(level, ty).is_some(),
+                "{ty} at {level}: scalar fallback"
+            );
+            assert_eq!(
+                fennec_quant::dot::kernel_path(level, ty),
+                Some(level.name())
+            );
+        }
+        assert!(simd_kernel(CpuLevel::Scalar, ty).is_none());
+        assert_eq!(
+            fennec_quant::dot::kernel_path(CpuLevel::Scalar, ty),
+            Some("scalar")
+        );
+    }
+    for level in X86_LEVELS.into_iter().filter(|l| !l.is_supported()) {
+        assert!(
+            simd_kernel(level, T::Q4_0).is_none(),
+            "{level} is not runnable here"
+        );
     }
 }
 
@@ -545,11 +605,7 @@ fn fixed_sizes_every_style() {
 fn empty_rows() {
     for ty in TYPES {
         for level in levels() {
-            assert_eq!(
-                kernel(level, ty).unwrap()(0, &[], &[]),
-                0.0,
-                "{ty} at {level}"
-            );
+            assert_eq!(own(level, ty)(0, &[], &[]), 0.0, "{ty} at {level}");
         }
     }
 }
@@ -562,7 +618,7 @@ fn short_or_ragged_rows_panic() {
         let w = vec![0u8; 2 * ty.block_bytes()];
         let a = vec![0u8; 2 * aty.block_bytes()];
         for level in levels() {
-            let k = kernel(level, ty).unwrap();
+            let k = own(level, ty);
             let bad: [(usize, &[u8], &[u8]); 3] = [
                 (3 * bl, &w, &a),
                 (2 * bl, &w[..w.len() - 1], &a),

@@ -83,19 +83,37 @@ pub const fn activation_type(w: GgmlType) -> Option<GgmlType> {
 /// otherwise the scalar reference. `None` if no kernel exists for `w` at all.
 /// A level this CPU cannot run gets the scalar kernel.
 pub fn kernel(level: CpuLevel, w: GgmlType) -> Option<VecDotFn> {
+    simd_kernel(level, w).or_else(|| scalar::kernel(w))
+}
+
+/// The SIMD kernel of `level` itself for weight type `w`, without the scalar fallback that
+/// [`kernel`] adds: `None` for [`CpuLevel::Scalar`], for a level this CPU cannot run, and
+/// for a type the level has no kernel for. Tests use it to know they compare a SIMD kernel
+/// against the scalar one, and `fennec bench` to report which path runs.
+pub fn simd_kernel(level: CpuLevel, w: GgmlType) -> Option<VecDotFn> {
     if !level.is_supported() {
-        return scalar::kernel(w);
+        return None;
     }
-    let simd: Option<VecDotFn> = match level {
-        CpuLevel::Scalar => None,
+    match level {
         #[cfg(target_arch = "x86_64")]
         CpuLevel::Avx2 | CpuLevel::Avx512 => x86::kernel(level, w),
         #[cfg(target_arch = "aarch64")]
         CpuLevel::Neon | CpuLevel::Dotprod | CpuLevel::I8mm => neon::kernel(level, w),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    };
-    simd.or_else(|| scalar::kernel(w))
+        _ => {
+            let _ = w;
+            None
+        }
+    }
+}
+
+/// The name of the path [`kernel`]`(level, w)` takes: the level's name when it has its own
+/// kernel for `w`, `"scalar"` when it falls back, `None` when `w` has no kernel at all.
+pub fn kernel_path(level: CpuLevel, w: GgmlType) -> Option<&'static str> {
+    if simd_kernel(level, w).is_some() {
+        Some(level.name())
+    } else {
+        scalar::kernel(w).map(|_| CpuLevel::Scalar.name())
+    }
 }
 
 /// The `N`-vector kernel for weight type `w` at `level`, where that level has one (the x86
