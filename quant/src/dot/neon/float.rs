@@ -8,7 +8,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::{check, f16_at, finite_or_scalar};
+use super::{check, f16_at};
 use crate::GgmlType;
 
 /// Widens eight f16 (as raw bits) to two vectors of four f32.
@@ -91,14 +91,12 @@ pub(super) fn f32_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     check(GgmlType::F32, n, w, a);
     // SAFETY: lengths checked just above; NEON is part of the aarch64 baseline and this kernel
     // is handed out only for NEON levels that `dot::kernel` has checked with `is_supported`.
-    let r = unsafe { f32_inner(n, w.as_ptr(), a.as_ptr()) };
-    finite_or_scalar(r, GgmlType::F32, n, w, a)
+    unsafe { f32_inner(n, w.as_ptr(), a.as_ptr()) }
 }
 
 /// F16·F16.
 pub(super) fn f16_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
     check(GgmlType::F16, n, w, a);
     // SAFETY: as for `f32_f32`.
-    let r = unsafe { f16_inner(n, w.as_ptr(), a.as_ptr()) };
-    finite_or_scalar(r, GgmlType::F16, n, w, a)
+    unsafe { f16_inner(n, w.as_ptr(), a.as_ptr()) }
 }

@@ -14,7 +14,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::{check, f16_at, finite_or_scalar, ld_s8, ld_u8};
+use super::{check, f16_at, ld_s8, ld_u8};
 use crate::GgmlType;
 
 const Q8_0_BYTES: usize = GgmlType::Q8_0.block_bytes();
@@ -108,12 +108,9 @@ fn check_2x2(ty: GgmlType, n: usize, w: [&[u8]; 2], a: [&[u8]; 2]) {
     check(ty, n, w[1], a[1]);
 }
 
-/// Lane `2r + c` as `[r][c]`, with non-finite lanes recomputed by the scalar kernel (as the
-/// single-row kernels do).
-fn to_2x2(v: [f32; 4], ty: GgmlType, n: usize, w: [&[u8]; 2], a: [&[u8]; 2]) -> [[f32; 2]; 2] {
-    std::array::from_fn(|r| {
-        std::array::from_fn(|c| finite_or_scalar(v[2 * r + c], ty, n, w[r], a[c]))
-    })
+/// Lane `2r + c` as `[r][c]`.
+fn to_2x2(v: [f32; 4]) -> [[f32; 2]; 2] {
+    std::array::from_fn(|r| std::array::from_fn(|c| v[2 * r + c]))
 }
 
 /// Q8_0 rows × Q8_0 columns, two of each.
@@ -128,7 +125,7 @@ fn q8_0_2x2(n: usize, w: [&[u8]; 2], a: [&[u8]; 2]) -> [[f32; 2]; 2] {
             [a[0].as_ptr(), a[1].as_ptr()],
         )
     };
-    to_2x2(v, GgmlType::Q8_0, n, w, a)
+    to_2x2(v)
 }
 
 /// Q4_0 rows × Q8_0 columns, two of each.
@@ -142,7 +139,7 @@ fn q4_0_2x2(n: usize, w: [&[u8]; 2], a: [&[u8]; 2]) -> [[f32; 2]; 2] {
             [a[0].as_ptr(), a[1].as_ptr()],
         )
     };
-    to_2x2(v, GgmlType::Q4_0, n, w, a)
+    to_2x2(v)
 }
 
 /// The 2×2 i8mm kernel for `w`, when this CPU has i8mm and one exists (Q8_0, Q4_0).

@@ -10,9 +10,10 @@
 //! Bodies only ever reduce whole [`Dot`] results (horizontally, or after scaling every lane by
 //! one integer), so the two instantiations compute identical integers even though they place
 //! partial sums in different lanes. Each block's integer sum is turned into an f32 term the way
-//! the scalar reference does it (`d * isum`). A row whose result is not finite (a NaN/Inf
-//! scale or element, or an overflow) is recomputed by the scalar kernel, so NaN and Inf
-//! propagate exactly as in scalar (see [`finite_or_scalar`]).
+//! the scalar reference does it (`d * isum`). Non-finite inputs propagate: a NaN scale or
+//! element gives NaN, an infinite one a non-finite result. Whether that is ±Inf or NaN can
+//! differ from the scalar kernel, which (like ggml's) sums some types in eight lanes, so that
+//! `Inf·0` or `Inf − Inf` turns up in one order and not the other.
 //!
 //! **i8mm.** `smmla` multiplies a 2×8 by an 8×2 int8 matrix. With the single-row contract
 //! ([`VecDotFn`]: one weight row times one activation row) only the two diagonal lanes of the
@@ -183,33 +184,6 @@ pub(super) fn check(w_ty: GgmlType, n: usize, w: &[u8], a: &[u8]) {
     );
 }
 
-/// `r` when finite; otherwise the scalar reference's result for the same row.
-///
-/// A non-finite result means a NaN/Inf scale or element (or an overflow) somewhere in the
-/// row. Whether `Inf·x` terms come out as ±Inf or NaN then depends on how the partial sums
-/// are split into lanes (`Inf·0 = NaN`, `Inf − Inf = NaN`), which differs between these
-/// kernels and the scalar ones. Recomputing such rows with the scalar kernel makes NaN/Inf
-/// propagate exactly as in scalar, at no cost for finite rows.
-#[cold]
-#[inline(never)]
-fn scalar_result(ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
-    #[cfg(test)]
-    tests::FALLBACKS.with(|c| c.set(c.get() + 1));
-    match super::scalar::kernel(ty) {
-        Some(f) => f(n, w, a),
-        None => f32::NAN,
-    }
-}
-
-#[inline(always)]
-pub(super) fn finite_or_scalar(r: f32, ty: GgmlType, n: usize, w: &[u8], a: &[u8]) -> f32 {
-    if r.is_finite() {
-        r
-    } else {
-        scalar_result(ty, n, w, a)
-    }
-}
-
 /// Defines, inside a module per level, one safe [`VecDotFn`] per type that checks the slice
 /// lengths and calls the generic body compiled with the level's target features.
 macro_rules! level_kernels {
@@ -228,8 +202,7 @@ macro_rules! level_kernels {
                     // SAFETY: lengths checked just above; this wrapper is handed out only by
                     // `neon::kernel` for levels that include these features, and
                     // `dot::kernel` calls that only after `CpuLevel::is_supported`.
-                    let r = unsafe { inner(n, w.as_ptr(), a.as_ptr()) };
-                    finite_or_scalar(r, GgmlType::$ty, n, w, a)
+                    unsafe { inner(n, w.as_ptr(), a.as_ptr()) }
                 }
             )*
         }

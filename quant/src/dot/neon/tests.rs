@@ -2,12 +2,6 @@
 
 use super::*;
 use crate::rng::Rng;
-use std::cell::Cell;
-
-thread_local! {
-    /// Rows this thread recomputed with the scalar kernel (see `finite_or_scalar`).
-    pub(super) static FALLBACKS: Cell<usize> = const { Cell::new(0) };
-}
 
 /// `len` random bytes (bits 32..40 of each draw).
 fn bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
@@ -107,8 +101,8 @@ fn short_slices_are_refused() {
 }
 
 #[test]
-fn finite_rows_never_take_the_scalar_fallback() {
-    // The fallback must not hide a SIMD bug that yields NaN/Inf on finite input.
+fn finite_rows_give_finite_results() {
+    // Finite scales near f16's extremes must not overflow into Inf or NaN.
     let mut rng = Rng::xorshift64star(7);
     use GgmlType::*;
     let levels: Vec<CpuLevel> = [CpuLevel::Neon, CpuLevel::Dotprod]
@@ -155,19 +149,15 @@ fn finite_rows_never_take_the_scalar_fallback() {
             }
         }
         for &l in &levels {
-            let before = FALLBACKS.with(Cell::get);
             let r = kernel(l, ty).unwrap()(n, &w, &a);
             assert!(r.is_finite(), "{ty} {l}: {r}");
-            assert_eq!(FALLBACKS.with(Cell::get), before, "{ty} {l} fell back");
         }
     }
-    // And a NaN scale does fall back.
+    // And a NaN scale gives NaN.
     let w = blocks(&mut rng, Q8_0, 1);
     let mut a = blocks(&mut rng, Q8_0, 1);
     a[0..2].copy_from_slice(&half::f16::NAN.to_le_bytes());
-    let before = FALLBACKS.with(Cell::get);
     assert!(kernel(CpuLevel::Neon, Q8_0).unwrap()(32, &w, &a).is_nan());
-    assert_eq!(FALLBACKS.with(Cell::get), before + 1);
 }
 
 #[test]
