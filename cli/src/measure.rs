@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use fennec_core::{Input, KvType, LoadOptions, Logits, Model, Session, SessionOptions};
+use fennec_quant::GgmlType;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -211,6 +212,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let file_mb = std::fs::metadata(&args.model)
         .map(|m| m.len() as f64 / (1024.0 * 1024.0))
         .with_context(|| format!("cannot stat {}", args.model.display()))?;
+    let read_before = disk_read_bytes();
     let mut results = Vec::with_capacity(args.depths.len());
     for &depth in &args.depths {
         results.push(bench_depth(
@@ -227,6 +229,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         rss: peak_rss_mb(),
         kv_mb: session.kv_bytes() as f64 / (1024.0 * 1024.0),
         file_mb,
+        disk_read_mb: disk_read_bytes()
+            .zip(read_before)
+            .map(|(after, before)| after.saturating_sub(before) as f64 / (1024.0 * 1024.0)),
+        kernels: kernel_paths(&model),
     };
     if args.json {
         for r in &results {
@@ -304,6 +310,51 @@ struct Summary {
     rss: f64,
     kv_mb: f64,
     file_mb: f64,
+    /// Bytes this process read from storage during the measured runs (`None`: no /proc).
+    disk_read_mb: Option<f64>,
+    /// Each matrix weight type of the model with the dot-product path it runs on.
+    kernels: Vec<KernelUse>,
+}
+
+/// One weight type of the model and the kernel path its matrix products take.
+struct KernelUse {
+    ty: GgmlType,
+    path: &'static str,
+    mb: f64,
+}
+
+/// The matrix (2-D and up) weight types of `model`, largest share first, with the path
+/// [`fennec_quant::dot::kernel_path`] picks at this CPU's level.
+fn kernel_paths(model: &Model) -> Vec<KernelUse> {
+    let mut by_type: Vec<KernelUse> = Vec::new();
+    for t in model
+        .gguf()
+        .tensor_infos()
+        .iter()
+        .filter(|t| t.dims.len() >= 2)
+    {
+        let mb = t.size as f64 / (1024.0 * 1024.0);
+        match by_type.iter_mut().find(|k| k.ty == t.ty) {
+            Some(k) => k.mb += mb,
+            None => by_type.push(KernelUse {
+                ty: t.ty,
+                path: fennec_quant::dot::kernel_path(fennec_quant::cpu::level(), t.ty)
+                    .unwrap_or("none"),
+                mb,
+            }),
+        }
+    }
+    by_type.sort_by(|a, b| b.mb.total_cmp(&a.mb));
+    by_type
+}
+
+/// `F32: avx2, Q4_1: avx512` — the kernel list as one line.
+fn kernels_line(kernels: &[KernelUse]) -> String {
+    let parts: Vec<String> = kernels
+        .iter()
+        .map(|k| format!("{}: {}", k.ty, k.path))
+        .collect();
+    parts.join(", ")
 }
 
 /// One depth's result as the JSON object `--json` prints.
@@ -334,6 +385,10 @@ fn bench_json(
         "kv": args.kv.to_string(), "cpu": fennec_quant::cpu::level().name(),
         "pp_major_faults": r.pp_faults, "tg_major_faults": r.tg_faults,
         "file_mb": summary.file_mb, "kv_mb": summary.kv_mb, "experts": experts_json,
+        "disk_read_mb": summary.disk_read_mb,
+        "kernels": summary.kernels.iter().map(|k| json!({
+            "type": k.ty.to_string(), "path": k.path, "mb": k.mb,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -364,10 +419,14 @@ fn print_bench_table(args: &BenchArgs, model: &Model, summary: &Summary, results
         }
     }
     println!(
-        "model file {:.1} MB, peak RSS {:.1} MB, kernels: {}",
+        "model file {:.1} MB, peak RSS {:.1} MB, read from disk {}, CPU level {} (kernels: {})",
         summary.file_mb,
         summary.rss,
-        fennec_quant::cpu::level()
+        summary
+            .disk_read_mb
+            .map_or_else(|| "n/a".to_string(), |mb| format!("{mb:.1} MB")),
+        fennec_quant::cpu::level(),
+        kernels_line(&summary.kernels)
     );
     println!("major faults: totals over the {} measured reps", args.reps);
     println!("KV cache {:.1} MB", summary.kv_mb);
@@ -414,4 +473,16 @@ fn peak_rss_mb() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Bytes this process has read from storage (`read_bytes` of /proc/self/io: page-cache
+/// misses, including those of memory-mapped weights), `None` where unavailable.
+fn disk_read_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("read_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
 }

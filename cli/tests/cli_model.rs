@@ -83,6 +83,22 @@ fn perplexity_and_bench_print_their_results() {
         assert!(r.get(key).is_some(), "{key} missing in {out}");
     }
     assert!(r["tg_tok_s"].as_f64().unwrap() > 0.0 && r["threads"] == 2);
+    assert!(r["peak_rss_mb"].as_f64().unwrap() > 10.0, "{out}");
+    assert!(r["disk_read_mb"].as_f64().is_some(), "{out}");
+    // SmolLM2 Q4_1: its matrices are Q4_1 (most bytes) and Q8_0; each names the path taken.
+    let kernels = r["kernels"].as_array().expect("kernels array");
+    assert_eq!(kernels[0]["type"], "Q4_1", "{out}");
+    let level = fennec_quant::cpu::level();
+    let want = if fennec_quant::dot::simd_kernel(level, fennec_quant::GgmlType::Q4_1).is_some() {
+        level.name()
+    } else {
+        "scalar"
+    };
+    assert_eq!(kernels[0]["path"], want, "{out}");
+    assert!(
+        kernels.iter().all(|k| k["mb"].as_f64().unwrap() > 0.0),
+        "{out}"
+    );
 }
 
 #[test]
