@@ -21,6 +21,8 @@
 //! `FENNEC_EXPECT_LEVELS` set (e.g. `neon,dotprod`) the detected levels must match it.
 #![cfg(target_arch = "aarch64")]
 
+mod common;
+
 use std::io::Write;
 use std::sync::Once;
 
@@ -531,19 +533,7 @@ fn max_blocks(ty: GgmlType) -> usize {
 
 #[test]
 fn detected_levels_match_the_emulated_cpu() {
-    let got: Vec<&str> = levels().iter().map(|l| l.name()).collect();
-    note(&format!(
-        "supported NEON levels: [{}], detected {}",
-        got.join(","),
-        CpuLevel::detect()
-    ));
-    if let Some(want) = std::env::var("FENNEC_EXPECT_LEVELS")
-        .ok()
-        .filter(|w| !w.trim().is_empty())
-    {
-        let want: Vec<&str> = want.split(',').map(str::trim).collect();
-        assert_eq!(got, want, "FENNEC_EXPECT_LEVELS");
-    }
+    common::assert_expected_levels(&levels());
     assert!(CpuLevel::Neon.is_supported(), "every aarch64 CPU has NEON");
 }
 

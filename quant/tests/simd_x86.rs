@@ -22,6 +22,8 @@
 //! `avx2,avx512`) names it: then the detected levels must equal the list.
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use fennec_quant::dot::{activation_type, kernel, simd_kernel, VecDotFn};
 use fennec_quant::rng::Rng;
 use fennec_quant::{dequantize_row, quantize_row, CpuLevel, GgmlType};
@@ -516,22 +518,7 @@ proptest! {
 
 #[test]
 fn detected_levels_are_the_expected_ones() {
-    let got: Vec<&str> = levels().iter().map(|l| l.name()).collect();
-    eprintln!(
-        "simd_x86: supported levels [{}], detected {}",
-        got.join(","),
-        CpuLevel::detect()
-    );
-    if let Some(want) = std::env::var("FENNEC_EXPECT_LEVELS")
-        .ok()
-        .filter(|w| !w.trim().is_empty())
-    {
-        let want: Vec<&str> = want.split(',').map(str::trim).collect();
-        assert_eq!(
-            got, want,
-            "FENNEC_EXPECT_LEVELS names the levels this CPU must run"
-        );
-    }
+    common::assert_expected_levels(&levels());
 }
 
 #[test]
