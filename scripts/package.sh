@@ -142,7 +142,7 @@ fi
 
 step "uniffi-bindgen (host)"
 if [ -z "${UNIFFI_BINDGEN:-}" ]; then
-    cargo build -p fennec-ffi --features bindgen --bin uniffi-bindgen
+    cargo build -p uniffi-bindgen
     UNIFFI_BINDGEN=$TARGET_DIR/debug/uniffi-bindgen
 fi
 echo "using $UNIFFI_BINDGEN"

@@ -46,15 +46,18 @@ export CARGO_PROFILE_DEV_OPT_LEVEL=${CARGO_PROFILE_DEV_OPT_LEVEL:-1}
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
 export RUST_BACKTRACE=${RUST_BACKTRACE:-0}
 
-echo "== building fennec-quant and fennec-camera tests for $TARGET"
+echo "== building fennec-quant and fennec-camera tests (and fennec-c) for $TARGET"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
-cargo test -p fennec-quant -p fennec-camera --target "$TARGET" --no-run \
+# fennec-c is in the selection only so that bindings/c/test.sh's aarch64 build of its
+# staticlib (same packages, same features) reuses this build; its tests are not run here.
+cargo test -p fennec-quant -p fennec-camera -p fennec-c --target "$TARGET" --no-run \
     --message-format=json-render-diagnostics >"$build_log"
 # Test executables and their crate directories from cargo's JSON messages (no jq/python).
 mapfile -t bins < <(
     grep '"reason":"compiler-artifact"' "$build_log" | grep '"test":true' |
-        sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p'
+        sed -n 's/.*"manifest_path":"\([^"]*\)\/Cargo.toml".*"executable":"\([^"]*\)".*/\1 \2/p' |
+        grep -v '/bindings/c '
 )
 if [ ${#bins[@]} -eq 0 ]; then
     echo "no test binaries found" >&2

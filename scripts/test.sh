@@ -76,7 +76,14 @@ export FENNEC_PYTHON="$ROOT/.venv/bin/python"
 stage fetch-models env FENNEC_PYTHON="$FENNEC_PYTHON" scripts/fetch-models.sh
 stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
+# One build of everything (libraries with their cdylib/staticlib, binaries, tests, benches,
+# examples). Every later cargo call on the host uses this same selection (--workspace
+# --all-targets, or `cargo test --workspace`, which resolves features identically), so
+# nothing is compiled twice: selecting packages with -p resolves shared dependencies with
+# other features and rebuilds them.
+stage build cargo build --workspace --all-targets --locked
 stage test cargo test --workspace --no-fail-fast
+export FENNEC_WORKSPACE_TESTED=1
 if [ -x scripts/test-aarch64.sh ]; then
   stage test-aarch64 scripts/test-aarch64.sh
 fi

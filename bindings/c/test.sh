@@ -66,8 +66,14 @@ step "tools" install_tools
 LIB=$CARGO_TARGET_DIR/debug
 
 # ---- 1. build + Rust tests ---------------------------------------------------------------
-step "cargo build -p fennec-c" cargo build -p fennec-c
-step "cargo test -p fennec-c (API, header, C vs Rust)" cargo test -p fennec-c
+# Always the whole workspace, all targets: the selection scripts/test.sh builds, so that cargo
+# resolves the same features and rebuilds nothing (`-p fennec-c` alone would resolve shared
+# dependencies with fewer features and rebuild ~40 crates, fennec-core among them).
+step "cargo build --workspace --all-targets" cargo build --workspace --all-targets
+# scripts/test.sh has just run these in its test stage.
+[ "${FENNEC_WORKSPACE_TESTED:-0}" = 1 ] ||
+    step "cargo test: fennec-c's API, header and C-vs-Rust tests" \
+        cargo test --workspace --test api --test header --test c_program
 
 # ---- 2. the C example against the staticlib and the cdylib -----------------------------------
 run_static() {
@@ -106,7 +112,9 @@ run_aarch64() {
         export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
         export CARGO_PROFILE_DEV_OPT_LEVEL=${CARGO_PROFILE_DEV_OPT_LEVEL:-1}
         export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
-        cargo build -p fennec-c --target aarch64-unknown-linux-gnu
+        # The selection scripts/test-aarch64.sh builds (same features: nothing rebuilt).
+        cargo build -p fennec-quant -p fennec-camera -p fennec-c --lib --tests \
+            --target aarch64-unknown-linux-gnu
     )
     aarch64-linux-gnu-gcc "${CFLAGS[@]}" bindings/c/examples/generate.c \
         "$CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/debug/libfennec.a" "${LIBS[@]}" \
@@ -128,7 +136,8 @@ run_aarch64() {
 # ---- 5. bindgen ----------------------------------------------------------------------
 [ "${SKIP_BINDGEN:-0}" = 1 ] ||
     step "bindgen-check (bindgen + generation)" \
-        cargo test --manifest-path bindings/c/bindgen-check/Cargo.toml
+        env FENNEC_C_LIB_DIR="$LIB" FENNEC_SMOLLM2="$MODEL" \
+            cargo test --manifest-path bindings/c/bindgen-check/Cargo.toml
 
 # ---- 6. header alone + exported symbols --------------------------------------------------
 check_header() {

@@ -38,7 +38,7 @@ fi
 
 PROFILE=${PROFILE:-dev}
 step "build libfennec_jni.so ($PROFILE) + uniffi-bindgen"
-cargo build -p fennec-jni -p fennec-ffi --features fennec-ffi/bindgen --lib --bins
+cargo build --workspace --all-targets # the same selection as scripts/test.sh: nothing rebuilt
 if [ "$PROFILE" = dev ]; then
   LIB=$TARGET_DIR/debug/libfennec_jni.so
 else

@@ -34,7 +34,7 @@ fi
 [ -f "$SMOLLM2" ] || { echo "missing $SMOLLM2: run scripts/fetch-models.sh" >&2; exit 1; }
 
 step "build"
-cargo build -p fennec-ffi -p fennec-jni -p fennec-cli --features fennec-ffi/bindgen --lib --bins
+cargo build --workspace --all-targets # the same selection as scripts/test.sh: nothing rebuilt
 LIB_FFI=$TARGET_DIR/debug/libfennec_ffi.so
 LIB_JNI=$TARGET_DIR/debug/libfennec_jni.so
 for lang in python kotlin swift; do

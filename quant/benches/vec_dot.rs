@@ -9,7 +9,7 @@
 //! weight bytes times eight.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fennec_quant::dot::{activation_type, kernel, kernel_multi, widen_scales};
+use fennec_quant::dot::{activation_type, kernel, kernel_multi4, kernel_multi8, widen_scales};
 use fennec_quant::{quantize_row, row_bytes, CpuLevel, GgmlType};
 
 /// Elements per row.
@@ -114,12 +114,12 @@ fn bench_multi(c: &mut Criterion) {
                     a8.map(|a| dot(N, w, std::hint::black_box(a)))
                 })
             });
-            if let Some(multi) = kernel_multi::<8>(level, ty) {
+            if let Some(multi) = kernel_multi8(level, ty) {
                 group.bench_function(BenchmarkId::new("multi8", level), |b| {
                     b.iter(|| multi(N, std::hint::black_box(&w), a8, s8))
                 });
             }
-            if let Some(multi) = kernel_multi::<4>(level, ty) {
+            if let Some(multi) = kernel_multi4(level, ty) {
                 let (lo, hi) = (
                     (
                         std::array::from_fn(|k| a8[k]),

@@ -24,7 +24,9 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::dot::{activation_type, kernel, kernel_multi, widen_scales, VecDotMultiFn};
+use crate::dot::{
+    activation_type, kernel, kernel_multi4, kernel_multi8, widen_scales, VecDotMultiFn,
+};
 use crate::formats::{quantize_activations, row_bytes};
 use crate::{cpu, GgmlType, QuantError};
 
@@ -472,7 +474,7 @@ pub fn matmul(
     // which unpack each weight block once per group; the rest one by one. The multi-vector
     // results equal `dot`'s bit for bit, so the grouping never changes the output.
     let level = cpu::level();
-    let (multi8, multi4) = (kernel_multi::<8>(level, ty), kernel_multi::<4>(level, ty));
+    let (multi8, multi4) = (kernel_multi8(level, ty), kernel_multi4(level, ty));
     let n_vecs = acts.n_vecs;
     let by8 = if multi8.is_some() { n_vecs / 8 * 8 } else { 0 };
     let by4 = if multi4.is_some() {

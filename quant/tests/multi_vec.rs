@@ -4,7 +4,9 @@
 //! on random rows, on raw random blocks (any weight byte, NaN/Inf/subnormal scales) and
 //! for every number of blocks around the kernels' batch of eight.
 
-use fennec_quant::dot::{activation_type, kernel, kernel_multi, widen_scales};
+use fennec_quant::dot::{
+    activation_type, kernel, kernel_multi4, kernel_multi8, widen_scales, VecDotMultiFn,
+};
 use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile};
 use fennec_quant::rng::Rng;
 use fennec_quant::{cpu, quantize_row, row_bytes, CpuLevel, GgmlType};
@@ -195,9 +197,10 @@ fn scales_of(ty: GgmlType, n: usize, a: &[&[u8]]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Checks `kernel_multi::<N>` against `kernel` on one weight row and the first `N` rows
-/// of `acts`.
+/// Checks the `N`-vector kernel `multi` against `kernel` on one weight row and the first
+/// `N` rows of `acts`.
 fn check_n<const N: usize>(
+    multi: Option<VecDotMultiFn<N>>,
     level: CpuLevel,
     ty: GgmlType,
     n: usize,
@@ -206,7 +209,7 @@ fn check_n<const N: usize>(
     ctx: &str,
 ) {
     let single = kernel(level, ty).expect("single kernel");
-    let multi = kernel_multi::<N>(level, ty).expect("multi kernel");
+    let multi = multi.expect("multi kernel");
     let a: [&[u8]; N] = std::array::from_fn(|k| acts[k].as_slice());
     let sc = scales_of(ty, n, &a);
     let got = multi(n, w, a, std::array::from_fn(|k| sc[k].as_slice()));
@@ -221,20 +224,13 @@ fn check_n<const N: usize>(
 }
 
 /// The widest group [`check_rows`] checks.
-const MAX_WIDTH: usize = 9;
+const MAX_WIDTH: usize = 8;
 
-/// [`check_n`] for every group width 1..=9 (8 and 4 are the ones `matmul` uses).
+/// [`check_n`] for both group widths, 4 and 8.
 fn check_rows(level: CpuLevel, ty: GgmlType, n: usize, w: &[u8], acts: &[Vec<u8>], ctx: &str) {
     assert!(acts.len() >= MAX_WIDTH);
-    check_n::<1>(level, ty, n, w, acts, ctx);
-    check_n::<2>(level, ty, n, w, acts, ctx);
-    check_n::<3>(level, ty, n, w, acts, ctx);
-    check_n::<4>(level, ty, n, w, acts, ctx);
-    check_n::<5>(level, ty, n, w, acts, ctx);
-    check_n::<6>(level, ty, n, w, acts, ctx);
-    check_n::<7>(level, ty, n, w, acts, ctx);
-    check_n::<8>(level, ty, n, w, acts, ctx);
-    check_n::<9>(level, ty, n, w, acts, ctx);
+    check_n::<4>(kernel_multi4(level, ty), level, ty, n, w, acts, ctx);
+    check_n::<8>(kernel_multi8(level, ty), level, ty, n, w, acts, ctx);
 }
 
 #[test]
@@ -245,21 +241,19 @@ fn which_levels_have_multi_kernels() {
                 && level.is_supported()
                 && matches!(level, CpuLevel::Avx2 | CpuLevel::Avx512);
             assert_eq!(
-                kernel_multi::<8>(level, ty).is_some(),
+                kernel_multi8(level, ty).is_some(),
                 expect,
                 "{ty} at {level}"
             );
             assert_eq!(
-                kernel_multi::<4>(level, ty).is_some(),
+                kernel_multi4(level, ty).is_some(),
                 expect,
                 "{ty} at {level}"
             );
-            assert!(kernel_multi::<0>(level, ty).is_none(), "{ty} at {level}");
-            assert!(kernel_multi::<17>(level, ty).is_none(), "{ty} at {level}");
         }
         // Types without a multi-vector body fall back to the single kernels.
         for ty in [T::Q2K, T::Q3K, T::Iq4Xs, T::Q8K] {
-            assert!(kernel_multi::<8>(level, ty).is_none(), "{ty} at {level}");
+            assert!(kernel_multi8(level, ty).is_none(), "{ty} at {level}");
         }
     }
 }
@@ -273,11 +267,7 @@ fn float_multi_equals_single_for_every_length() {
         for ty in [T::F32, T::F16, T::BF16] {
             let expect =
                 matches!(level, CpuLevel::Avx2 | CpuLevel::Avx512) && cfg!(target_arch = "x86_64");
-            assert_eq!(
-                kernel_multi::<4>(level, ty).is_some(),
-                expect,
-                "{ty} {level}"
-            );
+            assert_eq!(kernel_multi4(level, ty).is_some(), expect, "{ty} {level}");
             if !expect {
                 continue;
             }
@@ -304,7 +294,7 @@ fn float_multi_equals_single_for_every_length() {
 fn multi_equals_single_on_quantized_rows() {
     let mut rng = Rng::xorshift64star(0x9E37_79B9_7F4A_7C15);
     for level in levels() {
-        if kernel_multi::<8>(level, T::Q8_0).is_none() {
+        if kernel_multi8(level, T::Q8_0).is_none() {
             continue;
         }
         for ty in MULTI_TYPES {
@@ -330,7 +320,7 @@ fn multi_equals_single_on_quantized_rows() {
 fn multi_equals_single_on_raw_blocks() {
     let mut rng = Rng::xorshift64star(0xD1B5_4A32_D192_ED03);
     for level in levels() {
-        if kernel_multi::<8>(level, T::Q8_0).is_none() {
+        if kernel_multi8(level, T::Q8_0).is_none() {
             continue;
         }
         for ty in MULTI_TYPES {
@@ -355,7 +345,7 @@ fn multi_equals_single_on_raw_blocks() {
 fn multi_accepts_longer_slices_and_ignores_the_tail() {
     let mut rng = Rng::xorshift64star(7);
     for level in levels() {
-        if kernel_multi::<8>(level, T::Q4_1).is_none() {
+        if kernel_multi8(level, T::Q4_1).is_none() {
             continue;
         }
         let (ty, a_ty, n) = (T::Q4_1, T::Q8_1, 96);
@@ -371,7 +361,7 @@ fn multi_accepts_longer_slices_and_ignores_the_tail() {
             .map(|r| &r[..row_bytes(a_ty, n).unwrap()])
             .collect();
         let sc = scales_of(ty, n, &cut);
-        let multi = kernel_multi::<4>(level, ty).expect("multi");
+        let multi = kernel_multi4(level, ty).expect("multi");
         let run = |w: &[u8]| multi(n, w, a, std::array::from_fn(|k| sc[k].as_slice()));
         let before = run(&w);
         let tail = row_bytes(ty, n).expect("whole blocks");
@@ -385,11 +375,11 @@ fn multi_accepts_longer_slices_and_ignores_the_tail() {
 fn multi_rejects_a_short_activation_row() {
     let level = levels()
         .into_iter()
-        .find(|&l| kernel_multi::<4>(l, T::Q8_0).is_some());
+        .find(|&l| kernel_multi4(l, T::Q8_0).is_some());
     let Some(level) = level else {
         panic!("activation row: no multi-vector kernel here; nothing to reject");
     };
-    let multi = kernel_multi::<4>(level, T::Q8_0).expect("multi");
+    let multi = kernel_multi4(level, T::Q8_0).expect("multi");
     let w = vec![0u8; 2 * 34];
     let (long, short) = (vec![0u8; 2 * 34], vec![0u8; 34]);
     let sc = vec![1.0f32; 2];
@@ -401,11 +391,11 @@ fn multi_rejects_a_short_activation_row() {
 fn multi_rejects_short_scales() {
     let level = levels()
         .into_iter()
-        .find(|&l| kernel_multi::<4>(l, T::Q4_1).is_some());
+        .find(|&l| kernel_multi4(l, T::Q4_1).is_some());
     let Some(level) = level else {
         panic!("widened scales: no multi-vector kernel here; nothing to reject");
     };
-    let multi = kernel_multi::<4>(level, T::Q4_1).expect("multi");
+    let multi = kernel_multi4(level, T::Q4_1).expect("multi");
     let w = vec![0u8; 2 * 20];
     let a = vec![0u8; 2 * 36];
     // Q8_1 needs `d` and `s` for both blocks: four floats.

@@ -18,7 +18,10 @@ fn lib_dir() -> PathBuf {
 
 /// Builds the staticlib: `cargo test` compiles this crate only as an rlib, so libfennec.a is
 /// either absent or left from an earlier `cargo build`, possibly of older sources. Cargo
-/// holds no lock while tests run; when the library is fresh this is a no-op.
+/// holds no lock while tests run; when the library is fresh this is a no-op. The selection
+/// is the whole workspace's, as `cargo test --workspace` and scripts/test.sh build it: with
+/// `-p fennec-c` alone cargo would resolve shared dependencies with other features and
+/// compile ~40 crates a second time.
 fn build_staticlib() -> PathBuf {
     let dir = lib_dir();
     let profile = match dir.file_name().and_then(|n| n.to_str()) {
@@ -30,9 +33,8 @@ fn build_staticlib() -> PathBuf {
         .args([
             "build",
             "--quiet",
-            "-p",
-            "fennec-c",
-            "--lib",
+            "--workspace",
+            "--all-targets",
             "--profile",
             profile,
         ])

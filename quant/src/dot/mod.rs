@@ -116,12 +116,26 @@ pub fn kernel_path(level: CpuLevel, w: GgmlType) -> Option<&'static str> {
     }
 }
 
-/// The `N`-vector kernel for weight type `w` at `level`, where that level has one (the x86
+/// The 4-vector kernel for weight type `w` at `level`: see [`kernel_multi8`].
+pub fn kernel_multi4(level: CpuLevel, w: GgmlType) -> Option<VecDotMultiFn<4>> {
+    kernel_multi::<4>(level, w)
+}
+
+/// The 8-vector kernel for weight type `w` at `level`, where that level has one (the x86
 /// AVX2 and AVX-512 levels, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K and
-/// Q6_K; any `N` from 1 to 16, the fastest being 8). `None` otherwise, including for a
-/// level this CPU cannot run: callers then use [`kernel`] row by row. Its results equal [`kernel`]`(level, w)`'s bit for bit.
-pub fn kernel_multi<const N: usize>(level: CpuLevel, w: GgmlType) -> Option<VecDotMultiFn<N>> {
-    if !level.is_supported() || !(1..=16).contains(&N) {
+/// Q6_K). `None` otherwise, including for a level this CPU cannot run: callers then use
+/// [`kernel`] row by row. Its results equal [`kernel`]`(level, w)`'s bit for bit.
+///
+/// The group sizes are fixed (4 and 8, the sizes `matmul` uses) and the functions are not
+/// generic, so the kernels are compiled once, here, rather than again in every crate that
+/// asks for them.
+pub fn kernel_multi8(level: CpuLevel, w: GgmlType) -> Option<VecDotMultiFn<8>> {
+    kernel_multi::<8>(level, w)
+}
+
+/// The `N`-vector kernel behind [`kernel_multi4`] and [`kernel_multi8`].
+fn kernel_multi<const N: usize>(level: CpuLevel, w: GgmlType) -> Option<VecDotMultiFn<N>> {
+    if !level.is_supported() {
         return None;
     }
     match level {

@@ -1,6 +1,7 @@
 //! A real generation through the bindgen declarations only.
 
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::PathBuf;
 use std::ptr::{null, null_mut};
 
 use fennec_c_bindgen_check::*;
@@ -14,9 +15,31 @@ unsafe extern "C" fn collect(_: *const c_char, _: usize, token: i32, user: *mut 
     true
 }
 
+/// The SmolLM2 file: `$FENNEC_SMOLLM2`, else where `scripts/fetch-models.sh` puts it.
+fn smollm2_path() -> PathBuf {
+    let path = match std::env::var_os("FENNEC_SMOLLM2") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let models = std::env::var_os("FENNEC_MODELS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/fennec/models")
+                });
+            models.join("SmolLM2-135M-Instruct.Q4_1.gguf")
+        }
+    };
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-models.sh",
+        path.display()
+    );
+    path
+}
+
 #[test]
 fn generates_through_the_header() {
-    let path = CString::new(fennec_tests::smollm2_path().to_str().unwrap()).unwrap();
+    let path = CString::new(smollm2_path().to_str().unwrap()).unwrap();
     // SAFETY: every call follows the header's contract: valid strings, options and
     // out-pointers, handles freed once.
     unsafe {
@@ -30,7 +53,10 @@ fn generates_through_the_header() {
         assert_eq!(fennec_session_new(model, &so, &mut session), FENNEC_OK);
         let role = CString::new("user").unwrap();
         let content = CString::new("What is the capital of France?").unwrap();
-        let msg = fennec_message { role: role.as_ptr(), content: content.as_ptr() };
+        let msg = fennec_message {
+            role: role.as_ptr(),
+            content: content.as_ptr(),
+        };
         let mut go = fennec_generate_options_default();
         go.max_tokens = 8;
         go.temperature = 0.0;
@@ -52,7 +78,10 @@ fn generates_through_the_header() {
         assert_eq!(done.stop, FENNEC_STOP_LENGTH);
         let bad = CString::new("/nonexistent.gguf").unwrap();
         let mut m2 = null_mut();
-        assert_eq!(fennec_model_load(bad.as_ptr(), null(), &mut m2), FENNEC_ERR_IO);
+        assert_eq!(
+            fennec_model_load(bad.as_ptr(), null(), &mut m2),
+            FENNEC_ERR_IO
+        );
         fennec_session_free(session);
         fennec_model_free(model);
     }
