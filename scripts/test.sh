@@ -66,7 +66,8 @@ fuzz_target() { # name: runs one fuzz target for $FUZZ_SECONDS on a copy of its 
   local corpus
   corpus=$(mktemp -d)
   cp "fuzz/corpus/$1"/* "$corpus/"
-  cargo +nightly fuzz run "$1" "$corpus" -- \
+  # cargo-fuzz sets its own flags, on nightly: neither the stable clippy wrapper nor -D warnings.
+  env -u RUSTC_WORKSPACE_WRAPPER -u RUSTFLAGS cargo +nightly fuzz run "$1" "$corpus" -- \
     -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10
 }
 
@@ -75,13 +76,18 @@ stage setup-python setup_python
 export FENNEC_PYTHON="$ROOT/.venv/bin/python"
 stage fetch-models env FENNEC_PYTHON="$FENNEC_PYTHON" scripts/fetch-models.sh
 stage fmt cargo fmt --all -- --check
-stage clippy cargo clippy --workspace --all-targets -- -D warnings
+# Clippy runs as the compiler of the workspace's own crates (what `cargo clippy` does, but
+# with code generation), so the lints cost no second compilation of the dependencies; every
+# warning, rustc's or clippy's, fails the build. Every host cargo call below inherits both
+# variables, so they all share one build (the variables are part of cargo's fingerprints).
+export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER-clippy-driver}"
+export RUSTFLAGS="${RUSTFLAGS--D warnings}"
 # One build of everything (libraries with their cdylib/staticlib, binaries, tests, benches,
 # examples). Every later cargo call on the host uses this same selection (--workspace
 # --all-targets, or `cargo test --workspace`, which resolves features identically), so
 # nothing is compiled twice: selecting packages with -p resolves shared dependencies with
 # other features and rebuilds them.
-stage build cargo build --workspace --all-targets --locked
+stage build+clippy cargo build --workspace --all-targets --locked
 stage test cargo test --workspace --no-fail-fast
 export FENNEC_WORKSPACE_TESTED=1
 if [ -x scripts/test-aarch64.sh ]; then

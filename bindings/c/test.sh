@@ -136,7 +136,7 @@ run_aarch64() {
 # ---- 5. bindgen ----------------------------------------------------------------------
 [ "${SKIP_BINDGEN:-0}" = 1 ] ||
     step "bindgen-check (bindgen + generation)" \
-        env FENNEC_C_LIB_DIR="$LIB" FENNEC_SMOLLM2="$MODEL" \
+        env -u RUSTC_WORKSPACE_WRAPPER -u RUSTFLAGS FENNEC_C_LIB_DIR="$LIB" FENNEC_SMOLLM2="$MODEL" \
             cargo test --manifest-path bindings/c/bindgen-check/Cargo.toml
 
 # ---- 6. header alone + exported symbols --------------------------------------------------
