@@ -63,9 +63,10 @@ print(json.dumps({"round": int(sys.argv[2]),
 ' "$l" "$round" "$l_rss" >>"$raw"
     tail -n 1 "$raw" | python3 -c '
 import json, sys
-r = json.load(sys.stdin); f, l = r["fennec"], r["llama"]
-print(f"round {r[\"round\"]}: pp fennec {f[\"pp\"]:.1f} llama.cpp {l[\"pp\"]:.1f} | "
-      f"tg fennec {f[\"tg\"]:.2f} llama.cpp {l[\"tg\"]:.2f} tok/s")'
+r = json.load(sys.stdin)
+f, l = r["fennec"], r["llama"]
+print("round %d: pp fennec %.1f llama.cpp %.1f | tg fennec %.2f llama.cpp %.2f tok/s"
+      % (r["round"], f["pp"], l["pp"], f["tg"], l["tg"]))'
 done
 
 python3 - "$raw" "$model" "$threads" "$n_prompt" "$n_gen" "$llama_args" "$json_out" <<'EOF'
