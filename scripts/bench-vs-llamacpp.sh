@@ -39,7 +39,7 @@ fi
 
 raw=$(mktemp)
 trap 'rm -f "$raw" "$raw.err"' EXIT
-peak_rss() { # command...: runs it, prints its stdout, then its peak RSS (MiB) on stderr's last line
+peak_rss() { # command...: runs it; GNU time adds 'PEAK_RSS_KB n' (its peak RSS in KiB) to stderr
     /usr/bin/time -f 'PEAK_RSS_KB %M' "$@"
 }
 
