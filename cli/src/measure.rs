@@ -320,6 +320,8 @@ struct Summary {
 struct KernelUse {
     ty: GgmlType,
     path: &'static str,
+    /// The matmul arithmetic ([`fennec_quant::matmul::arithmetic`]): `row-lane` or `dot`.
+    matmul: &'static str,
     mb: f64,
 }
 
@@ -340,6 +342,7 @@ fn kernel_paths(model: &Model) -> Vec<KernelUse> {
                 ty: t.ty,
                 path: fennec_quant::dot::kernel_path(fennec_quant::cpu::level(), t.ty)
                     .unwrap_or("none"),
+                matmul: fennec_quant::matmul::arithmetic(fennec_quant::cpu::level(), t.ty),
                 mb,
             }),
         }
@@ -348,11 +351,11 @@ fn kernel_paths(model: &Model) -> Vec<KernelUse> {
     by_type
 }
 
-/// `F32: avx2, Q4_1: avx512` — the kernel list as one line.
+/// `F32: avx2 dot, Q4_1: avx2 row-lane` — the kernel list as one line.
 fn kernels_line(kernels: &[KernelUse]) -> String {
     let parts: Vec<String> = kernels
         .iter()
-        .map(|k| format!("{}: {}", k.ty, k.path))
+        .map(|k| format!("{}: {} {}", k.ty, k.path, k.matmul))
         .collect();
     parts.join(", ")
 }
@@ -387,7 +390,7 @@ fn bench_json(
         "file_mb": summary.file_mb, "kv_mb": summary.kv_mb, "experts": experts_json,
         "disk_read_mb": summary.disk_read_mb,
         "kernels": summary.kernels.iter().map(|k| json!({
-            "type": k.ty.to_string(), "path": k.path, "mb": k.mb,
+            "type": k.ty.to_string(), "path": k.path, "matmul": k.matmul, "mb": k.mb,
         })).collect::<Vec<_>>(),
     })
 }

@@ -95,6 +95,8 @@ fn perplexity_and_bench_print_their_results() {
         "scalar"
     };
     assert_eq!(kernels[0]["path"], want, "{out}");
+    let arithmetic = fennec_quant::matmul::arithmetic(level, fennec_quant::GgmlType::Q4_1);
+    assert_eq!(kernels[0]["matmul"], arithmetic, "{out}");
     assert!(
         kernels.iter().all(|k| k["mb"].as_f64().unwrap() > 0.0),
         "{out}"

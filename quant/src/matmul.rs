@@ -28,7 +28,7 @@ use crate::dot::{
     activation_type, kernel, kernel_multi4, kernel_multi8, widen_scales, VecDotMultiFn,
 };
 use crate::formats::{quantize_activations, row_bytes};
-use crate::{cpu, GgmlType, QuantError};
+use crate::{cpu, lanes, CpuLevel, GgmlType, QuantError};
 
 /// One or more activation rows, quantized to the activation type of a weight type.
 /// Its buffers are kept when it is refilled, so a batch reused for rows of the same shape
@@ -46,6 +46,9 @@ pub struct ActivationBatch {
     /// Each row's block scales widened to f32 (see [`widen_scales`]), for the multi-vector
     /// kernels; only kept for batches of at least [`MIN_GROUP`] rows.
     scales: Vec<Vec<f32>>,
+    /// Each row's `(d, s)` per block for the row-lane kernels (Q8_0 and Q8_1 batches),
+    /// `2 × blocks` per row, rows back to back.
+    lane_scales: Vec<f32>,
 }
 
 /// The smallest group of vectors the multi-vector kernels take.
@@ -60,6 +63,7 @@ impl Default for ActivationBatch {
             n_vecs: 0,
             data: Vec::new(),
             scales: Vec::new(),
+            lane_scales: Vec::new(),
         }
     }
 }
@@ -126,6 +130,7 @@ impl ActivationBatch {
             n_vecs: data.len() / bytes,
             data,
             scales: Vec::new(),
+            lane_scales: Vec::new(),
         };
         batch.widen();
         Ok(batch)
@@ -166,6 +171,14 @@ impl ActivationBatch {
             .zip(self.data.chunks_exact(bytes.max(1)))
         {
             widen_scales(self.ty, self.n_cols, row, s);
+        }
+        self.lane_scales.clear();
+        for v in 0..self.n_vecs {
+            lanes::activation_scales(
+                self.ty,
+                &self.data[v * bytes..(v + 1) * bytes],
+                &mut self.lane_scales,
+            );
         }
     }
 
@@ -355,7 +368,7 @@ impl<'a> OutputTile<'a> {
     }
 
     /// The outputs of vector `v` for this tile's rows, to write.
-    fn vector_mut(&mut self, v: usize) -> &mut [f32] {
+    pub(crate) fn vector_mut(&mut self, v: usize) -> &mut [f32] {
         assert!(v < self.n_vecs, "vector {v} of {}", self.n_vecs);
         // SAFETY: as in `vector`; `&mut self` makes this the only borrow of the tile.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(v * self.stride), self.rows.len()) }
@@ -443,8 +456,43 @@ pub fn matmul(
     acts: &ActivationBatch,
     tile: &mut OutputTile<'_>,
 ) -> Result<(), QuantError> {
+    matmul_at(cpu::level(), ty, n_cols, weights, acts, tile)
+}
+
+/// Which arithmetic [`matmul`] uses for weight type `ty` at `level`: `"row-lane"` (Q4_0,
+/// Q4_1 and Q8_0 at the scalar and x86 levels: eight rows per vector, a packed GEMM for
+/// batches; see the `lanes` module) or `"dot"` (the [`crate::dot`] kernels, bit for bit
+/// [`crate::vec_dot`]).
+pub fn arithmetic(level: CpuLevel, ty: GgmlType) -> &'static str {
+    if uses_lanes(level, ty) {
+        "row-lane"
+    } else {
+        "dot"
+    }
+}
+
+/// Whether [`matmul_at`] takes the row-lane path.
+fn uses_lanes(level: CpuLevel, ty: GgmlType) -> bool {
+    lanes::supports(ty) && (level == CpuLevel::Scalar || lanes::has_simd(level))
+}
+
+/// [`matmul`] with the kernels of `level` rather than this CPU's (a level the CPU cannot
+/// run falls back to the scalar kernels): for tests that compare levels.
+pub fn matmul_at(
+    level: CpuLevel,
+    ty: GgmlType,
+    n_cols: usize,
+    weights: &[u8],
+    acts: &ActivationBatch,
+    tile: &mut OutputTile<'_>,
+) -> Result<(), QuantError> {
+    let level = if level.is_supported() {
+        level
+    } else {
+        CpuLevel::Scalar
+    };
     let a_ty = paired_activation(ty)?;
-    let dot = kernel(cpu::level(), ty).ok_or(QuantError::Unsupported { ty, op: "matmul" })?;
+    let dot = kernel(level, ty).ok_or(QuantError::Unsupported { ty, op: "matmul" })?;
     if acts.ty != a_ty || acts.n_cols != n_cols {
         return Err(QuantError::Shape(format!(
             "activations are {} x {} {}, weights need {a_ty} rows of {n_cols}",
@@ -470,10 +518,26 @@ pub fn matmul(
             unit: "bytes",
         });
     }
+    if uses_lanes(level, ty) {
+        let f = lanes::Format::of(ty).expect("row-lane type");
+        let n_rows = rows.len();
+        let problem = lanes::Problem {
+            f,
+            nb: n_cols / ty.block_len(),
+            w: &weights[rows.start * w_row..rows.end * w_row],
+            w_row,
+            n_rows,
+            a: &acts.data,
+            a_row: acts.data.len() / acts.n_vecs.max(1),
+            ds: &acts.lane_scales,
+            n_vecs: acts.n_vecs,
+        };
+        lanes::run(level, &problem, tile);
+        return Ok(());
+    }
     // Vectors go in groups of eight, then one of four, through the multi-vector kernels,
     // which unpack each weight block once per group; the rest one by one. The multi-vector
     // results equal `dot`'s bit for bit, so the grouping never changes the output.
-    let level = cpu::level();
     let (multi8, multi4) = (kernel_multi8(level, ty), kernel_multi4(level, ty));
     let n_vecs = acts.n_vecs;
     let by8 = if multi8.is_some() { n_vecs / 8 * 8 } else { 0 };

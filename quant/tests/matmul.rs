@@ -1,7 +1,9 @@
 //! The row-block matmul: tiles, strides, threads, and shape errors.
 
-use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile, OutputTiles};
-use fennec_quant::{quantize_row, row_bytes, vec_dot, GgmlType, QuantError};
+use fennec_quant::matmul::{
+    arithmetic, matmul, matmul_at, ActivationBatch, OutputTile, OutputTiles,
+};
+use fennec_quant::{cpu, quantize_row, row_bytes, vec_dot, CpuLevel, GgmlType, QuantError};
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
@@ -19,7 +21,21 @@ fn weights(ty: GgmlType, n_rows: usize, n_cols: usize) -> Vec<u8> {
     w
 }
 
-/// The expected output `[vector][row]` from one `vec_dot` per element.
+/// One element computed alone: `vec_dot`, or for the row-lane types the scalar twin of
+/// the row-lane arithmetic on a one-row, one-vector problem.
+fn one(ty: GgmlType, n_cols: usize, w: &[u8], acts: &ActivationBatch, v: usize) -> f32 {
+    if arithmetic(cpu::level(), ty) == "row-lane" {
+        let a = ActivationBatch::from_quantized(acts.ty(), n_cols, acts.row(v).to_vec()).unwrap();
+        let mut out = [f32::NAN];
+        let mut tile = OutputTile::whole(&mut out, 1, 1, 1).unwrap();
+        matmul_at(CpuLevel::Scalar, ty, n_cols, w, &a, &mut tile).unwrap();
+        out[0]
+    } else {
+        vec_dot(ty, n_cols, w, acts.row(v)).unwrap()
+    }
+}
+
+/// The expected output `[vector][row]`, each element computed alone ([`one`]).
 fn expected(
     ty: GgmlType,
     n_rows: usize,
@@ -31,15 +47,14 @@ fn expected(
     let mut out = vec![0.0; acts.n_vecs() * n_rows];
     for v in 0..acts.n_vecs() {
         for r in 0..n_rows {
-            out[v * n_rows + r] =
-                vec_dot(ty, n_cols, &w[r * wb..(r + 1) * wb], acts.row(v)).unwrap();
+            out[v * n_rows + r] = one(ty, n_cols, &w[r * wb..(r + 1) * wb], acts, v);
         }
     }
     out
 }
 
 #[test]
-fn split_tiles_on_threads_match_vec_dot() {
+fn split_tiles_on_threads_match_each_element_alone() {
     let (n_rows, n_cols, n_vecs) = (37, 512, 3);
     for ty in [
         GgmlType::Q4_0,
@@ -65,7 +80,7 @@ fn split_tiles_on_threads_match_vec_dot() {
 }
 
 #[test]
-fn claimed_tiles_on_threads_match_vec_dot() {
+fn claimed_tiles_on_threads_match_each_element_alone() {
     let (n_rows, n_cols, stride) = (150, 256, 160);
     for (ty, n_vecs) in [
         (GgmlType::Q4_1, 1),

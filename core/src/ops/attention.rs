@@ -2,7 +2,9 @@
 //! cache holds it: each task converts one cached row of its head at a time into a small
 //! per-thread buffer (or borrows it as is from an f32 cache).
 
+use fennec_quant::float_ops;
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use super::ThreadPool;
 use crate::kv_cache::{HeadRef, KvLayer, KvType};
@@ -156,16 +158,26 @@ fn attend_block(
         qs[t * group * hd..(t + 1) * group * hd].copy_from_slice(src);
     }
     if round_f16 {
-        qs.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
+        round_to_f16(qs);
     }
     let scores = &mut th.scores[..n_rows * group * n_keys];
     for p in lo..hi {
         let key = kv.key_head(p, kv_head * hd, hd).to_f32(&mut th.row);
-        for t in (0..n_rows).filter(|&t| seen(t).contains(&p)) {
-            for g in 0..group {
-                let qh = &qs[(t * group + g) * hd..(t * group + g + 1) * hd];
-                scores[(t * group + g) * n_keys + (p - lo)] = dot(qh, key) * shape.scale;
+        // The rows that see `p`, a run of consecutive rows at a time: their query heads are
+        // contiguous in `qs`, so one call scores the key against all of them.
+        let mut t = 0;
+        while t < n_rows {
+            if !seen(t).contains(&p) {
+                t += 1;
+                continue;
             }
+            let end = (t..n_rows)
+                .find(|&u| !seen(u).contains(&p))
+                .unwrap_or(n_rows);
+            let (first, last) = (t * group, end * group);
+            let out = &mut scores[first * n_keys + (p - lo)..];
+            float_ops::dot_rows(key, &qs[first * hd..last * hd], shape.scale, out, n_keys);
+            t = end;
         }
     }
     for t in 0..n_rows {
@@ -175,9 +187,7 @@ fn attend_block(
             let weights = &mut row[r.start - lo..r.end - lo];
             softmax(weights);
             if round_f16 {
-                weights
-                    .iter_mut()
-                    .for_each(|x| *x = f16::from_f32(*x).to_f32());
+                round_to_f16(weights);
             }
         }
         acc[t * row_len + kv_head * group * hd..][..group * hd].fill(0.0);
@@ -187,10 +197,7 @@ fn attend_block(
         for t in (0..n_rows).filter(|&t| seen(t).contains(&p)) {
             let out = &mut acc[t * row_len + kv_head * group * hd..][..group * hd];
             for (g, a) in out.chunks_exact_mut(hd).enumerate() {
-                let w = scores[(t * group + g) * n_keys + (p - lo)];
-                for (a, v) in a.iter_mut().zip(value) {
-                    *a += w * v;
-                }
+                float_ops::axpy(a, scores[(t * group + g) * n_keys + (p - lo)], value);
             }
         }
     }
@@ -213,22 +220,18 @@ fn attend_group(
     let q = &mut th.query[..group * hd];
     q.copy_from_slice(query);
     if round_f16 {
-        q.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
+        round_to_f16(q);
     }
     // Scores: each key is read (and converted) once for the whole group.
     let scores = &mut th.scores[..group * n];
     for (i, p) in seen.clone().enumerate() {
         let key = kv.key_head(p, kv_head * hd, hd).to_f32(&mut th.row);
-        for (g, qh) in q.chunks_exact(hd).enumerate() {
-            scores[g * n + i] = dot(qh, key) * shape.scale;
-        }
+        float_ops::dot_rows(key, q, shape.scale, &mut scores[i..], n);
     }
     for weights in scores.chunks_exact_mut(n) {
         softmax(weights);
         if round_f16 {
-            weights
-                .iter_mut()
-                .for_each(|x| *x = f16::from_f32(*x).to_f32());
+            round_to_f16(weights);
         }
     }
     // Weighted sum of the values, accumulated in position order for every element.
@@ -236,30 +239,20 @@ fn attend_group(
     for (i, p) in seen.enumerate() {
         let value = kv.value_head(p, kv_head * hd, hd).to_f32(&mut th.row);
         for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
-            let w = scores[g * n + i];
-            for (a, v) in a.iter_mut().zip(value) {
-                *a += w * v;
-            }
+            float_ops::axpy(a, scores[g * n + i], value);
         }
     }
 }
 
-/// Dot product with eight independent accumulators (vectorizes).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
+/// Rounds every element to the nearest f16 (ties to even), as `f16::from_f32(x).to_f32()`,
+/// converting 64 at a time with the CPU's f16 instructions where it has them.
+fn round_to_f16(x: &mut [f32]) {
+    let mut halves = [f16::ZERO; 64];
+    for chunk in x.chunks_mut(64) {
+        let h = &mut halves[..chunk.len()];
+        h.convert_from_f32_slice(chunk);
+        h.convert_to_f32_slice(chunk);
     }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// In-place softmax: `e^(x - max)`, summed in f64, scaled by the reciprocal of the sum.

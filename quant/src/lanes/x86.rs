@@ -1,0 +1,353 @@
+//! AVX2 row-lane kernels: a matrix-vector kernel over unpacked rows for small batches and
+//! a packed-panel GEMM (8 weight rows × 4 activation rows of accumulators) for larger ones.
+//! Both compute each block's integer sum exactly and then the module's f32 steps lane by
+//! lane, so their results equal the scalar twin's bit for bit.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+use super::{Format, Min, Problem, Quants};
+use crate::matmul::OutputTile;
+
+/// Weight rows per lane group (one f32 lane each).
+const LANES: usize = 8;
+/// Activation rows per GEMM micro-tile.
+const TILE_VECS: usize = 4;
+/// From this many activation rows on, weight rows are packed into panels (the packing
+/// costs about two rows' worth of matrix-vector work).
+const MIN_PACKED_VECS: usize = 4;
+/// Bytes of one packed block: 8 groups of four quants × 8 rows, then `d_w` and `m_w` of
+/// the eight rows as f32.
+const PANEL_BLOCK: usize = 256 + 2 * 4 * LANES;
+
+thread_local! {
+    /// Each thread's panel buffer, kept between calls so a prefill allocates it once.
+    static PANEL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `p` (already checked) with the AVX2 kernels.
+pub(super) fn run(p: &Problem<'_>, out: &mut OutputTile<'_>) {
+    let packed = p.n_vecs >= MIN_PACKED_VECS;
+    PANEL.with_borrow_mut(|panel| {
+        if packed {
+            panel.resize(p.nb * PANEL_BLOCK + 32, 0);
+        }
+        for r0 in (0..p.n_rows).step_by(LANES) {
+            let rows = (p.n_rows - r0).min(LANES);
+            let group = Group::new(p, r0, rows);
+            // SAFETY: `run`'s caller checked the shape (`Problem::check`): every row of the
+            // group, every activation row and every output element exists; this CPU has
+            // AVX2, FMA and F16C (`has_simd`).
+            unsafe {
+                if packed {
+                    let base = aligned(panel);
+                    pack(p, &group, base);
+                    gemm(p, &group, base, out);
+                } else {
+                    matvec(p, &group, out);
+                }
+            }
+        }
+    });
+}
+
+/// The first 32-byte aligned byte of `buf` (which has 32 bytes of slack).
+fn aligned(buf: &mut [u8]) -> *mut u8 {
+    let off = buf.as_ptr().align_offset(32);
+    buf[off..].as_mut_ptr()
+}
+
+/// Eight weight rows (the last group of a matrix may have fewer real ones; its missing
+/// rows repeat the last real row and their results are dropped).
+struct Group {
+    /// Row pointers.
+    rows: [*const u8; LANES],
+    /// Real rows.
+    n: usize,
+    /// First row's index.
+    r0: usize,
+}
+
+impl Group {
+    fn new(p: &Problem<'_>, r0: usize, n: usize) -> Group {
+        let rows = std::array::from_fn(|i| {
+            let r = r0 + i.min(n - 1);
+            p.w[r * p.w_row..].as_ptr()
+        });
+        Group { rows, n, r0 }
+    }
+}
+
+/// The 32 quants of the weight block at `b` as bytes (Q4: unsigned 0..=15; Q8_0: signed).
+#[inline(always)]
+unsafe fn unpack(f: &Format, b: *const u8) -> __m256i {
+    match f.quants {
+        Quants::Nibbles => {
+            let q = _mm_loadu_si128(b.add(f.w_qs).cast());
+            let mask = _mm_set1_epi8(0x0F);
+            let lo = _mm_and_si128(q, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
+            _mm256_set_m128i(hi, lo)
+        }
+        Quants::Bytes => _mm256_loadu_si256(b.add(f.w_qs).cast()),
+    }
+}
+
+/// `Σ_j w[j]·a[j]` per group of four bytes, as eight i32 lanes (exact for our operand
+/// ranges: Q4 quants are at most 15; Q8_0 uses the sign trick, `|w| · sign(a, w)`).
+#[inline(always)]
+unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    match quants {
+        Quants::Nibbles => _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones),
+        Quants::Bytes => _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)),
+            ones,
+        ),
+    }
+}
+
+/// Eight vectors of eight i32 → one vector whose lane `i` is the total of vector `i`.
+#[inline(always)]
+unsafe fn totals8(p: [__m256i; LANES]) -> __m256i {
+    let t0 = _mm256_hadd_epi32(p[0], p[1]);
+    let t1 = _mm256_hadd_epi32(p[2], p[3]);
+    let t2 = _mm256_hadd_epi32(p[4], p[5]);
+    let t3 = _mm256_hadd_epi32(p[6], p[7]);
+    let u0 = _mm256_hadd_epi32(t0, t1);
+    let u1 = _mm256_hadd_epi32(t2, t3);
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(u0, u1),
+        _mm256_permute2x128_si256::<0x31>(u0, u1),
+    )
+}
+
+/// The eight rows' `(d_w, m_w)` of block `k`, as lanes.
+#[inline(always)]
+unsafe fn scales8(f: &Format, g: &Group, k: usize) -> (__m256, __m256) {
+    let half = |off: usize| -> __m256 {
+        let h: [u16; LANES] = std::array::from_fn(|i| {
+            g.rows[i]
+                .add(k * f.w_bytes + off)
+                .cast::<u16>()
+                .read_unaligned()
+        });
+        _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast()))
+    };
+    let d = half(0);
+    let m = match f.min {
+        Min::None => _mm256_setzero_ps(),
+        Min::Minus8 => _mm256_mul_ps(_mm256_set1_ps(-8.0), d),
+        Min::Field => half(2),
+    };
+    (d, m)
+}
+
+/// Adds block `k`'s contribution to the accumulator lanes: `(isum · (d_w · d_a))`, then
+/// `m_w · s_a`, each one rounded operation.
+#[inline(always)]
+unsafe fn accumulate(
+    f: &Format,
+    acc: __m256,
+    isum: __m256i,
+    (dw, mw): (__m256, __m256),
+    (da, sa): (f32, f32),
+) -> __m256 {
+    let t = _mm256_mul_ps(dw, _mm256_set1_ps(da));
+    let acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), t));
+    if f.min == Min::None {
+        acc
+    } else {
+        _mm256_add_ps(acc, _mm256_mul_ps(mw, _mm256_set1_ps(sa)))
+    }
+}
+
+/// Writes the group's real lanes of `acc` to its rows of vector `v` of `out`.
+#[inline(always)]
+unsafe fn store(g: &Group, acc: __m256, out: &mut OutputTile<'_>, v: usize) {
+    let mut lanes = [0f32; LANES];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+    out.vector_mut(v)[g.r0..g.r0 + g.n].copy_from_slice(&lanes[..g.n]);
+}
+
+/// Blocks of each row the matrix-vector kernel sums before it moves to the next row (a
+/// multiple of eight): rows are read one after another, as one contiguous stream per group
+/// of eight, rather than eight streams advancing a block at a time.
+const RUN: usize = 64;
+
+/// Matrix-vector: each activation row against the group's unpacked rows. Row by row, the
+/// integer sums of up to [`RUN`] blocks are kept (lanes by block), then transposed to lanes
+/// by row for the float steps.
+///
+/// # Safety
+/// `p` checked; AVX2, FMA and F16C available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matvec(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
+    let f = p.f;
+    let mut sums = [[0i32; RUN]; LANES];
+    for v in 0..p.n_vecs {
+        let a = p.a.as_ptr().add(v * p.a_row);
+        let ds = &p.ds[v * 2 * p.nb..];
+        let mut acc = _mm256_setzero_ps();
+        for k0 in (0..p.nb).step_by(RUN) {
+            let take = (p.nb - k0).min(RUN);
+            for (i, row_sums) in sums.iter_mut().enumerate() {
+                let row = g.rows[i].add(k0 * f.w_bytes);
+                for j0 in (0..take).step_by(8) {
+                    let parts: [__m256i; 8] = std::array::from_fn(|j| {
+                        let k = j0 + j;
+                        if k < take {
+                            let aq = a.add((k0 + k) * f.a_bytes + f.a_qs);
+                            let aq = _mm256_loadu_si256(aq.cast());
+                            dot4(f.quants, unpack(&f, row.add(k * f.w_bytes)), aq)
+                        } else {
+                            _mm256_setzero_si256()
+                        }
+                    });
+                    let dst = row_sums[j0..j0 + 8].as_mut_ptr();
+                    _mm256_storeu_si256(dst.cast(), totals8(parts));
+                }
+            }
+            for j0 in (0..take).step_by(8) {
+                let by_row = std::array::from_fn(|i| {
+                    _mm256_loadu_si256(sums[i][j0..j0 + 8].as_ptr().cast())
+                });
+                for (j, isum) in transpose8(by_row).into_iter().enumerate() {
+                    let k = k0 + j0 + j;
+                    if k < k0 + take {
+                        let d = (ds[2 * k], ds[2 * k + 1]);
+                        acc = accumulate(&f, acc, isum, scales8(&f, g, k), d);
+                    }
+                }
+            }
+        }
+        store(g, acc, out, v);
+    }
+}
+
+/// 8×8 transpose of 32-bit lanes: lane `j` of input `i` → lane `i` of output `j`.
+#[inline(always)]
+unsafe fn transpose8(u: [__m256i; LANES]) -> [__m256i; LANES] {
+    let lo01 = _mm256_unpacklo_epi32(u[0], u[1]);
+    let hi01 = _mm256_unpackhi_epi32(u[0], u[1]);
+    let lo23 = _mm256_unpacklo_epi32(u[2], u[3]);
+    let hi23 = _mm256_unpackhi_epi32(u[2], u[3]);
+    let lo45 = _mm256_unpacklo_epi32(u[4], u[5]);
+    let hi45 = _mm256_unpackhi_epi32(u[4], u[5]);
+    let lo67 = _mm256_unpacklo_epi32(u[6], u[7]);
+    let hi67 = _mm256_unpackhi_epi32(u[6], u[7]);
+    // sJa: lanes J (low half) and J + 4 (high half) of inputs 0..4; sJb: of inputs 4..8.
+    let s = [
+        (
+            _mm256_unpacklo_epi64(lo01, lo23),
+            _mm256_unpacklo_epi64(lo45, lo67),
+        ),
+        (
+            _mm256_unpackhi_epi64(lo01, lo23),
+            _mm256_unpackhi_epi64(lo45, lo67),
+        ),
+        (
+            _mm256_unpacklo_epi64(hi01, hi23),
+            _mm256_unpacklo_epi64(hi45, hi67),
+        ),
+        (
+            _mm256_unpackhi_epi64(hi01, hi23),
+            _mm256_unpackhi_epi64(hi45, hi67),
+        ),
+    ];
+    let mut out = [_mm256_setzero_si256(); LANES];
+    for (j, (a, b)) in s.into_iter().enumerate() {
+        out[j] = _mm256_permute2x128_si256::<0x20>(a, b);
+        out[j + 4] = _mm256_permute2x128_si256::<0x31>(a, b);
+    }
+    out
+}
+
+/// Packs the group's rows into `panel` (see the module docs of `lanes`): per block, eight
+/// 32-byte vectors, vector `q` holding quants `4q..4q + 4` of rows 0..8, then `d_w` and
+/// `m_w` of the eight rows as f32.
+///
+/// # Safety
+/// `p` checked; `panel` 32-byte aligned and writable for `p.nb * PANEL_BLOCK` bytes; AVX2,
+/// FMA and F16C available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn pack(p: &Problem<'_>, g: &Group, panel: *mut u8) {
+    let f = p.f;
+    for k in 0..p.nb {
+        let u: [__m256i; LANES] = std::array::from_fn(|i| unpack(&f, g.rows[i].add(k * f.w_bytes)));
+        // Row i's group of four quants q → vector q, lane i.
+        let dst = panel.add(k * PANEL_BLOCK).cast::<__m256i>();
+        for (q, x) in transpose8(u).into_iter().enumerate() {
+            _mm256_store_si256(dst.add(q), x);
+        }
+        let (d, m) = scales8(&f, g, k);
+        let sc = panel.add(k * PANEL_BLOCK + 256).cast::<f32>();
+        _mm256_store_ps(sc, d);
+        _mm256_store_ps(sc.add(LANES), m);
+    }
+}
+
+/// The packed panel against every activation row, [`TILE_VECS`] at a time.
+///
+/// # Safety
+/// As [`pack`], with `panel` packed from `g`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
+    let mut v = 0;
+    while v + TILE_VECS <= p.n_vecs {
+        tile::<TILE_VECS>(p, g, panel, v, out);
+        v += TILE_VECS;
+    }
+    while v < p.n_vecs {
+        tile::<1>(p, g, panel, v, out);
+        v += 1;
+    }
+}
+
+/// Activation rows `v0..v0 + N` against the packed panel.
+#[inline(always)]
+unsafe fn tile<const N: usize>(
+    p: &Problem<'_>,
+    g: &Group,
+    panel: *const u8,
+    v0: usize,
+    out: &mut OutputTile<'_>,
+) {
+    let f = p.f;
+    let a: [*const u8; N] = std::array::from_fn(|c| p.a.as_ptr().add((v0 + c) * p.a_row + f.a_qs));
+    let ds: [*const f32; N] = std::array::from_fn(|c| p.ds.as_ptr().add((v0 + c) * 2 * p.nb));
+    let mut acc = [_mm256_setzero_ps(); N];
+    let ones = _mm256_set1_epi16(1);
+    for k in 0..p.nb {
+        let blk = panel.add(k * PANEL_BLOCK);
+        let w = |q: usize| _mm256_load_si256(blk.cast::<__m256i>().add(q));
+        let dw = _mm256_load_ps(blk.add(256).cast());
+        let mw = _mm256_load_ps(blk.add(256 + 4 * LANES).cast());
+        for c in 0..N {
+            let aq = a[c].add(k * f.a_bytes);
+            let bcast = |q: usize| _mm256_set1_epi32(aq.add(4 * q).cast::<i32>().read_unaligned());
+            let isum = match f.quants {
+                // Eight products of at most 2·15·128 each fit an i16 lane: sum them there.
+                Quants::Nibbles => {
+                    let mut s = _mm256_maddubs_epi16(w(0), bcast(0));
+                    for q in 1..8 {
+                        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w(q), bcast(q)));
+                    }
+                    _mm256_madd_epi16(s, ones)
+                }
+                Quants::Bytes => {
+                    let mut s = dot4(Quants::Bytes, w(0), bcast(0));
+                    for q in 1..8 {
+                        s = _mm256_add_epi32(s, dot4(Quants::Bytes, w(q), bcast(q)));
+                    }
+                    s
+                }
+            };
+            let (da, sa) = (*ds[c].add(2 * k), *ds[c].add(2 * k + 1));
+            acc[c] = accumulate(&f, acc[c], isum, (dw, mw), (da, sa));
+        }
+    }
+    for (c, acc) in acc.into_iter().enumerate() {
+        store(g, acc, out, v0 + c);
+    }
+}

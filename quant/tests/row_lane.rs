@@ -1,0 +1,259 @@
+//! The row-lane matmul of Q4_0, Q4_1 and Q8_0 (`fennec_quant::matmul`, `lanes` module):
+//! every x86 level's kernels (matrix-vector and packed GEMM) give the scalar twin's bits
+//! for any batch size and row count, and all of them stay within an f32-reassociation
+//! bound of ggml's order (`vec_dot`) and of an exact f64 sum.
+
+mod common;
+
+use fennec_quant::matmul::{arithmetic, matmul_at, ActivationBatch, OutputTile};
+use fennec_quant::rng::Rng;
+use fennec_quant::{quantize_row, row_bytes, vec_dot, CpuLevel, GgmlType};
+use half::f16;
+
+const TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+
+/// The x86 levels this CPU runs (checked against `FENNEC_EXPECT_LEVELS`).
+fn simd_levels() -> Vec<CpuLevel> {
+    let levels: Vec<CpuLevel> = [CpuLevel::Avx2, CpuLevel::Avx512]
+        .into_iter()
+        .filter(|l| l.is_supported())
+        .collect();
+    if cfg!(target_arch = "x86_64") {
+        common::assert_expected_levels(&levels);
+    }
+    levels
+}
+
+/// `n` values in about [-scale, scale).
+fn values(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| (rng.next_f32() * 2.0 - 1.0) * scale)
+        .collect()
+}
+
+fn quantized(ty: GgmlType, n_rows: usize, n_cols: usize, x: &[f32]) -> Vec<u8> {
+    let mut w = vec![0u8; n_rows * row_bytes(ty, n_cols).unwrap()];
+    quantize_row(ty, x, &mut w).unwrap();
+    w
+}
+
+/// `[vector][row]` output of `matmul_at(level)` over all rows and vectors.
+fn run(level: CpuLevel, ty: GgmlType, n_cols: usize, w: &[u8], acts: &ActivationBatch) -> Vec<f32> {
+    let n_rows = w.len() / row_bytes(ty, n_cols).unwrap();
+    let mut out = vec![f32::NAN; n_rows * acts.n_vecs()];
+    let mut tile = OutputTile::whole(&mut out, n_rows, n_rows, acts.n_vecs()).unwrap();
+    matmul_at(level, ty, n_cols, w, acts, &mut tile).unwrap();
+    out
+}
+
+/// Same bits, NaN matching NaN.
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+#[test]
+fn row_lane_types_take_the_row_lane_path_at_the_scalar_and_x86_levels() {
+    for ty in TYPES {
+        assert_eq!(arithmetic(CpuLevel::Scalar, ty), "row-lane");
+        for level in simd_levels() {
+            assert_eq!(arithmetic(level, ty), "row-lane", "{ty} at {level}");
+        }
+    }
+    assert_eq!(arithmetic(CpuLevel::Scalar, GgmlType::Q4K), "dot");
+}
+
+#[test]
+fn every_level_and_batch_size_gives_the_scalar_twins_bits() {
+    let mut rng = Rng::new(11);
+    let levels = simd_levels();
+    // Row counts around the lane group of eight; batch sizes on both sides of the packed
+    // path (four vectors) and of its four-vector micro-tile.
+    for ty in TYPES {
+        for (n_rows, n_cols) in [(1, 32), (7, 64), (8, 96), (13, 576), (24, 160)] {
+            let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 1.0));
+            for n_vecs in [1, 2, 3, 4, 5, 8, 9, 17] {
+                let x = values(&mut rng, n_vecs * n_cols, 3.0);
+                let acts = ActivationBatch::quantize(ty, n_cols, &x).unwrap();
+                let twin = run(CpuLevel::Scalar, ty, n_cols, &w, &acts);
+                for &level in &levels {
+                    let got = run(level, ty, n_cols, &w, &acts);
+                    assert!(
+                        same_bits(&got, &twin),
+                        "{ty} {n_rows}x{n_cols} x{n_vecs} at {level}"
+                    );
+                }
+                // A vector's result does not depend on the batch it is in.
+                for v in 0..n_vecs {
+                    let alone =
+                        ActivationBatch::from_quantized(acts.ty(), n_cols, acts.row(v).to_vec())
+                            .unwrap();
+                    for &level in levels.iter().chain([&CpuLevel::Scalar]) {
+                        let got = run(level, ty, n_cols, &w, &alone);
+                        assert!(
+                            same_bits(&got, &twin[v * n_rows..(v + 1) * n_rows]),
+                            "{ty} vector {v} alone at {level}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Raw activation blocks (Q8_0 or Q8_1) with quants `q` and scale `d` in every block.
+fn raw_acts(
+    a_ty: GgmlType,
+    n_cols: usize,
+    n_vecs: usize,
+    d: f32,
+    q: impl Fn(usize) -> i8,
+) -> ActivationBatch {
+    let mut bytes = Vec::new();
+    for v in 0..n_vecs {
+        for b in 0..n_cols / 32 {
+            let qs: Vec<i8> = (0..32).map(|j| q(v * n_cols + b * 32 + j)).collect();
+            bytes.extend(f16::from_f32(d).to_le_bytes());
+            if a_ty == GgmlType::Q8_1 {
+                let s: i32 = qs.iter().map(|&x| i32::from(x)).sum();
+                bytes.extend(f16::from_f32(d * s as f32).to_le_bytes());
+            }
+            bytes.extend(qs.iter().map(|&x| x as u8));
+        }
+    }
+    ActivationBatch::from_quantized(a_ty, n_cols, bytes).unwrap()
+}
+
+/// Raw weight rows of `ty` with every quant byte `byte(i)` and scale `d` (and min `m`).
+fn raw_weights(
+    ty: GgmlType,
+    n_rows: usize,
+    n_cols: usize,
+    d: f32,
+    m: f32,
+    byte: impl Fn(usize) -> u8,
+) -> Vec<u8> {
+    let (head, q_bytes) = match ty {
+        GgmlType::Q4_0 => (2, 16),
+        GgmlType::Q4_1 => (4, 16),
+        _ => (2, 32),
+    };
+    let mut w = Vec::new();
+    for b in 0..n_rows * n_cols / 32 {
+        w.extend(f16::from_f32(d).to_le_bytes());
+        if head == 4 {
+            w.extend(f16::from_f32(m).to_le_bytes());
+        }
+        w.extend((0..q_bytes).map(|j| byte(b * q_bytes + j)));
+    }
+    w
+}
+
+#[test]
+fn edge_case_blocks_give_the_scalar_twins_bits() {
+    let (n_rows, n_cols) = (11, 128);
+    let levels = simd_levels();
+    for ty in TYPES {
+        let a_ty = fennec_quant::dot::activation_type(ty).unwrap();
+        // (weight scale, weight min, weight byte pattern, activation scale, activation quants)
+        // Weight bytes may be anything; activation quants lie in −127..=127, as every Q8
+        // quantizer makes them (the sign trick of Q8_0 · Q8_0 assumes it, as in `dot`).
+        type Case = (f32, f32, fn(usize) -> u8, f32, fn(usize) -> i8);
+        let cases: [Case; 6] = [
+            (0.0, 0.0, |_| 0, 0.0, |_| 0),
+            (1.0, -1.0, |_| 0xFF, 1.0, |_| 127),
+            (1.0, 2.0, |_| 0x88, 1.0, |_| -127),
+            (
+                65504.0,
+                -65504.0,
+                |i| (i * 37) as u8,
+                65504.0,
+                |i| if i % 2 == 0 { 127 } else { -127 },
+            ),
+            (
+                6.0e-8,
+                6.0e-8,
+                |i| (i * 91 + 3) as u8,
+                6.0e-8,
+                |i| (((i * 13) % 255) as i32 - 127) as i8,
+            ),
+            (f32::NAN, 1.0, |i| i as u8, 0.5, |i| (i % 100) as i8),
+        ];
+        for (dw, mw, byte, da, q) in cases {
+            let w = raw_weights(ty, n_rows, n_cols, dw, mw, byte);
+            for n_vecs in [1, 6] {
+                let acts = raw_acts(a_ty, n_cols, n_vecs, da, q);
+                let twin = run(CpuLevel::Scalar, ty, n_cols, &w, &acts);
+                for &level in &levels {
+                    let got = run(level, ty, n_cols, &w, &acts);
+                    assert!(
+                        same_bits(&got, &twin),
+                        "{ty} dw {dw} da {da} x{n_vecs} at {level}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `Σ_blocks |d_w · d_a · isum| + |m_w · s_a|` over the exact block terms of the dequantized
+/// rows, in f64: the magnitude an f32 reassociation error is proportional to. Computed
+/// from dequantized values: `Σ_j |w_j · a_j|` bounds each block's terms.
+fn magnitude(ty: GgmlType, n_cols: usize, w: &[u8], a_ty: GgmlType, a: &[u8]) -> (f64, f64) {
+    let (mut wf, mut af) = (vec![0f32; n_cols], vec![0f32; n_cols]);
+    fennec_quant::dequantize_row(ty, w, &mut wf).unwrap();
+    fennec_quant::dequantize_row(a_ty, a, &mut af).unwrap();
+    let exact: f64 = wf
+        .iter()
+        .zip(&af)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    let abs: f64 = wf
+        .iter()
+        .zip(&af)
+        .map(|(&x, &y)| (f64::from(x) * f64::from(y)).abs())
+        .sum();
+    (exact, abs)
+}
+
+#[test]
+fn results_are_within_reassociation_error_of_ggml_order_and_the_exact_sum() {
+    let mut rng = Rng::new(5);
+    for ty in TYPES {
+        let a_ty = fennec_quant::dot::activation_type(ty).unwrap();
+        for n_cols in [32, 576, 4096] {
+            let n_rows = 9;
+            let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 0.1));
+            let x = values(&mut rng, 5 * n_cols, 4.0);
+            let acts = ActivationBatch::quantize(ty, n_cols, &x).unwrap();
+            let got = run(CpuLevel::Scalar, ty, n_cols, &w, &acts);
+            let wb = row_bytes(ty, n_cols).unwrap();
+            let nb = (n_cols / 32) as f64;
+            for v in 0..acts.n_vecs() {
+                for r in 0..n_rows {
+                    let wr = &w[r * wb..(r + 1) * wb];
+                    let ggml = vec_dot(ty, n_cols, wr, acts.row(v)).unwrap();
+                    let (exact, abs) = magnitude(ty, n_cols, wr, a_ty, acts.row(v));
+                    // Each of the ~2·nb f32 roundings is at most 2^-24 of a partial sum no
+                    // larger than `abs` (Q4_1's s_a and Q4_0's −8 add terms of at most the
+                    // same size again); ggml's order has as many.
+                    let bound = 8.0 * nb * abs * 2f64.powi(-24) + 1e-30;
+                    let value = f64::from(got[v * n_rows + r]);
+                    assert!(
+                        (value - f64::from(ggml)).abs() <= bound,
+                        "{ty} n {n_cols} r {r} v {v}: row-lane {value} ggml {ggml} bound {bound}"
+                    );
+                    // (Q8_1 stores s_a rounded to f16, which the exact sum does not see.)
+                    if ty != GgmlType::Q4_1 {
+                        assert!(
+                            (value - exact).abs() <= bound,
+                            "{ty} n {n_cols} r {r} v {v}: row-lane {value} exact {exact} bound {bound}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
