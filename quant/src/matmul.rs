@@ -518,8 +518,7 @@ pub fn matmul_at(
             unit: "bytes",
         });
     }
-    if uses_lanes(level, ty) {
-        let f = lanes::Format::of(ty).expect("row-lane type");
+    if let Some(f) = lanes::Format::of(ty).filter(|_| uses_lanes(level, ty)) {
         let n_rows = rows.len();
         let problem = lanes::Problem {
             f,
