@@ -196,7 +196,7 @@ pub(crate) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
     p.check(out);
     #[cfg(target_arch = "x86_64")]
     if has_simd(level) {
-        x86::run(p, out);
+        x86::run(level, p, out);
         return;
     }
     let _ = level;

@@ -1,13 +1,15 @@
-//! AVX2 row-lane kernels: a matrix-vector kernel over unpacked rows for small batches and
-//! a packed-panel GEMM (8 weight rows × 4 activation rows of accumulators) for larger ones.
-//! Both compute each block's integer sum exactly and then the module's f32 steps lane by
-//! lane, so their results equal the scalar twin's bit for bit.
+//! x86 row-lane kernels: a matrix-vector kernel over unpacked rows for small batches and
+//! a packed-panel GEMM (8 weight rows × 4 activation rows of accumulators) for larger ones,
+//! each in two builds: AVX2 (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on
+//! 256-bit vectors). All compute each block's integer sum exactly and then the module's f32
+//! steps lane by lane, so their results equal the scalar twin's bit for bit.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 use super::{Format, Min, Problem, Quants};
 use crate::matmul::OutputTile;
+use crate::CpuLevel;
 
 /// Weight rows per lane group (one f32 lane each).
 const LANES: usize = 8;
@@ -25,9 +27,11 @@ thread_local! {
     static PANEL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `p` (already checked) with the AVX2 kernels.
-pub(super) fn run(p: &Problem<'_>, out: &mut OutputTile<'_>) {
+/// Runs `p` (already checked) with the kernels of `level`: the VNNI build for
+/// [`CpuLevel::Avx512`] (which implies AVX-512 VNNI and VL), else the AVX2 build.
+pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
     let packed = p.n_vecs >= MIN_PACKED_VECS;
+    let vnni = level == CpuLevel::Avx512;
     PANEL.with_borrow_mut(|panel| {
         if packed {
             panel.resize(p.nb * PANEL_BLOCK + 32, 0);
@@ -37,14 +41,21 @@ pub(super) fn run(p: &Problem<'_>, out: &mut OutputTile<'_>) {
             let group = Group::new(p, r0, rows);
             // SAFETY: `run`'s caller checked the shape (`Problem::check`): every row of the
             // group, every activation row and every output element exists; this CPU has
-            // AVX2, FMA and F16C (`has_simd`).
+            // AVX2, FMA and F16C, and AVX-512 F/BW/VL/VNNI when `level` is Avx512
+            // (`has_simd`).
             unsafe {
-                if packed {
-                    let base = aligned(panel);
-                    pack(p, &group, base);
-                    gemm(p, &group, base, out);
-                } else {
-                    matvec(p, &group, out);
+                match (packed, vnni) {
+                    (true, _) => {
+                        let base = aligned(panel);
+                        pack(p, &group, base);
+                        if vnni {
+                            gemm_vnni(p, &group, base, out);
+                        } else {
+                            gemm_avx2(p, &group, base, out);
+                        }
+                    }
+                    (false, true) => matvec_vnni(p, &group, out),
+                    (false, false) => matvec_avx2(p, &group, out),
                 }
             }
         }
@@ -104,6 +115,91 @@ unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
             _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)),
             ones,
         ),
+    }
+}
+
+/// How a build forms exact integer sums of byte products.
+trait IntDot {
+    /// `Σ_j w[j]·a[j]` per group of four bytes, as eight i32 lanes.
+    unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i;
+    /// A packed block's eight row sums: `Σ_q dot4(w(q), a(q))` over its eight groups.
+    unsafe fn block(
+        quants: Quants,
+        w: impl Fn(usize) -> __m256i,
+        a: impl Fn(usize) -> __m256i,
+    ) -> __m256i;
+}
+
+/// AVX2: `vpmaddubsw` then `vpmaddwd`.
+struct Avx2;
+
+impl IntDot for Avx2 {
+    #[inline(always)]
+    unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
+        dot4(quants, w, a)
+    }
+
+    #[inline(always)]
+    unsafe fn block(
+        quants: Quants,
+        w: impl Fn(usize) -> __m256i,
+        a: impl Fn(usize) -> __m256i,
+    ) -> __m256i {
+        match quants {
+            // Eight products of at most 2·15·128 each fit an i16 lane: sum them there.
+            Quants::Nibbles => {
+                let mut s = _mm256_maddubs_epi16(w(0), a(0));
+                for q in 1..8 {
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w(q), a(q)));
+                }
+                _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+            }
+            Quants::Bytes => {
+                let mut s = dot4(Quants::Bytes, w(0), a(0));
+                for q in 1..8 {
+                    s = _mm256_add_epi32(s, dot4(Quants::Bytes, w(q), a(q)));
+                }
+                s
+            }
+        }
+    }
+}
+
+/// AVX-512 VNNI on 256-bit vectors: one `vpdpbusd` per group of four.
+struct Vnni;
+
+impl Vnni {
+    /// `acc + Σ_j w[j]·a[j]` per group of four bytes (Q8_0 through the sign trick).
+    #[inline(always)]
+    unsafe fn dot4_add(quants: Quants, acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        match quants {
+            Quants::Nibbles => _mm256_dpbusd_epi32(acc, w, a),
+            Quants::Bytes => {
+                _mm256_dpbusd_epi32(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
+            }
+        }
+    }
+}
+
+impl IntDot for Vnni {
+    #[inline(always)]
+    unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
+        Self::dot4_add(quants, _mm256_setzero_si256(), w, a)
+    }
+
+    #[inline(always)]
+    unsafe fn block(
+        quants: Quants,
+        w: impl Fn(usize) -> __m256i,
+        a: impl Fn(usize) -> __m256i,
+    ) -> __m256i {
+        // Two chains of four, so consecutive `vpdpbusd`s do not wait on each other.
+        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for q in (0..8).step_by(2) {
+            s0 = Self::dot4_add(quants, s0, w(q), a(q));
+            s1 = Self::dot4_add(quants, s1, w(q + 1), a(q + 1));
+        }
+        _mm256_add_epi32(s0, s1)
     }
 }
 
@@ -180,9 +276,9 @@ const RUN: usize = 64;
 /// by row for the float steps.
 ///
 /// # Safety
-/// `p` checked; AVX2, FMA and F16C available.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn matvec(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
+/// `p` checked; AVX2, FMA and F16C available, and whatever `D` needs.
+#[inline(always)]
+unsafe fn matvec<D: IntDot>(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
     let f = p.f;
     let mut sums = [[0i32; RUN]; LANES];
     for v in 0..p.n_vecs {
@@ -194,24 +290,23 @@ unsafe fn matvec(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
             for (i, row_sums) in sums.iter_mut().enumerate() {
                 let row = g.rows[i].add(k0 * f.w_bytes);
                 for j0 in (0..take).step_by(8) {
-                    let parts: [__m256i; 8] = std::array::from_fn(|j| {
+                    // Plain loops, not closures: a closure here would not inherit the
+                    // wrapper's target features and its intrinsics would not inline.
+                    let mut parts = [_mm256_setzero_si256(); 8];
+                    for (j, part) in parts.iter_mut().enumerate().take(take - j0) {
                         let k = j0 + j;
-                        if k < take {
-                            let aq = a.add((k0 + k) * f.a_bytes + f.a_qs);
-                            let aq = _mm256_loadu_si256(aq.cast());
-                            dot4(f.quants, unpack(&f, row.add(k * f.w_bytes)), aq)
-                        } else {
-                            _mm256_setzero_si256()
-                        }
-                    });
+                        let aq = _mm256_loadu_si256(a.add((k0 + k) * f.a_bytes + f.a_qs).cast());
+                        *part = D::dot4(f.quants, unpack(&f, row.add(k * f.w_bytes)), aq);
+                    }
                     let dst = row_sums[j0..j0 + 8].as_mut_ptr();
                     _mm256_storeu_si256(dst.cast(), totals8(parts));
                 }
             }
             for j0 in (0..take).step_by(8) {
-                let by_row = std::array::from_fn(|i| {
-                    _mm256_loadu_si256(sums[i][j0..j0 + 8].as_ptr().cast())
-                });
+                let mut by_row = [_mm256_setzero_si256(); LANES];
+                for (row, row_sums) in by_row.iter_mut().zip(&sums) {
+                    *row = _mm256_loadu_si256(row_sums[j0..j0 + 8].as_ptr().cast());
+                }
                 for (j, isum) in transpose8(by_row).into_iter().enumerate() {
                     let k = k0 + j0 + j;
                     if k < k0 + take {
@@ -223,6 +318,24 @@ unsafe fn matvec(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
         }
         store(g, acc, out, v);
     }
+}
+
+/// [`matvec`] built for AVX2.
+///
+/// # Safety
+/// `p` checked; AVX2, FMA and F16C available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn matvec_avx2(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
+    matvec::<Avx2>(p, g, out)
+}
+
+/// [`matvec`] built for AVX-512 VNNI.
+///
+/// # Safety
+/// `p` checked; AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI available.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn matvec_vnni(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
+    matvec::<Vnni>(p, g, out)
 }
 
 /// 8×8 transpose of 32-bit lanes: lane `j` of input `i` → lane `i` of output `j`.
@@ -290,23 +403,41 @@ unsafe fn pack(p: &Problem<'_>, g: &Group, panel: *mut u8) {
 /// The packed panel against every activation row, [`TILE_VECS`] at a time.
 ///
 /// # Safety
-/// As [`pack`], with `panel` packed from `g`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
+/// As [`pack`], with `panel` packed from `g`, and whatever `D` needs.
+#[inline(always)]
+unsafe fn gemm<D: IntDot>(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
     let mut v = 0;
     while v + TILE_VECS <= p.n_vecs {
-        tile::<TILE_VECS>(p, g, panel, v, out);
+        tile::<D, TILE_VECS>(p, g, panel, v, out);
         v += TILE_VECS;
     }
     while v < p.n_vecs {
-        tile::<1>(p, g, panel, v, out);
+        tile::<D, 1>(p, g, panel, v, out);
         v += 1;
     }
 }
 
+/// [`gemm`] built for AVX2.
+///
+/// # Safety
+/// As [`pack`], with `panel` packed from `g`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_avx2(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
+    gemm::<Avx2>(p, g, panel, out)
+}
+
+/// [`gemm`] built for AVX-512 VNNI.
+///
+/// # Safety
+/// As [`pack`], with `panel` packed from `g`; AVX-512 F/BW/VL/VNNI available.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_vnni(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
+    gemm::<Vnni>(p, g, panel, out)
+}
+
 /// Activation rows `v0..v0 + N` against the packed panel.
 #[inline(always)]
-unsafe fn tile<const N: usize>(
+unsafe fn tile<D: IntDot, const N: usize>(
     p: &Problem<'_>,
     g: &Group,
     panel: *const u8,
@@ -317,7 +448,6 @@ unsafe fn tile<const N: usize>(
     let a: [*const u8; N] = std::array::from_fn(|c| p.a.as_ptr().add((v0 + c) * p.a_row + f.a_qs));
     let ds: [*const f32; N] = std::array::from_fn(|c| p.ds.as_ptr().add((v0 + c) * 2 * p.nb));
     let mut acc = [_mm256_setzero_ps(); N];
-    let ones = _mm256_set1_epi16(1);
     for k in 0..p.nb {
         let blk = panel.add(k * PANEL_BLOCK);
         let w = |q: usize| _mm256_load_si256(blk.cast::<__m256i>().add(q));
@@ -326,23 +456,7 @@ unsafe fn tile<const N: usize>(
         for c in 0..N {
             let aq = a[c].add(k * f.a_bytes);
             let bcast = |q: usize| _mm256_set1_epi32(aq.add(4 * q).cast::<i32>().read_unaligned());
-            let isum = match f.quants {
-                // Eight products of at most 2·15·128 each fit an i16 lane: sum them there.
-                Quants::Nibbles => {
-                    let mut s = _mm256_maddubs_epi16(w(0), bcast(0));
-                    for q in 1..8 {
-                        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w(q), bcast(q)));
-                    }
-                    _mm256_madd_epi16(s, ones)
-                }
-                Quants::Bytes => {
-                    let mut s = dot4(Quants::Bytes, w(0), bcast(0));
-                    for q in 1..8 {
-                        s = _mm256_add_epi32(s, dot4(Quants::Bytes, w(q), bcast(q)));
-                    }
-                    s
-                }
-            };
+            let isum = D::block(f.quants, w, bcast);
             let (da, sa) = (*ds[c].add(2 * k), *ds[c].add(2 * k + 1));
             acc[c] = accumulate(&f, acc[c], isum, (dw, mw), (da, sa));
         }
