@@ -132,8 +132,21 @@ pub struct BenchArgs {
     /// Print one JSON object per depth, one a line.
     #[arg(long)]
     json: bool,
+    /// Rewrite dense Q4_0/Q4_1/Q8_0 matrices at load into the panels this CPU's kernels
+    /// read directly (`off`: run on the file's rows, to measure the lever).
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    repack: bool,
     #[command(flatten)]
     experts: crate::experts::ExpertArgs,
+}
+
+/// `on` or `off` as a bool.
+fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
 }
 
 /// Tokens routed to experts so far (0 for models without experts).
@@ -186,7 +199,11 @@ struct DepthResult {
 /// Runs `fennec bench`: like llama-bench, prompt processing and generation measured
 /// separately after one warm-up run, each after `depth` tokens already in the context.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let model = Model::load(&args.model, &LoadOptions::with_threads(args.threads))
+    let opts = LoadOptions {
+        repack: args.repack,
+        ..LoadOptions::with_threads(args.threads)
+    };
+    let model = Model::load(&args.model, &opts)
         .with_context(|| format!("cannot load {}", args.model.display()))?;
     args.experts.apply(&model);
     let max_depth = args.depths.iter().copied().max().unwrap_or(0);
@@ -320,8 +337,9 @@ struct Summary {
 struct KernelUse {
     ty: GgmlType,
     path: &'static str,
-    /// The matmul arithmetic ([`fennec_quant::matmul::arithmetic`]): `row-lane` or `dot`.
-    matmul: &'static str,
+    /// The matmul arithmetic ([`fennec_quant::matmul::arithmetic`]): `row-lane` or `dot`,
+    /// with ` panels` when the type's matrices were repacked at load.
+    matmul: String,
     mb: f64,
 }
 
@@ -342,7 +360,7 @@ fn kernel_paths(model: &Model) -> Vec<KernelUse> {
                 ty: t.ty,
                 path: fennec_quant::dot::kernel_path(fennec_quant::cpu::level(), t.ty)
                     .unwrap_or("none"),
-                matmul: fennec_quant::matmul::arithmetic(fennec_quant::cpu::level(), t.ty),
+                matmul: matmul_path(model, t.ty),
                 mb,
             }),
         }
@@ -351,7 +369,18 @@ fn kernel_paths(model: &Model) -> Vec<KernelUse> {
     by_type
 }
 
-/// `F32: avx2 dot, Q4_1: avx2 row-lane` — the kernel list as one line.
+/// The matmul arithmetic of `ty` in `model`, with ` panels` when its dense matrices were
+/// repacked at load.
+fn matmul_path(model: &Model, ty: GgmlType) -> String {
+    let arithmetic = fennec_quant::matmul::arithmetic(fennec_quant::cpu::level(), ty);
+    if model.repacked_bytes() > 0 && fennec_quant::matmul::repack_pays_off(ty) {
+        format!("{arithmetic} panels")
+    } else {
+        arithmetic.to_string()
+    }
+}
+
+/// `F32: avx2 dot, Q4_1: avx2 row-lane panels` — the kernel list as one line.
 fn kernels_line(kernels: &[KernelUse]) -> String {
     let parts: Vec<String> = kernels
         .iter()
@@ -388,6 +417,7 @@ fn bench_json(
         "kv": args.kv.to_string(), "cpu": fennec_quant::cpu::level().name(),
         "pp_major_faults": r.pp_faults, "tg_major_faults": r.tg_faults,
         "file_mb": summary.file_mb, "kv_mb": summary.kv_mb, "experts": experts_json,
+        "repacked_mb": model.repacked_bytes() as f64 / (1024.0 * 1024.0),
         "disk_read_mb": summary.disk_read_mb,
         "kernels": summary.kernels.iter().map(|k| json!({
             "type": k.ty.to_string(), "path": k.path, "matmul": k.matmul, "mb": k.mb,

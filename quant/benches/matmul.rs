@@ -4,10 +4,15 @@
 //! machine's int8 peak (AVX2: two `vpmaddubsw` of 32 products per cycle per core) and, for
 //! one vector, with its memory bandwidth (the weights are cache-resident here).
 //!
+//! Row-lane types run twice: on weights stored as rows (`row-lane`) and on weights
+//! repacked into panels at load (`panels`).
+//!
 //! `cargo bench -p fennec-quant --bench matmul` (filter with e.g. `-- Q4_1/512`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fennec_quant::matmul::{arithmetic, matmul_at, ActivationBatch, OutputTile};
+use fennec_quant::matmul::{
+    arithmetic, can_repack, matmul_at, repack, ActivationBatch, OutputTile, WeightLayout,
+};
 use fennec_quant::rng::Rng;
 use fennec_quant::{quantize_row, row_bytes, CpuLevel, GgmlType};
 
@@ -30,6 +35,13 @@ fn bench_matmul(c: &mut Criterion) {
         let w_f32: Vec<f32> = (0..ROWS * cols).map(|_| rng.next_f32() - 0.5).collect();
         let mut w = vec![0u8; ROWS * row_bytes(ty, cols).expect("whole blocks")];
         quantize_row(ty, &w_f32, &mut w).expect("quantize");
+        let mut panels = w.clone();
+        let layouts: &[WeightLayout] = if can_repack(ty) {
+            repack(ty, cols, &mut panels).expect("repack");
+            &[WeightLayout::Rows, WeightLayout::Panels]
+        } else {
+            &[WeightLayout::Rows]
+        };
         for n_vecs in [1, 512] {
             let x: Vec<f32> = (0..n_vecs * cols)
                 .map(|_| rng.next_f32() * 4.0 - 2.0)
@@ -42,14 +54,21 @@ fn bench_matmul(c: &mut Criterion) {
                 group.sample_size(10);
             }
             for &level in &levels {
-                let id = BenchmarkId::new(arithmetic(level, ty), level);
-                group.bench_function(id, |b| {
-                    b.iter(|| {
-                        let mut tile =
-                            OutputTile::whole(&mut out, ROWS, ROWS, n_vecs).expect("tile");
-                        matmul_at(level, ty, cols, &w, &acts, &mut tile).expect("matmul");
-                    })
-                });
+                for &layout in layouts {
+                    let (name, bytes) = match layout {
+                        WeightLayout::Rows => (arithmetic(level, ty), &w),
+                        WeightLayout::Panels => ("panels", &panels),
+                    };
+                    let id = BenchmarkId::new(name, level);
+                    group.bench_function(id, |b| {
+                        b.iter(|| {
+                            let mut tile =
+                                OutputTile::whole(&mut out, ROWS, ROWS, n_vecs).expect("tile");
+                            matmul_at(level, ty, layout, cols, bytes, &acts, &mut tile)
+                                .expect("matmul");
+                        })
+                    });
+                }
             }
             group.finish();
         }

@@ -1,8 +1,10 @@
 //! Several weight rows times one or more quantized activation vectors, written into an
-//! output laid out `[vector][row]`, so that threads can each take a range of rows.
+//! output laid out `[vector][row]`, so that threads can each take a range of rows. Weights
+//! are rows as a GGUF file stores them, or, for Q4_0/Q4_1/Q8_0, panels rewritten once by
+//! [`repack`] for the row-lane kernels ([`WeightLayout`]).
 //!
 //! ```
-//! use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile};
+//! use fennec_quant::matmul::{matmul, ActivationBatch, OutputTile, WeightLayout};
 //! use fennec_quant::{quantize_row, GgmlType};
 //!
 //! let (n_rows, n_cols, n_vecs) = (4, 64, 2);
@@ -16,7 +18,7 @@
 //! // Two "threads": rows 0..1 and 1..4.
 //! let tiles = OutputTile::split(&mut out, n_rows, n_rows, n_vecs, &[1]).unwrap();
 //! for mut tile in tiles {
-//!     matmul(GgmlType::Q8_0, n_cols, &weights, &acts, &mut tile).unwrap();
+//!     matmul(GgmlType::Q8_0, WeightLayout::Rows, n_cols, &weights, &acts, &mut tile).unwrap();
 //! }
 //! ```
 
@@ -446,22 +448,101 @@ impl<'a> OutputTiles<'a> {
     }
 }
 
+/// How a weight matrix's rows lie in its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// Row after row, as a GGUF file stores them.
+    #[default]
+    Rows,
+    /// Rewritten by [`repack`]: each whole group of eight rows interleaved block by block
+    /// for the row-lane kernels, in the same bytes (a last group of fewer rows stays rows).
+    Panels,
+}
+
+/// Whether weights of type `ty` can be rewritten into [`WeightLayout::Panels`] (Q4_0,
+/// Q4_1 and Q8_0).
+pub fn can_repack(ty: GgmlType) -> bool {
+    lanes::supports(ty)
+}
+
+/// Whether repacking `ty` speeds up this CPU's [`matmul`]: panels feed its SIMD row-lane
+/// kernels directly (x86 AVX2 and AVX-512); elsewhere they would only be read by the
+/// scalar twin.
+pub fn repack_pays_off(ty: GgmlType) -> bool {
+    lanes::supports(ty) && lanes::has_simd(cpu::level())
+}
+
+/// The row-lane format of `ty` and the blocks per row of `n_cols`, or why there is none.
+fn panel_format(ty: GgmlType, n_cols: usize) -> Result<(lanes::Format, usize), QuantError> {
+    let f = lanes::Format::of(ty).ok_or(QuantError::Unsupported { ty, op: "repack" })?;
+    row_bytes(ty, n_cols)?;
+    Ok((f, n_cols / ty.block_len()))
+}
+
+/// Rewrites `weights` (whole rows of `n_cols` elements of `ty`) from
+/// [`WeightLayout::Rows`] into [`WeightLayout::Panels`], in place.
+pub fn repack(ty: GgmlType, n_cols: usize, weights: &mut [u8]) -> Result<(), QuantError> {
+    let (f, nb) = panel_format(ty, n_cols)?;
+    whole_rows(ty, n_cols, weights.len())?;
+    lanes::repack(&f, nb, weights);
+    Ok(())
+}
+
+/// Row `r` of a matrix in [`WeightLayout::Panels`] (whole rows of `n_cols` elements of
+/// `ty`), as the row's bytes in [`WeightLayout::Rows`], written to `out`.
+pub fn repacked_row(
+    ty: GgmlType,
+    n_cols: usize,
+    weights: &[u8],
+    r: usize,
+    out: &mut [u8],
+) -> Result<(), QuantError> {
+    let (f, nb) = panel_format(ty, n_cols)?;
+    let n_rows = whole_rows(ty, n_cols, weights.len())?;
+    let w_row = row_bytes(ty, n_cols)?;
+    if r >= n_rows || out.len() != w_row {
+        return Err(QuantError::Shape(format!(
+            "row {r} into {} bytes, of a matrix of {n_rows} rows of {w_row} bytes",
+            out.len()
+        )));
+    }
+    lanes::repacked_row(&f, nb, weights, n_rows, r, out);
+    Ok(())
+}
+
+/// The number of rows of `n_cols` elements of `ty` in `len` bytes, which must be whole.
+fn whole_rows(ty: GgmlType, n_cols: usize, len: usize) -> Result<usize, QuantError> {
+    let w_row = row_bytes(ty, n_cols)?;
+    if w_row == 0 || !len.is_multiple_of(w_row) {
+        return Err(QuantError::BufferSize {
+            ty,
+            what: "weights",
+            got: len,
+            expected: len.next_multiple_of(w_row.max(1)),
+            unit: "bytes",
+        });
+    }
+    Ok(len / w_row)
+}
+
 /// Computes `out[v][r] = dot(weight row r, activation row v)` for every row `r` of `tile`
 /// and every vector of `acts`. `weights` holds whole rows of `n_cols` elements of `ty`,
-/// starting at row 0 (at least `tile.rows().end` rows); the kernel is chosen once per call.
+/// starting at row 0 (at least `tile.rows().end` rows), laid out as `layout` says; the
+/// kernel is chosen once per call.
 pub fn matmul(
     ty: GgmlType,
+    layout: WeightLayout,
     n_cols: usize,
     weights: &[u8],
     acts: &ActivationBatch,
     tile: &mut OutputTile<'_>,
 ) -> Result<(), QuantError> {
-    matmul_at(cpu::level(), ty, n_cols, weights, acts, tile)
+    matmul_at(cpu::level(), ty, layout, n_cols, weights, acts, tile)
 }
 
-/// Which arithmetic [`matmul`] uses for weight type `ty` at `level`: `"row-lane"` (Q4_0,
-/// Q4_1 and Q8_0 at the scalar and x86 levels: eight rows per vector, a packed GEMM for
-/// batches; see the `lanes` module) or `"dot"` (the [`crate::dot`] kernels, bit for bit
+/// Which arithmetic [`matmul`] uses for weight type `ty` in [`WeightLayout::Rows`] at
+/// `level`: `"row-lane"` (Q4_0, Q4_1 and Q8_0 at the scalar and x86 levels, and always for
+/// panels: eight rows per vector, a panel GEMM; see the `lanes` module) or `"dot"` (the [`crate::dot`] kernels, bit for bit
 /// [`crate::vec_dot`]).
 pub fn arithmetic(level: CpuLevel, ty: GgmlType) -> &'static str {
     if uses_lanes(level, ty) {
@@ -481,6 +562,7 @@ fn uses_lanes(level: CpuLevel, ty: GgmlType) -> bool {
 pub fn matmul_at(
     level: CpuLevel,
     ty: GgmlType,
+    layout: WeightLayout,
     n_cols: usize,
     weights: &[u8],
     acts: &ActivationBatch,
@@ -518,11 +600,16 @@ pub fn matmul_at(
             unit: "bytes",
         });
     }
-    if let Some(f) = lanes::Format::of(ty).filter(|_| uses_lanes(level, ty)) {
+    let panels = layout == WeightLayout::Panels;
+    if panels {
+        check_panel_rows(ty, &rows, weights.len() / w_row.max(1))?;
+    }
+    if let Some(f) = lanes::Format::of(ty).filter(|_| panels || uses_lanes(level, ty)) {
         let n_rows = rows.len();
         let problem = lanes::Problem {
             f,
             nb: n_cols / ty.block_len(),
+            panels,
             w: &weights[rows.start * w_row..rows.end * w_row],
             w_row,
             n_rows,
@@ -579,6 +666,25 @@ pub fn matmul_at(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks that weights of `ty` can be in panels and that the tile's `rows` of a matrix of
+/// `n_rows` start at a panel and end at one or at the matrix's end.
+fn check_panel_rows(ty: GgmlType, rows: &Range<usize>, n_rows: usize) -> Result<(), QuantError> {
+    if !can_repack(ty) {
+        return Err(QuantError::Unsupported {
+            ty,
+            op: "panel matmul",
+        });
+    }
+    let at_panel = |r: usize| r.is_multiple_of(lanes::PANEL_ROWS);
+    if !at_panel(rows.start) || !(at_panel(rows.end) || rows.end == n_rows) {
+        return Err(QuantError::Shape(format!(
+            "rows {rows:?} of a {n_rows}-row panel matrix do not start and end at panels of {}",
+            lanes::PANEL_ROWS
+        )));
     }
     Ok(())
 }

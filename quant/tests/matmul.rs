@@ -1,7 +1,7 @@
 //! The row-block matmul: tiles, strides, threads, and shape errors.
 
 use fennec_quant::matmul::{
-    arithmetic, matmul, matmul_at, ActivationBatch, OutputTile, OutputTiles,
+    arithmetic, matmul, matmul_at, ActivationBatch, OutputTile, OutputTiles, WeightLayout,
 };
 use fennec_quant::{cpu, quantize_row, row_bytes, vec_dot, CpuLevel, GgmlType, QuantError};
 
@@ -28,7 +28,16 @@ fn one(ty: GgmlType, n_cols: usize, w: &[u8], acts: &ActivationBatch, v: usize) 
         let a = ActivationBatch::from_quantized(acts.ty(), n_cols, acts.row(v).to_vec()).unwrap();
         let mut out = [f32::NAN];
         let mut tile = OutputTile::whole(&mut out, 1, 1, 1).unwrap();
-        matmul_at(CpuLevel::Scalar, ty, n_cols, w, &a, &mut tile).unwrap();
+        matmul_at(
+            CpuLevel::Scalar,
+            ty,
+            WeightLayout::Rows,
+            n_cols,
+            w,
+            &a,
+            &mut tile,
+        )
+        .unwrap();
         out[0]
     } else {
         vec_dot(ty, n_cols, w, acts.row(v)).unwrap()
@@ -72,7 +81,9 @@ fn split_tiles_on_threads_match_each_element_alone() {
         std::thread::scope(|s| {
             for mut tile in tiles {
                 let (w, acts) = (&w, &acts);
-                s.spawn(move || matmul(ty, n_cols, w, acts, &mut tile).unwrap());
+                s.spawn(move || {
+                    matmul(ty, WeightLayout::Rows, n_cols, w, acts, &mut tile).unwrap()
+                });
             }
         });
         assert_eq!(out, want, "{ty}");
@@ -100,7 +111,7 @@ fn claimed_tiles_on_threads_match_each_element_alone() {
                 s.spawn(|| {
                     while let Some(mut tile) = tiles.claim() {
                         assert_eq!(tile.rows().start % 16, 0);
-                        matmul(ty, n_cols, &w, &acts, &mut tile).unwrap();
+                        matmul(ty, WeightLayout::Rows, n_cols, &w, &acts, &mut tile).unwrap();
                     }
                 });
             }
@@ -149,7 +160,7 @@ fn stride_leaves_padding_untouched() {
     let mut out = vec![-1.0f32; (n_vecs - 1) * stride + n_rows];
     let mut tile = OutputTile::whole(&mut out, n_rows, stride, n_vecs).unwrap();
     assert_eq!(tile.rows(), 0..n_rows);
-    matmul(ty, n_cols, &w, &acts, &mut tile).unwrap();
+    matmul(ty, WeightLayout::Rows, n_cols, &w, &acts, &mut tile).unwrap();
     assert_eq!(tile.vector(1), &want[n_rows..]);
     assert_eq!(&out[..n_rows], &want[..n_rows]);
     assert_eq!(&out[n_rows..stride], &[-1.0, -1.0]);
@@ -192,9 +203,35 @@ fn bad_shapes_are_errors() {
     assert!(OutputTile::split(&mut out[..7], n_rows, n_rows, 2, &[]).is_err());
     // Too few weight rows, wrong activation type, wrong vector count.
     let mut tile = OutputTile::whole(&mut out, n_rows, n_rows, 2).unwrap();
-    assert!(matmul(ty, n_cols, &w[..w.len() - 36], &acts, &mut tile).is_err());
-    assert!(matmul(GgmlType::Q4_1, n_cols, &w, &acts, &mut tile).is_err());
+    assert!(matmul(
+        ty,
+        WeightLayout::Rows,
+        n_cols,
+        &w[..w.len() - 36],
+        &acts,
+        &mut tile
+    )
+    .is_err());
+    assert!(matmul(
+        GgmlType::Q4_1,
+        WeightLayout::Rows,
+        n_cols,
+        &w,
+        &acts,
+        &mut tile
+    )
+    .is_err());
+    // Q4_K has no panel layout.
+    assert!(matmul(
+        GgmlType::Q4K,
+        WeightLayout::Panels,
+        n_cols,
+        &w,
+        &acts,
+        &mut tile
+    )
+    .is_err());
     let one = ActivationBatch::quantize(ty, n_cols, &data(n_cols, 1)).unwrap();
-    assert!(matmul(ty, n_cols, &w, &one, &mut tile).is_err());
-    assert!(matmul(ty, n_cols, &w, &acts, &mut tile).is_ok());
+    assert!(matmul(ty, WeightLayout::Rows, n_cols, &w, &one, &mut tile).is_err());
+    assert!(matmul(ty, WeightLayout::Rows, n_cols, &w, &acts, &mut tile).is_ok());
 }

@@ -7,7 +7,7 @@
 use fennec_quant::dot::{
     activation_type, kernel, kernel_multi4, kernel_multi8, widen_scales, VecDotMultiFn,
 };
-use fennec_quant::matmul::{arithmetic, matmul, ActivationBatch, OutputTile};
+use fennec_quant::matmul::{arithmetic, matmul, ActivationBatch, OutputTile, WeightLayout};
 use fennec_quant::rng::Rng;
 use fennec_quant::{cpu, quantize_row, row_bytes, CpuLevel, GgmlType};
 
@@ -462,7 +462,8 @@ fn matmul_equals_single_kernel_for_every_vector_count() {
                 let tiles =
                     OutputTile::split(&mut out, n_rows, stride, n_vecs, &cuts).expect("split");
                 for mut tile in tiles {
-                    matmul(ty, n_cols, &weights, &acts, &mut tile).expect("matmul");
+                    matmul(ty, WeightLayout::Rows, n_cols, &weights, &acts, &mut tile)
+                        .expect("matmul");
                 }
                 for v in 0..n_vecs {
                     for r in 0..n_rows {
@@ -494,7 +495,7 @@ fn matmul_results_do_not_depend_on_batching() {
             let nv = acts.n_vecs();
             let mut out = vec![0.0f32; nv * n_rows];
             let mut tile = OutputTile::whole(&mut out, n_rows, n_rows, nv).expect("tile");
-            matmul(ty, n_cols, &weights, &acts, &mut tile).expect("matmul");
+            matmul(ty, WeightLayout::Rows, n_cols, &weights, &acts, &mut tile).expect("matmul");
             out
         };
         let whole = run(&x);

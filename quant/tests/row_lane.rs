@@ -1,11 +1,15 @@
 //! The row-lane matmul of Q4_0, Q4_1 and Q8_0 (`fennec_quant::matmul`, `lanes` module):
 //! every x86 level's kernels (matrix-vector and packed GEMM) give the scalar twin's bits
-//! for any batch size and row count, and all of them stay within an f32-reassociation
-//! bound of ggml's order (`vec_dot`) and of an exact f64 sum.
+//! for any batch size and row count, with weights stored as rows or repacked into panels,
+//! and all of them stay within an f32-reassociation bound of ggml's order (`vec_dot`) and
+//! of an exact f64 sum.
 
 mod common;
 
-use fennec_quant::matmul::{arithmetic, matmul_at, ActivationBatch, OutputTile};
+use fennec_quant::matmul::{
+    arithmetic, matmul_at, repack, repacked_row, ActivationBatch, OutputTile, OutputTiles,
+    WeightLayout,
+};
 use fennec_quant::rng::Rng;
 use fennec_quant::{quantize_row, row_bytes, vec_dot, CpuLevel, GgmlType};
 use half::f16;
@@ -37,13 +41,51 @@ fn quantized(ty: GgmlType, n_rows: usize, n_cols: usize, x: &[f32]) -> Vec<u8> {
     w
 }
 
-/// `[vector][row]` output of `matmul_at(level)` over all rows and vectors.
+/// `[vector][row]` output of `matmul_at(level)` over all rows and vectors of weights `w`
+/// stored as rows.
 fn run(level: CpuLevel, ty: GgmlType, n_cols: usize, w: &[u8], acts: &ActivationBatch) -> Vec<f32> {
+    run_in(level, WeightLayout::Rows, ty, n_cols, w, acts)
+}
+
+/// [`run`] for weights laid out as `layout`.
+fn run_in(
+    level: CpuLevel,
+    layout: WeightLayout,
+    ty: GgmlType,
+    n_cols: usize,
+    w: &[u8],
+    acts: &ActivationBatch,
+) -> Vec<f32> {
     let n_rows = w.len() / row_bytes(ty, n_cols).unwrap();
     let mut out = vec![f32::NAN; n_rows * acts.n_vecs()];
     let mut tile = OutputTile::whole(&mut out, n_rows, n_rows, acts.n_vecs()).unwrap();
-    matmul_at(level, ty, n_cols, w, acts, &mut tile).unwrap();
+    matmul_at(level, ty, layout, n_cols, w, acts, &mut tile).unwrap();
     out
+}
+
+/// A copy of the rows `w` repacked into panels.
+fn repacked(ty: GgmlType, n_cols: usize, w: &[u8]) -> Vec<u8> {
+    let mut p = w.to_vec();
+    repack(ty, n_cols, &mut p).unwrap();
+    p
+}
+
+/// Checks that every level gives `twin`'s bits on the panels of `w` (the scalar level
+/// included: its twin reads panels too).
+fn assert_panels_match(
+    levels: &[CpuLevel],
+    ty: GgmlType,
+    n_cols: usize,
+    w: &[u8],
+    acts: &ActivationBatch,
+    twin: &[f32],
+    what: &str,
+) {
+    let panels = repacked(ty, n_cols, w);
+    for &level in levels.iter().chain([&CpuLevel::Scalar]) {
+        let got = run_in(level, WeightLayout::Panels, ty, n_cols, &panels, acts);
+        assert!(same_bits(&got, twin), "{what}: panels at {level}");
+    }
 }
 
 /// Same bits, NaN matching NaN.
@@ -85,6 +127,8 @@ fn every_level_and_batch_size_gives_the_scalar_twins_bits() {
                         "{ty} {n_rows}x{n_cols} x{n_vecs} at {level}"
                     );
                 }
+                let what = format!("{ty} {n_rows}x{n_cols} x{n_vecs}");
+                assert_panels_match(&levels, ty, n_cols, &w, &acts, &twin, &what);
                 // A vector's result does not depend on the batch it is in.
                 for v in 0..n_vecs {
                     let alone =
@@ -193,6 +237,8 @@ fn edge_case_blocks_give_the_scalar_twins_bits() {
                         "{ty} dw {dw} da {da} x{n_vecs} at {level}"
                     );
                 }
+                let what = format!("{ty} dw {dw} da {da} x{n_vecs}");
+                assert_panels_match(&levels, ty, n_cols, &w, &acts, &twin, &what);
             }
         }
     }
@@ -256,4 +302,88 @@ fn results_are_within_reassociation_error_of_ggml_order_and_the_exact_sum() {
             }
         }
     }
+}
+
+#[test]
+fn repacking_keeps_every_row_and_changes_whole_groups_only() {
+    let mut rng = Rng::new(21);
+    for ty in TYPES {
+        for (n_rows, n_cols) in [(1, 32), (7, 64), (8, 96), (13, 576), (24, 160)] {
+            let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 1.0));
+            let panels = repacked(ty, n_cols, &w);
+            let wb = row_bytes(ty, n_cols).unwrap();
+            let whole = n_rows / 8 * 8;
+            // Rows past the last whole group of eight stay where they were.
+            assert_eq!(panels[whole * wb..], w[whole * wb..], "{ty} {n_rows} tail");
+            // A group of eight really is rewritten (its blocks interleave).
+            if whole > 0 && n_cols > 32 {
+                assert_ne!(panels[..8 * wb], w[..8 * wb], "{ty} {n_rows} group");
+            }
+            let mut row = vec![0u8; wb];
+            for r in 0..n_rows {
+                repacked_row(ty, n_cols, &panels, r, &mut row).unwrap();
+                assert_eq!(
+                    row,
+                    w[r * wb..(r + 1) * wb],
+                    "{ty} {n_rows}x{n_cols} row {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn panels_split_across_tiles_at_panel_boundaries_only() {
+    let (ty, n_rows, n_cols) = (GgmlType::Q4_1, 40, 64);
+    let mut rng = Rng::new(8);
+    let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 1.0));
+    let panels = repacked(ty, n_cols, &w);
+    let acts = ActivationBatch::quantize(ty, n_cols, &values(&mut rng, 3 * n_cols, 2.0)).unwrap();
+    let whole = run(CpuLevel::Scalar, ty, n_cols, &w, &acts);
+    // Tiles cut at multiples of 8 (the last one at the matrix's end) give the same bits.
+    let mut out = vec![f32::NAN; n_rows * 3];
+    {
+        let tiles = OutputTiles::new(&mut out, n_rows, n_rows, 3, 3, 8).unwrap();
+        while let Some(mut tile) = tiles.claim() {
+            let layout = WeightLayout::Panels;
+            matmul_at(
+                CpuLevel::Scalar,
+                ty,
+                layout,
+                n_cols,
+                &panels,
+                &acts,
+                &mut tile,
+            )
+            .unwrap();
+        }
+    }
+    assert!(same_bits(&out, &whole));
+    // A tile that starts inside a panel is refused, not computed wrongly.
+    let mut out = vec![0f32; n_rows * 3];
+    let tiles = OutputTiles::new(&mut out, n_rows, n_rows, 3, 3, 4).unwrap();
+    let mut refused = 0;
+    while let Some(mut tile) = tiles.claim() {
+        let res = matmul_at(
+            CpuLevel::Scalar,
+            ty,
+            WeightLayout::Panels,
+            n_cols,
+            &panels,
+            &acts,
+            &mut tile,
+        );
+        if !tile.rows().start.is_multiple_of(8) {
+            let err = res.unwrap_err().to_string();
+            assert!(err.contains("panel"), "{err}");
+            refused += 1;
+        }
+    }
+    assert!(
+        refused > 0,
+        "the 4-aligned cut should start a tile inside a panel"
+    );
+    // Types without panels are refused too.
+    let mut q6 = vec![0u8; row_bytes(GgmlType::Q6K, 256).unwrap()];
+    assert!(repack(GgmlType::Q6K, 256, &mut q6).is_err());
 }

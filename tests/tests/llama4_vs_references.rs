@@ -205,6 +205,31 @@ fn quantized_files_agree_with_llama_cpp() {
 }
 
 #[test]
+fn repacked_dense_weights_give_the_same_logits_bit_for_bit() {
+    // Attention, router and shared-expert matrices of the Q8_0 file are repacked at load;
+    // routed experts stay as stored. Neither changes a bit of the output.
+    let tokens = ids(&golden("scout")["ids"]);
+    let run = |repack: bool| {
+        let opts = LoadOptions {
+            repack,
+            ..LoadOptions::with_threads(2)
+        };
+        let model = Model::load(model_path("scout.q8_0.gguf"), &opts).unwrap();
+        let repacks = repack && fennec_quant::matmul::repack_pays_off(fennec_quant::GgmlType::Q8_0);
+        assert_eq!(model.repacked_bytes() > 0, repacks, "repack {repack}");
+        all_logits(&model, &tokens, 512)
+    };
+    let (rows, panels) = (run(false), run(true));
+    assert_eq!(rows.len(), panels.len());
+    assert!(
+        rows.iter()
+            .zip(&panels)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "repacked weights change the logits"
+    );
+}
+
+#[test]
 fn expert_hits_count_every_routed_token_and_pinning_respects_the_budget() {
     let model = load("chunked.f32.gguf");
     let tokens = ids(&golden("chunked")["ids"]);

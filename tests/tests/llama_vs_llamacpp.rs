@@ -204,6 +204,44 @@ fn batch_micro_batch_and_one_by_one_prefill_agree() {
     }
 }
 
+#[test]
+fn weights_repacked_at_load_give_the_same_logits_bit_for_bit() {
+    // Repacking only moves bytes into the layout the row-lane kernels read; the arithmetic
+    // is the same, so every logit (and the tied embedding's lookups) must be identical.
+    let golden = load_json("llamacpp/smollm2/logits/mixed.json");
+    let tokens = ids(&golden["ids"]);
+    let run = |repack: bool| {
+        let opts = LoadOptions {
+            repack,
+            ..LoadOptions::with_threads(2)
+        };
+        let model = Model::load(smollm2_path(), &opts).unwrap();
+        let repacks = repack && fennec_quant::matmul::repack_pays_off(fennec_quant::GgmlType::Q4_1);
+        assert_eq!(model.repacked_bytes() > 0, repacks, "repack {repack}");
+        let fingerprint = model.fingerprint();
+        let mut s = session(&model, tokens.len());
+        let logits = s
+            .eval(&[Input::Tokens(&tokens)], Logits::All)
+            .unwrap()
+            .to_vec();
+        (logits, fingerprint)
+    };
+    let (rows, rows_fp) = run(false);
+    let (panels, panels_fp) = run(true);
+    assert_eq!(
+        rows_fp, panels_fp,
+        "the fingerprint hashes the file as stored"
+    );
+    let same = rows
+        .iter()
+        .zip(&panels)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(
+        same && rows.len() == panels.len(),
+        "repacked weights change the logits"
+    );
+}
+
 /// Chunks of 512 tokens scored (of the golden's ten): llama-perplexity prints its running
 /// estimate after every chunk, so the first four are compared with its value after four.
 /// (All ten cost a minute and a half of the test run for little more evidence.)

@@ -76,6 +76,7 @@ pub unsafe extern "C" fn fennec_model_load(
             Some(o) => LoadOptions {
                 n_threads: o.n_threads as usize,
                 idle_spin: Duration::from_micros(u64::from(o.idle_spin_us)),
+                ..LoadOptions::default()
             },
             None => LoadOptions::default(),
         };

@@ -33,7 +33,9 @@ pub const ALIGNMENT_KEY: &str = "general.alignment";
 /// Alignment when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
-/// The bytes of an opened file: a read-only mapping, or an owned buffer.
+/// The bytes of an opened file: a read-only private mapping (copy-on-write, so that
+/// [`GgufFile::edit_in_memory`] can rewrite pages without touching the file), or an owned
+/// buffer.
 enum Bytes {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
@@ -46,6 +48,58 @@ impl Bytes {
             Bytes::Owned(v) => v,
         }
     }
+}
+
+/// Runs `edit` on `range` (in bounds) of the private mapping `map`, writable meanwhile.
+#[cfg(unix)]
+fn edit_mapped<R>(
+    map: &mut memmap2::Mmap,
+    range: std::ops::Range<usize>,
+    edit: impl FnOnce(&mut [u8]) -> R,
+) -> std::io::Result<R> {
+    if range.is_empty() {
+        return Ok(edit(&mut []));
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let start = map.as_ptr() as usize + range.start;
+    let aligned = start / page * page;
+    let span = start + range.len() - aligned;
+    let protect = |prot: libc::c_int| {
+        // SAFETY: [aligned, aligned + span) lies within the mapping's pages (memmap2 maps
+        // from the page below its first byte, and the kernel maps whole pages); `map` is
+        // borrowed mutably, so no reference into it is live while its protection changes.
+        let rc = unsafe { libc::mprotect(aligned as *mut libc::c_void, span, prot) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    protect(libc::PROT_READ | libc::PROT_WRITE)?;
+    // SAFETY: `range` is in bounds of the mapping, whose pages there are now writable and
+    // private (copy-on-write: the file is never written); `map` is borrowed mutably, so
+    // this slice is the only reference to those bytes while it lives. `as_ptr` is the
+    // mapping's own address, not derived from a shared reference.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(map.as_ptr().cast_mut().add(range.start), range.len())
+    };
+    let result = edit(bytes);
+    protect(libc::PROT_READ)?;
+    Ok(result)
+}
+
+/// Editing a mapping in place needs `mprotect`: elsewhere it is refused.
+#[cfg(not(unix))]
+fn edit_mapped<R>(
+    _map: &mut memmap2::Mmap,
+    _range: std::ops::Range<usize>,
+    _edit: impl FnOnce(&mut [u8]) -> R,
+) -> std::io::Result<R> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "editing a mapped file in memory needs mprotect",
+    ))
 }
 
 /// An open, validated GGUF file. Cheap to share behind an `Arc`; tensors borrow from it.
@@ -78,10 +132,12 @@ impl GgufFile {
         let bytes = if len == 0 {
             Bytes::Owned(Vec::new())
         } else {
-            // SAFETY: the mapping is read-only and private to this value. Another process
-            // truncating the file while it is mapped would fault on access, as it does for
-            // every mmap-based loader (llama.cpp included); Fennec never writes to it.
-            Bytes::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
+            // SAFETY: the mapping is read-only and private (copy-on-write) to this value.
+            // Another process truncating the file while it is mapped would fault on access,
+            // as it does for every mmap-based loader (llama.cpp included); Fennec never
+            // writes to the file.
+            let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file) };
+            Bytes::Mapped(map.map_err(io)?)
         };
         let mut gguf = Self::from_bytes(bytes)?;
         gguf.path = Some(path.to_path_buf());
@@ -125,13 +181,14 @@ impl GgufFile {
                     "range larger than the address space",
                 ))
             })?;
-            // SAFETY: as in `open`: a read-only private mapping that Fennec never writes;
-            // memmap2 aligns the offset down to a page and hands back exactly `len` bytes.
+            // SAFETY: as in `open`: a read-only private mapping of a file Fennec never
+            // writes; memmap2 aligns the offset down to a page and hands back exactly `len`
+            // bytes.
             let map = unsafe {
                 memmap2::MmapOptions::new()
                     .offset(offset)
                     .len(len)
-                    .map(file)
+                    .map_copy_read_only(file)
             };
             Bytes::Mapped(map.map_err(io)?)
         };
@@ -192,6 +249,37 @@ impl GgufFile {
     /// The whole file's bytes (tensor data included, still unread until touched).
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// Runs `edit` on bytes `range` of the file made writable in memory, then makes them
+    /// read-only again. A mapping is private: only the pages of `range` become writable,
+    /// pages `edit` writes become this process's own copies (memory it holds instead of
+    /// the page cache's), and the file on disk never changes.
+    pub fn edit_in_memory<R>(
+        &mut self,
+        range: std::ops::Range<usize>,
+        edit: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<mapping>"));
+        let io = |source| GgufError::Io {
+            path: path.clone(),
+            source,
+        };
+        let len = self.bytes.as_slice().len();
+        if range.start > range.end || range.end > len {
+            let msg = format!("range {range:?} is outside the {len} bytes of the file");
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                msg,
+            )));
+        }
+        match &mut self.bytes {
+            Bytes::Owned(v) => Ok(edit(&mut v[range])),
+            Bytes::Mapped(map) => edit_mapped(map, range, edit).map_err(io),
+        }
     }
 
     /// The bytes before the tensor data: magic, version, metadata and the tensor table.

@@ -85,6 +85,23 @@ impl Llama {
         Ok(model)
     }
 
+    /// The matrices the forward pass multiplies by, and the token embedding (read by row).
+    pub(crate) fn tensors_mut(&mut self) -> (Vec<&mut TensorRef>, Vec<&mut TensorRef>) {
+        let mut matrices = vec![&mut self.output];
+        for l in &mut self.layers {
+            matrices.extend([
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ]);
+        }
+        (matrices, vec![&mut self.token_embd])
+    }
+
     /// The shape of each layer's KV cache: every layer attends to the whole context.
     pub(crate) fn kv_layout(&self) -> Vec<KvLayerSpec> {
         let spec = KvLayerSpec {

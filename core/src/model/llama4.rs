@@ -77,6 +77,26 @@ pub(crate) struct Llama4 {
 }
 
 impl Llama4 {
+    /// The dense matrices the forward pass multiplies by (attention, dense and shared
+    /// FFNs, routers, output), and the token embedding (read by row). Routed experts are
+    /// not among them: they stay as the file stores them.
+    pub(crate) fn tensors_mut(&mut self) -> (Vec<&mut TensorRef>, Vec<&mut TensorRef>) {
+        let mut matrices = vec![&mut self.output];
+        for l in &mut self.layers {
+            matrices.extend([&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo]);
+            match &mut l.ffn {
+                Ffn::Dense { gate, up, down } => matrices.extend([gate, up, down]),
+                Ffn::Moe(m) => matrices.extend([
+                    &mut m.router,
+                    &mut m.shared_gate,
+                    &mut m.shared_up,
+                    &mut m.shared_down,
+                ]),
+            }
+        }
+        (matrices, vec![&mut self.token_embd])
+    }
+
     /// Validates every tensor's presence and shape against the metadata.
     pub(crate) fn load(file: &GgufFile) -> Result<Self> {
         let embd = file

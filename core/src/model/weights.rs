@@ -1,5 +1,6 @@
 //! Where each weight lives in the mapped file, with the shape the model expects of it.
 
+use fennec_quant::matmul::WeightLayout;
 use fennec_quant::GgmlType;
 
 use crate::error::{Error, Result};
@@ -13,6 +14,8 @@ pub(crate) struct TensorRef {
     pub(crate) ty: GgmlType,
     pub(crate) n_in: usize,
     pub(crate) n_out: usize,
+    /// How its rows lie in the bytes: as in the file, or repacked at load.
+    pub(crate) layout: WeightLayout,
     /// Byte offset in the file.
     pub(crate) start: usize,
     /// Bytes.
@@ -25,6 +28,7 @@ impl TensorRef {
             ty: self.ty,
             n_in: self.n_in,
             n_out: self.n_out,
+            layout: self.layout,
             data: &file[self.start..self.start + self.len],
         }
     }
@@ -72,6 +76,7 @@ pub(crate) fn optional_ref(
         ty: view.info.ty,
         n_in: dims[0],
         n_out: dims[1..].iter().product(),
+        layout: WeightLayout::Rows,
         start: base,
         len: view.data.len(),
     }))
@@ -198,6 +203,7 @@ impl ExpertTensor {
             ty: self.ty,
             n_in: self.n_in,
             n_out: self.rows,
+            layout: WeightLayout::Rows,
             data: &file[self.range(e)],
         }
     }

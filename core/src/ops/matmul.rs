@@ -2,7 +2,11 @@
 
 use std::sync::Mutex;
 
-use fennec_quant::matmul::{matmul as tile_matmul, ActivationBatch, OutputTiles};
+use std::cell::RefCell;
+
+use fennec_quant::matmul::{
+    matmul as tile_matmul, repacked_row, ActivationBatch, OutputTiles, WeightLayout,
+};
 use fennec_quant::{dequantize_row, GgmlType};
 
 use super::ThreadPool;
@@ -17,8 +21,15 @@ pub struct Weight<'a> {
     pub n_in: usize,
     /// Rows (the output width).
     pub n_out: usize,
+    /// How the rows lie in `data`.
+    pub layout: WeightLayout,
     /// The rows' bytes.
     pub data: &'a [u8],
+}
+
+thread_local! {
+    /// One row put back into row layout by [`Weight::row_to_f32`], kept per thread.
+    static ROW: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Weight<'_> {
@@ -30,7 +41,16 @@ impl Weight<'_> {
     /// Dequantizes row `r` into `out` (embedding lookup).
     pub fn row_to_f32(&self, r: usize, out: &mut [f32]) -> Result<()> {
         let bytes = self.row_bytes();
-        dequantize_row(self.ty, &self.data[r * bytes..(r + 1) * bytes], out)?;
+        match self.layout {
+            WeightLayout::Rows => {
+                dequantize_row(self.ty, &self.data[r * bytes..(r + 1) * bytes], out)?;
+            }
+            WeightLayout::Panels => ROW.with_borrow_mut(|row| {
+                row.resize(bytes, 0);
+                repacked_row(self.ty, self.n_in, self.data, r, row)?;
+                dequantize_row(self.ty, row, out)
+            })?,
+        }
         Ok(())
     }
 }
@@ -105,7 +125,7 @@ impl<'a> Activations<'a> {
             let Some(mut tile) = tiles.claim() else {
                 return;
             };
-            if let Err(e) = tile_matmul(w.ty, w.n_in, w.data, acts, &mut tile) {
+            if let Err(e) = tile_matmul(w.ty, w.layout, w.n_in, w.data, acts, &mut tile) {
                 *errors.lock().expect("error slot") = Some(e);
             }
         });

@@ -4,6 +4,7 @@
 
 use crate::error::{try_vec, Error, Result};
 use crate::generate::CancelHandle;
+use fennec_quant::matmul::WeightLayout;
 use fennec_quant::GgmlType;
 
 use crate::ops::{add_assign, add_bias, ActivationScratch, Activations, ThreadPool, Weight};
@@ -366,6 +367,7 @@ fn attention(
             ty: GgmlType::F32,
             n_in: hd,
             n_out: n,
+            layout: WeightLayout::Rows,
             data: fennec_quant::bytes::f32_bytes(&s.k),
         };
         Activations::new(&s.q, hd, &mut s.acts).matmul(&keys, &mut s.scores, pool)?;
@@ -378,6 +380,7 @@ fn attention(
             ty: GgmlType::F32,
             n_in: n,
             n_out: n,
+            layout: WeightLayout::Rows,
             data: fennec_quant::bytes::f32_bytes(&s.scores),
         };
         Activations::new(&s.vt, n, &mut s.acts).matmul(&probs, &mut s.out_t, pool)?;

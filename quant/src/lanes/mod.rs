@@ -25,12 +25,26 @@
 //! Activation quants are assumed to lie in −127..=127, as ggml's and Fennec's Q8 quantizers
 //! make them (Q8_0 weights use the `|w| · sign(a, w)` trick of the `dot` kernels).
 //!
-//! # Packed panels (GEMM)
-//! For batches of several activation rows, each group of eight weight rows is unpacked
-//! once into a panel: per block, 32 groups of four bytes ordered `[group of 4 elements][row]`
-//! (so one `vpbroadcastd` of four activation bytes meets all eight rows), then the eight
-//! rows' `d_w` and `m_w` as f32. The micro-kernel keeps four activation rows × eight weight
-//! rows of accumulators in registers.
+//! # Panels
+//! A panel holds eight weight rows interleaved block by block, in exactly the bytes the
+//! eight rows take as rows, so a matrix can be rewritten into panels in place (at load,
+//! see [`repack`]) and row ranges that start at a multiple of eight keep their offsets.
+//! Per block of the eight rows:
+//!
+//! ```text
+//! quants  Q4:   4 × 32 bytes; vector h, lane i = row i's quant bytes 4h..4h+4
+//!               (low nibbles: elements 4h..4h+4, high nibbles: elements 16+4h..)
+//!         Q8_0: 8 × 32 bytes; vector q, lane i = row i's quants 4q..4q+4
+//! d_w     8 × f16, rows 0..8
+//! m_w     8 × f16 (Q4_1 only)
+//! ```
+//!
+//! so one broadcast of four activation bytes meets all eight rows, and a block's scales
+//! load as one vector. A matrix whose row count is not a multiple of eight keeps its last
+//! rows as rows. Batches of weights stored as rows are packed on the fly, a group of eight
+//! rows at a time, into a per-thread panel; the GEMM micro-kernel keeps four activation
+//! rows × eight weight rows of accumulators in registers, and decode runs the same kernel
+//! with one activation row.
 
 use half::f16;
 
@@ -44,6 +58,9 @@ mod x86;
 pub(crate) fn supports(ty: GgmlType) -> bool {
     Format::of(ty).is_some()
 }
+
+/// Weight rows per panel (and per f32 vector of row lanes).
+pub(crate) const PANEL_ROWS: usize = 8;
 
 /// Whether `level` has its own (SIMD) row-lane kernels; the scalar twin serves every level.
 pub(crate) fn has_simd(level: CpuLevel) -> bool {
@@ -113,6 +130,14 @@ impl Format {
         })
     }
 
+    /// Bytes of a block's quants.
+    fn qs_bytes(&self) -> usize {
+        match self.quants {
+            Quants::Nibbles => 16,
+            Quants::Bytes => 32,
+        }
+    }
+
     /// Quant `j` (0..32) of the weight block `b`, as the integer the kernels multiply.
     fn weight_quant(&self, b: &[u8], j: usize) -> i32 {
         match self.quants {
@@ -159,12 +184,81 @@ pub(crate) fn activation_scales(a_ty: GgmlType, row: &[u8], out: &mut Vec<f32>) 
     }
 }
 
+/// Writes the panel of the eight `rows` (each `nb` blocks) to `dst` (`8 · nb` blocks' bytes).
+fn pack_panel(f: &Format, nb: usize, rows: [&[u8]; PANEL_ROWS], dst: &mut [u8]) {
+    let (qs, b) = (f.qs_bytes(), f.w_bytes);
+    for (k, out) in dst.chunks_exact_mut(PANEL_ROWS * b).take(nb).enumerate() {
+        for (i, row) in rows.iter().enumerate() {
+            let blk = &row[k * b..(k + 1) * b];
+            for h in 0..qs / 4 {
+                out[32 * h + 4 * i..][..4].copy_from_slice(&blk[f.w_qs + 4 * h..][..4]);
+            }
+            let scales = PANEL_ROWS * qs;
+            out[scales + 2 * i..][..2].copy_from_slice(&blk[..2]);
+            if f.min == Min::Field {
+                out[scales + 16 + 2 * i..][..2].copy_from_slice(&blk[2..4]);
+            }
+        }
+    }
+}
+
+/// Row `i` (0..8) of the panel `panel` (`nb` blocks), as the row's own block bytes, to `dst`.
+fn unpack_panel_row(f: &Format, nb: usize, panel: &[u8], i: usize, dst: &mut [u8]) {
+    let (qs, b) = (f.qs_bytes(), f.w_bytes);
+    for (k, blk) in dst.chunks_exact_mut(b).take(nb).enumerate() {
+        let src = &panel[k * PANEL_ROWS * b..(k + 1) * PANEL_ROWS * b];
+        for h in 0..qs / 4 {
+            blk[f.w_qs + 4 * h..][..4].copy_from_slice(&src[32 * h + 4 * i..][..4]);
+        }
+        let scales = PANEL_ROWS * qs;
+        blk[..2].copy_from_slice(&src[scales + 2 * i..][..2]);
+        if f.min == Min::Field {
+            blk[2..4].copy_from_slice(&src[scales + 16 + 2 * i..][..2]);
+        }
+    }
+}
+
+/// Rewrites `rows` (whole rows of `nb` blocks each, `nb · w_bytes` bytes apart) into panels
+/// in place, eight rows at a time; a last group of fewer than eight rows stays as rows.
+pub(crate) fn repack(f: &Format, nb: usize, rows: &mut [u8]) {
+    let w_row = nb * f.w_bytes;
+    let mut group = vec![0u8; PANEL_ROWS * w_row];
+    for dst in rows.chunks_exact_mut(PANEL_ROWS * w_row) {
+        group.copy_from_slice(dst);
+        let src = std::array::from_fn(|i| &group[i * w_row..(i + 1) * w_row]);
+        pack_panel(f, nb, src, dst);
+    }
+}
+
+/// Row `r` of a matrix repacked by [`repack`] (`nb` blocks a row, `n_rows` rows), as the
+/// row's own block bytes, to `dst`.
+pub(crate) fn repacked_row(
+    f: &Format,
+    nb: usize,
+    matrix: &[u8],
+    n_rows: usize,
+    r: usize,
+    dst: &mut [u8],
+) {
+    let w_row = nb * f.w_bytes;
+    let group = r / PANEL_ROWS;
+    if (group + 1) * PANEL_ROWS > n_rows {
+        dst[..w_row].copy_from_slice(&matrix[r * w_row..(r + 1) * w_row]);
+    } else {
+        let panel = &matrix[group * PANEL_ROWS * w_row..(group + 1) * PANEL_ROWS * w_row];
+        unpack_panel_row(f, nb, panel, r % PANEL_ROWS, dst);
+    }
+}
+
 /// The rows of a row-lane product: `n_rows` weight rows of `nb` blocks from `w` (row `r`
 /// at `r * w_row` bytes) against the activation rows `a` (`a_row` bytes apart) with their
 /// [`activation_scales`] `ds` (`2 * nb` per row), into an output tile of `n_rows` rows.
+/// With `panels`, each whole group of eight rows of `w` is a panel (the last group, if
+/// shorter, is rows).
 pub(crate) struct Problem<'a> {
     pub(crate) f: Format,
     pub(crate) nb: usize,
+    pub(crate) panels: bool,
     pub(crate) w: &'a [u8],
     pub(crate) w_row: usize,
     pub(crate) n_rows: usize,
@@ -179,6 +273,7 @@ impl Problem<'_> {
     fn check(&self, out: &OutputTile<'_>) {
         let f = &self.f;
         assert!(self.w_row >= self.nb * f.w_bytes);
+        assert!(!self.panels || self.w_row == self.nb * f.w_bytes);
         assert!(self.a_row >= self.nb * f.a_bytes);
         assert!(
             self.n_rows == 0
@@ -206,11 +301,17 @@ pub(crate) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
 /// The scalar twin: the arithmetic of the module docs, one row and vector at a time.
 fn run_scalar(p: &Problem<'_>, out: &mut OutputTile<'_>) {
     let f = &p.f;
+    let mut row = vec![0u8; p.nb * f.w_bytes];
     for v in 0..p.n_vecs {
         let a = &p.a[v * p.a_row..];
         let ds = &p.ds[v * 2 * p.nb..(v + 1) * 2 * p.nb];
         for r in 0..p.n_rows {
-            let w = &p.w[r * p.w_row..];
+            let w = if p.panels {
+                repacked_row(f, p.nb, p.w, p.n_rows, r, &mut row);
+                &row
+            } else {
+                &p.w[r * p.w_row..]
+            };
             let mut acc = 0.0f32;
             for k in 0..p.nb {
                 let wb = &w[k * f.w_bytes..(k + 1) * f.w_bytes];

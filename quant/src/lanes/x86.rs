@@ -1,5 +1,6 @@
-//! x86 row-lane kernels: a matrix-vector kernel over unpacked rows for small batches and
-//! a packed-panel GEMM (8 weight rows × 4 activation rows of accumulators) for larger ones,
+//! x86 row-lane kernels: a panel GEMM (8 weight rows × 4 activation rows of accumulators;
+//! panels from the matrix itself when it was repacked at load, else packed on the fly) and,
+//! for small batches over weights stored as rows, a matrix-vector kernel over the rows,
 //! each in two builds: AVX2 (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on
 //! 256-bit vectors). All compute each block's integer sum exactly and then the module's f32
 //! steps lane by lane, so their results equal the scalar twin's bit for bit.
@@ -7,20 +8,17 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::{Format, Min, Problem, Quants};
+use super::{pack_panel, Format, Min, Problem, Quants, PANEL_ROWS};
 use crate::matmul::OutputTile;
 use crate::CpuLevel;
 
 /// Weight rows per lane group (one f32 lane each).
-const LANES: usize = 8;
+const LANES: usize = PANEL_ROWS;
 /// Activation rows per GEMM micro-tile.
 const TILE_VECS: usize = 4;
-/// From this many activation rows on, weight rows are packed into panels (the packing
-/// costs about two rows' worth of matrix-vector work).
+/// From this many activation rows on, weight rows stored as rows are packed into panels
+/// (the packing costs about two rows' worth of matrix-vector work).
 const MIN_PACKED_VECS: usize = 4;
-/// Bytes of one packed block: 8 groups of four quants × 8 rows, then `d_w` and `m_w` of
-/// the eight rows as f32.
-const PANEL_BLOCK: usize = 256 + 2 * 4 * LANES;
 
 thread_local! {
     /// Each thread's panel buffer, kept between calls so a prefill allocates it once.
@@ -30,42 +28,38 @@ thread_local! {
 /// Runs `p` (already checked) with the kernels of `level`: the VNNI build for
 /// [`CpuLevel::Avx512`] (which implies AVX-512 VNNI and VL), else the AVX2 build.
 pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
-    let packed = p.n_vecs >= MIN_PACKED_VECS;
     let vnni = level == CpuLevel::Avx512;
-    PANEL.with_borrow_mut(|panel| {
-        if packed {
-            panel.resize(p.nb * PANEL_BLOCK + 32, 0);
-        }
+    let group_bytes = LANES * p.nb * p.f.w_bytes;
+    PANEL.with_borrow_mut(|buf| {
         for r0 in (0..p.n_rows).step_by(LANES) {
             let rows = (p.n_rows - r0).min(LANES);
             let group = Group::new(p, r0, rows);
+            let panel = if p.panels && rows == LANES {
+                p.w[r0 * p.w_row..][..group_bytes].as_ptr()
+            } else if p.n_vecs >= MIN_PACKED_VECS {
+                buf.resize(group_bytes, 0);
+                let src = std::array::from_fn(|i| {
+                    &p.w[(r0 + i.min(rows - 1)) * p.w_row..][..p.nb * p.f.w_bytes]
+                });
+                pack_panel(&p.f, p.nb, src, buf);
+                buf.as_ptr()
+            } else {
+                std::ptr::null()
+            };
             // SAFETY: `run`'s caller checked the shape (`Problem::check`): every row of the
-            // group, every activation row and every output element exists; this CPU has
-            // AVX2, FMA and F16C, and AVX-512 F/BW/VL/VNNI when `level` is Avx512
-            // (`has_simd`).
+            // group, every activation row and every output element exists, and `panel`,
+            // when not null, holds the group's `nb` panel blocks; this CPU has AVX2, FMA
+            // and F16C, and AVX-512 F/BW/VL/VNNI when `level` is Avx512 (`has_simd`).
             unsafe {
-                match (packed, vnni) {
-                    (true, _) => {
-                        let base = aligned(panel);
-                        pack(p, &group, base);
-                        if vnni {
-                            gemm_vnni(p, &group, base, out);
-                        } else {
-                            gemm_avx2(p, &group, base, out);
-                        }
-                    }
-                    (false, true) => matvec_vnni(p, &group, out),
-                    (false, false) => matvec_avx2(p, &group, out),
+                match (panel.is_null(), vnni) {
+                    (false, true) => gemm_vnni(p, &group, panel, out),
+                    (false, false) => gemm_avx2(p, &group, panel, out),
+                    (true, true) => matvec_vnni(p, &group, out),
+                    (true, false) => matvec_avx2(p, &group, out),
                 }
             }
         }
     });
-}
-
-/// The first 32-byte aligned byte of `buf` (which has 32 bytes of slack).
-fn aligned(buf: &mut [u8]) -> *mut u8 {
-    let off = buf.as_ptr().align_offset(32);
-    buf[off..].as_mut_ptr()
 }
 
 /// Eight weight rows (the last group of a matrix may have fewer real ones; its missing
@@ -376,34 +370,12 @@ unsafe fn transpose8(u: [__m256i; LANES]) -> [__m256i; LANES] {
     out
 }
 
-/// Packs the group's rows into `panel` (see the module docs of `lanes`): per block, eight
-/// 32-byte vectors, vector `q` holding quants `4q..4q + 4` of rows 0..8, then `d_w` and
-/// `m_w` of the eight rows as f32.
+/// The group's panel (see the `lanes` module docs) against every activation row,
+/// [`TILE_VECS`] at a time.
 ///
 /// # Safety
-/// `p` checked; `panel` 32-byte aligned and writable for `p.nb * PANEL_BLOCK` bytes; AVX2,
-/// FMA and F16C available.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn pack(p: &Problem<'_>, g: &Group, panel: *mut u8) {
-    let f = p.f;
-    for k in 0..p.nb {
-        let u: [__m256i; LANES] = std::array::from_fn(|i| unpack(&f, g.rows[i].add(k * f.w_bytes)));
-        // Row i's group of four quants q → vector q, lane i.
-        let dst = panel.add(k * PANEL_BLOCK).cast::<__m256i>();
-        for (q, x) in transpose8(u).into_iter().enumerate() {
-            _mm256_store_si256(dst.add(q), x);
-        }
-        let (d, m) = scales8(&f, g, k);
-        let sc = panel.add(k * PANEL_BLOCK + 256).cast::<f32>();
-        _mm256_store_ps(sc, d);
-        _mm256_store_ps(sc.add(LANES), m);
-    }
-}
-
-/// The packed panel against every activation row, [`TILE_VECS`] at a time.
-///
-/// # Safety
-/// As [`pack`], with `panel` packed from `g`, and whatever `D` needs.
+/// `p` checked; `panel` holds the group's `nb` panel blocks; AVX2, FMA and F16C available,
+/// and whatever `D` needs.
 #[inline(always)]
 unsafe fn gemm<D: IntDot>(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
     let mut v = 0;
@@ -420,7 +392,7 @@ unsafe fn gemm<D: IntDot>(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mu
 /// [`gemm`] built for AVX2.
 ///
 /// # Safety
-/// As [`pack`], with `panel` packed from `g`.
+/// As [`gemm`].
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
     gemm::<Avx2>(p, g, panel, out)
@@ -429,7 +401,7 @@ unsafe fn gemm_avx2(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut Outp
 /// [`gemm`] built for AVX-512 VNNI.
 ///
 /// # Safety
-/// As [`pack`], with `panel` packed from `g`; AVX-512 F/BW/VL/VNNI available.
+/// As [`gemm`], with AVX-512 F/BW/VL/VNNI available.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_vnni(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
     gemm::<Vnni>(p, g, panel, out)
@@ -448,15 +420,35 @@ unsafe fn tile<D: IntDot, const N: usize>(
     let a: [*const u8; N] = std::array::from_fn(|c| p.a.as_ptr().add((v0 + c) * p.a_row + f.a_qs));
     let ds: [*const f32; N] = std::array::from_fn(|c| p.ds.as_ptr().add((v0 + c) * 2 * p.nb));
     let mut acc = [_mm256_setzero_ps(); N];
+    let scales = LANES * f.qs_bytes();
+    let low = _mm256_set1_epi8(0x0F);
     for k in 0..p.nb {
-        let blk = panel.add(k * PANEL_BLOCK);
-        let w = |q: usize| _mm256_load_si256(blk.cast::<__m256i>().add(q));
-        let dw = _mm256_load_ps(blk.add(256).cast());
-        let mw = _mm256_load_ps(blk.add(256 + 4 * LANES).cast());
+        let blk = panel.add(k * LANES * f.w_bytes);
+        let mut w = [_mm256_setzero_si256(); 8];
+        match f.quants {
+            Quants::Nibbles => {
+                for h in 0..4 {
+                    let x = _mm256_loadu_si256(blk.add(32 * h).cast());
+                    w[h] = _mm256_and_si256(x, low);
+                    w[h + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
+                }
+            }
+            Quants::Bytes => {
+                for (q, w) in w.iter_mut().enumerate() {
+                    *w = _mm256_loadu_si256(blk.add(32 * q).cast());
+                }
+            }
+        }
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(scales).cast()));
+        let mw = match f.min {
+            Min::None => _mm256_setzero_ps(),
+            Min::Minus8 => _mm256_mul_ps(_mm256_set1_ps(-8.0), dw),
+            Min::Field => _mm256_cvtph_ps(_mm_loadu_si128(blk.add(scales + 16).cast())),
+        };
         for c in 0..N {
             let aq = a[c].add(k * f.a_bytes);
             let bcast = |q: usize| _mm256_set1_epi32(aq.add(4 * q).cast::<i32>().read_unaligned());
-            let isum = D::block(f.quants, w, bcast);
+            let isum = D::block(f.quants, |q| w[q], bcast);
             let (da, sa) = (*ds[c].add(2 * k), *ds[c].add(2 * k + 1));
             acc[c] = accumulate(&f, acc[c], isum, (dw, mw), (da, sa));
         }
