@@ -134,7 +134,7 @@ pub struct BenchArgs {
     json: bool,
     /// Rewrite dense Q4_0/Q4_1/Q8_0 matrices at load into the panels this CPU's kernels
     /// read directly (`off`: run on the file's rows, to measure the lever).
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     repack: bool,
     #[command(flatten)]
     experts: crate::experts::ExpertArgs,

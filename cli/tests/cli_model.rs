@@ -105,6 +105,16 @@ fn perplexity_and_bench_print_their_results() {
     };
     assert_eq!(kernels[0]["matmul"], matmul.as_str(), "{out}");
     assert_eq!(r["repacked_mb"].as_f64().unwrap() > 0.0, repacked, "{out}");
+    // `--repack off` runs on the file's rows, and says so.
+    let (ok, out, err) = fennec(&[
+        "bench", "-m", &m, "-p", "8", "-n", "2", "-r", "1", "-t", "2", "--json", "--repack", "off",
+    ]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["repacked_mb"].as_f64(), Some(0.0), "{out}");
+    assert_eq!(r["kernels"][0]["matmul"], arithmetic, "{out}");
+    let (ok, _, err) = fennec(&["bench", "-m", &m, "--repack", "maybe"]);
+    assert!(!ok && err.contains("on or off"), "{err}");
     assert!(
         kernels.iter().all(|k| k["mb"].as_f64().unwrap() > 0.0),
         "{out}"

@@ -84,6 +84,11 @@ impl<'a> Activations<'a> {
         Self { x, n_in, scratch }
     }
 
+    /// The f32 rows (`n_in` each) and `n_in`.
+    pub fn rows(&self) -> (&'a [f32], usize) {
+        (self.x, self.n_in)
+    }
+
     /// Number of rows.
     pub fn n_rows(&self) -> usize {
         self.x.len() / self.n_in
