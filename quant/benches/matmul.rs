@@ -29,6 +29,7 @@ fn bench_matmul(c: &mut Criterion) {
         GgmlType::Q4_0,
         GgmlType::Q4_1,
         GgmlType::Q8_0,
+        GgmlType::Q4K,
         GgmlType::Q6K,
     ] {
         let cols = if ty.block_len() == 256 { 512 } else { COLS };

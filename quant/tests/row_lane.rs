@@ -1,4 +1,4 @@
-//! The row-lane matmul of Q4_0, Q4_1 and Q8_0 (`fennec_quant::matmul`, `lanes` module):
+//! The row-lane matmul of Q4_0, Q4_1, Q8_0 and Q4_K (`fennec_quant::matmul`, `lanes` module):
 //! every x86 level's kernels (matrix-vector and packed GEMM) give the scalar twin's bits
 //! for any batch size and row count, with weights stored as rows or repacked into panels,
 //! and all of them stay within an f32-reassociation bound of ggml's order (`vec_dot`) and
@@ -14,7 +14,18 @@ use fennec_quant::rng::Rng;
 use fennec_quant::{quantize_row, row_bytes, vec_dot, CpuLevel, GgmlType};
 use half::f16;
 
-const TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+const TYPES: [GgmlType; 4] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4K,
+];
+
+/// `n_cols` scaled to `ty`'s block: the shapes below are written in blocks of 32, and Q4_K's
+/// blocks are 256 wide.
+fn cols(ty: GgmlType, n_cols: usize) -> usize {
+    n_cols / 32 * ty.block_len()
+}
 
 /// The x86 levels this CPU runs (checked against `FENNEC_EXPECT_LEVELS`).
 fn simd_levels() -> Vec<CpuLevel> {
@@ -104,7 +115,7 @@ fn row_lane_types_take_the_row_lane_path_at_the_scalar_and_x86_levels() {
             assert_eq!(arithmetic(level, ty), "row-lane", "{ty} at {level}");
         }
     }
-    assert_eq!(arithmetic(CpuLevel::Scalar, GgmlType::Q4K), "dot");
+    assert_eq!(arithmetic(CpuLevel::Scalar, GgmlType::Q6K), "dot");
 }
 
 #[test]
@@ -115,6 +126,7 @@ fn every_level_and_batch_size_gives_the_scalar_twins_bits() {
     // path (four vectors) and of its four-vector micro-tile.
     for ty in TYPES {
         for (n_rows, n_cols) in [(1, 32), (7, 64), (8, 96), (13, 576), (24, 160)] {
+            let n_cols = cols(ty, n_cols);
             let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 1.0));
             for n_vecs in [1, 2, 3, 4, 5, 8, 9, 17] {
                 let x = values(&mut rng, n_vecs * n_cols, 3.0);
@@ -156,6 +168,20 @@ fn raw_acts(
     q: impl Fn(usize) -> i8,
 ) -> ActivationBatch {
     let mut bytes = Vec::new();
+    if a_ty == GgmlType::Q8K {
+        for v in 0..n_vecs {
+            for b in 0..n_cols / 256 {
+                let qs: Vec<i8> = (0..256).map(|j| q(v * n_cols + b * 256 + j)).collect();
+                bytes.extend(d.to_le_bytes());
+                bytes.extend(qs.iter().map(|&x| x as u8));
+                for g in qs.chunks(16) {
+                    let s: i16 = g.iter().map(|&x| i16::from(x)).sum();
+                    bytes.extend(s.to_le_bytes());
+                }
+            }
+        }
+        return ActivationBatch::from_quantized(a_ty, n_cols, bytes).unwrap();
+    }
     for v in 0..n_vecs {
         for b in 0..n_cols / 32 {
             let qs: Vec<i8> = (0..32).map(|j| q(v * n_cols + b * 32 + j)).collect();
@@ -179,12 +205,21 @@ fn raw_weights(
     m: f32,
     byte: impl Fn(usize) -> u8,
 ) -> Vec<u8> {
+    let mut w = Vec::new();
+    if ty == GgmlType::Q4K {
+        // d, dmin, then 12 scale bytes and 128 quant bytes from the pattern.
+        for b in 0..n_rows * n_cols / 256 {
+            w.extend(f16::from_f32(d).to_le_bytes());
+            w.extend(f16::from_f32(m).to_le_bytes());
+            w.extend((0..140).map(|j| byte(b * 140 + j)));
+        }
+        return w;
+    }
     let (head, q_bytes) = match ty {
         GgmlType::Q4_0 => (2, 16),
         GgmlType::Q4_1 => (4, 16),
         _ => (2, 32),
     };
-    let mut w = Vec::new();
     for b in 0..n_rows * n_cols / 32 {
         w.extend(f16::from_f32(d).to_le_bytes());
         if head == 4 {
@@ -197,13 +232,14 @@ fn raw_weights(
 
 #[test]
 fn edge_case_blocks_give_the_scalar_twins_bits() {
-    let (n_rows, n_cols) = (11, 128);
     let levels = simd_levels();
     for ty in TYPES {
+        let (n_rows, n_cols) = (11, cols(ty, 128));
         let a_ty = fennec_quant::dot::activation_type(ty).unwrap();
         // (weight scale, weight min, weight byte pattern, activation scale, activation quants)
-        // Weight bytes may be anything; activation quants lie in −127..=127, as every Q8
-        // quantizer makes them (the sign trick of Q8_0 · Q8_0 assumes it, as in `dot`).
+        // Weight bytes may be anything; activation quants lie in −127..=127, as the Q8_0
+        // and Q8_1 quantizers make them (the sign trick of Q8_0 · Q8_0 assumes it, as in
+        // `dot`); Q8_K's reach −128, tested below.
         type Case = (f32, f32, fn(usize) -> u8, f32, fn(usize) -> i8);
         let cases: [Case; 6] = [
             (0.0, 0.0, |_| 0, 0.0, |_| 0),
@@ -225,7 +261,9 @@ fn edge_case_blocks_give_the_scalar_twins_bits() {
             ),
             (f32::NAN, 1.0, |i| i as u8, 0.5, |i| (i % 100) as i8),
         ];
-        for (dw, mw, byte, da, q) in cases {
+        let k_cases: [Case; 1] = [(1.0, 1.0, |_| 0xFF, 1.0, |_| -128)];
+        let extra: &[Case] = if ty == GgmlType::Q4K { &k_cases } else { &[] };
+        for &(dw, mw, byte, da, q) in cases.iter().chain(extra) {
             let w = raw_weights(ty, n_rows, n_cols, dw, mw, byte);
             for n_vecs in [1, 6] {
                 let acts = raw_acts(a_ty, n_cols, n_vecs, da, q);
@@ -270,6 +308,7 @@ fn results_are_within_reassociation_error_of_ggml_order_and_the_exact_sum() {
     for ty in TYPES {
         let a_ty = fennec_quant::dot::activation_type(ty).unwrap();
         for n_cols in [32, 576, 4096] {
+            let n_cols = cols(ty, n_cols).min(4096);
             let n_rows = 9;
             let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 0.1));
             let x = values(&mut rng, 5 * n_cols, 4.0);
@@ -309,6 +348,7 @@ fn repacking_keeps_every_row_and_changes_whole_groups_only() {
     let mut rng = Rng::new(21);
     for ty in TYPES {
         for (n_rows, n_cols) in [(1, 32), (7, 64), (8, 96), (13, 576), (24, 160)] {
+            let n_cols = cols(ty, n_cols);
             let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 1.0));
             let panels = repacked(ty, n_cols, &w);
             let wb = row_bytes(ty, n_cols).unwrap();

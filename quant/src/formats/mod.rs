@@ -5,7 +5,7 @@
 
 mod float;
 mod iq4;
-mod kquants;
+pub(crate) mod kquants;
 mod legacy;
 
 use crate::{GgmlType, QuantError};

@@ -1,5 +1,5 @@
-//! Row-lane matmul for the 32-element types Q4_0, Q4_1 and Q8_0: eight weight rows at a
-//! time, one f32 lane per row, so that a block's float work (scales, minimum term) is
+//! Row-lane matmul for the 32-element types Q4_0, Q4_1 and Q8_0, and for Q4_K (its
+//! super-block arithmetic is in [`k4`]): eight weight rows at a time, one f32 lane per row, so that a block's float work (scales, minimum term) is
 //! done for eight rows with one vector instruction and a prefill can run a register-tiled
 //! GEMM over weight rows packed on the fly.
 //!
@@ -51,6 +51,7 @@ use half::f16;
 use crate::matmul::OutputTile;
 use crate::{CpuLevel, GgmlType};
 
+mod k4;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -108,6 +109,9 @@ pub(crate) struct Format {
     a_bytes: usize,
     /// Offset of the quants in an activation block.
     a_qs: usize,
+    /// Q4_K: super-blocks of 256 with sub-block scales and minimums ([`k4`]); the other
+    /// fields describe its bytes, `min` is unused.
+    super_blocks: bool,
 }
 
 impl Format {
@@ -118,6 +122,13 @@ impl Format {
             GgmlType::Q4_0 => (18, 2, Quants::Nibbles, Min::Minus8, q8_0),
             GgmlType::Q4_1 => (20, 4, Quants::Nibbles, Min::Field, q8_1),
             GgmlType::Q8_0 => (34, 2, Quants::Bytes, Min::None, q8_0),
+            GgmlType::Q4K => (
+                k4::W_BYTES,
+                16,
+                Quants::Nibbles,
+                Min::None,
+                (k4::A_BYTES, k4::A_QS),
+            ),
             _ => return None,
         };
         Some(Format {
@@ -127,6 +138,7 @@ impl Format {
             min,
             a_bytes,
             a_qs,
+            super_blocks: ty == GgmlType::Q4K,
         })
     }
 
@@ -167,8 +179,8 @@ fn f16_at(b: &[u8], off: usize) -> f32 {
 }
 
 /// Each activation block's `(d_a, s_a)` for the row-lane kernels, appended to `out`
-/// (`d_a` then `s_a`, block after block) for `a_ty` Q8_0 (`s_a = d_a · Σ q_a`, computed)
-/// or Q8_1 (`s_a` as stored); nothing for other types.
+/// (`d_a` then `s_a`, block after block) for `a_ty` Q8_0 (`s_a = d_a · Σ q_a`, computed),
+/// Q8_1 (`s_a` as stored) or Q8_K (`s_a` unused, 0); nothing for other types.
 pub(crate) fn activation_scales(a_ty: GgmlType, row: &[u8], out: &mut Vec<f32>) {
     match a_ty {
         GgmlType::Q8_0 => out.extend(row.chunks_exact(34).flat_map(|b| {
@@ -180,12 +192,20 @@ pub(crate) fn activation_scales(a_ty: GgmlType, row: &[u8], out: &mut Vec<f32>) 
             row.chunks_exact(36)
                 .flat_map(|b| [f16_at(b, 0), f16_at(b, 2)]),
         ),
+        // Q4_K's kernels read `d_a` and the block sums from the block itself.
+        GgmlType::Q8K => out.extend(
+            row.chunks_exact(k4::A_BYTES)
+                .flat_map(|b| [f32::from_le_bytes([b[0], b[1], b[2], b[3]]), 0.0]),
+        ),
         _ => {}
     }
 }
 
 /// Writes the panel of the eight `rows` (each `nb` blocks) to `dst` (`8 · nb` blocks' bytes).
 fn pack_panel(f: &Format, nb: usize, rows: [&[u8]; PANEL_ROWS], dst: &mut [u8]) {
+    if f.super_blocks {
+        return k4::pack_panel(nb, rows, dst);
+    }
     let (qs, b) = (f.qs_bytes(), f.w_bytes);
     for (k, out) in dst.chunks_exact_mut(PANEL_ROWS * b).take(nb).enumerate() {
         for (i, row) in rows.iter().enumerate() {
@@ -204,6 +224,9 @@ fn pack_panel(f: &Format, nb: usize, rows: [&[u8]; PANEL_ROWS], dst: &mut [u8]) 
 
 /// Row `i` (0..8) of the panel `panel` (`nb` blocks), as the row's own block bytes, to `dst`.
 fn unpack_panel_row(f: &Format, nb: usize, panel: &[u8], i: usize, dst: &mut [u8]) {
+    if f.super_blocks {
+        return k4::unpack_panel_row(nb, panel, i, dst);
+    }
     let (qs, b) = (f.qs_bytes(), f.w_bytes);
     for (k, blk) in dst.chunks_exact_mut(b).take(nb).enumerate() {
         let src = &panel[k * PANEL_ROWS * b..(k + 1) * PANEL_ROWS * b];
@@ -312,6 +335,10 @@ fn run_scalar(p: &Problem<'_>, out: &mut OutputTile<'_>) {
             } else {
                 &p.w[r * p.w_row..]
             };
+            if f.super_blocks {
+                out.vector_mut(v)[r] = k4::row_dot(p.nb, w, a);
+                continue;
+            }
             let mut acc = 0.0f32;
             for k in 0..p.nb {
                 let wb = &w[k * f.w_bytes..(k + 1) * f.w_bytes];

@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::{pack_panel, Format, Min, Problem, Quants, PANEL_ROWS};
+use super::{k4, pack_panel, Format, Min, Problem, Quants, PANEL_ROWS};
 use crate::matmul::OutputTile;
 use crate::CpuLevel;
 
@@ -36,12 +36,19 @@ pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
             let group = Group::new(p, r0, rows);
             let panel = if p.panels && rows == LANES {
                 p.w[r0 * p.w_row..][..group_bytes].as_ptr()
-            } else if p.n_vecs >= MIN_PACKED_VECS {
+            } else if p.n_vecs >= MIN_PACKED_VECS || p.f.super_blocks {
+                // (Q4_K has no matrix-vector kernel over rows: its rows are always packed.)
                 buf.resize(group_bytes, 0);
                 let src = std::array::from_fn(|i| {
                     &p.w[(r0 + i.min(rows - 1)) * p.w_row..][..p.nb * p.f.w_bytes]
                 });
-                pack_panel(&p.f, p.nb, src, buf);
+                if p.f.super_blocks {
+                    // SAFETY: each row of `src` holds `nb` super-blocks and `buf` one panel
+                    // (`group_bytes`); this CPU has AVX2 (`has_simd`).
+                    unsafe { pack_k4(p.nb, &src, buf) };
+                } else {
+                    pack_panel(&p.f, p.nb, src, buf);
+                }
                 buf.as_ptr()
             } else {
                 std::ptr::null()
@@ -52,6 +59,8 @@ pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
             // and F16C, and AVX-512 F/BW/VL/VNNI when `level` is Avx512 (`has_simd`).
             unsafe {
                 match (panel.is_null(), vnni) {
+                    (false, true) if p.f.super_blocks => gemm_k4_vnni(p, &group, panel, out),
+                    (false, false) if p.f.super_blocks => gemm_k4_avx2(p, &group, panel, out),
                     (false, true) => gemm_vnni(p, &group, panel, out),
                     (false, false) => gemm_avx2(p, &group, panel, out),
                     (true, true) => matvec_vnni(p, &group, out),
@@ -455,5 +464,174 @@ unsafe fn tile<D: IntDot, const N: usize>(
     }
     for (c, acc) in acc.into_iter().enumerate() {
         store(g, acc, out, v0 + c);
+    }
+}
+
+/// [`gemm`] for Q4_K panels (see [`k4`]): [`TILE_VECS`] activation rows at a time.
+///
+/// # Safety
+/// As [`gemm`], with a Q4_K panel.
+#[inline(always)]
+unsafe fn gemm_k4<D: IntDot>(
+    p: &Problem<'_>,
+    g: &Group,
+    panel: *const u8,
+    out: &mut OutputTile<'_>,
+) {
+    let mut v = 0;
+    while v + TILE_VECS <= p.n_vecs {
+        tile_k4::<D, TILE_VECS>(p, g, panel, v, out);
+        v += TILE_VECS;
+    }
+    while v < p.n_vecs {
+        tile_k4::<D, 1>(p, g, panel, v, out);
+        v += 1;
+    }
+}
+
+/// [`gemm_k4`] built for AVX2.
+///
+/// # Safety
+/// As [`gemm_k4`].
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_k4_avx2(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
+    gemm_k4::<Avx2>(p, g, panel, out)
+}
+
+/// [`gemm_k4`] built for AVX-512 VNNI.
+///
+/// # Safety
+/// As [`gemm_k4`], with AVX-512 F/BW/VL/VNNI available.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_k4_vnni(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
+    gemm_k4::<Vnni>(p, g, panel, out)
+}
+
+/// The eight rows' 6-bit scales and minimums of a Q4_K panel block, as i32 lanes per
+/// sub-block (ggml's `get_scale_min_k4`, lane-wise).
+#[inline(always)]
+unsafe fn k4_scales(blk: *const u8) -> ([__m256i; 8], [__m256i; 8]) {
+    let v = |s: usize| _mm256_loadu_si256(blk.add(k4::P_SCALES + 32 * s).cast());
+    let (a, b, c) = (v(0), v(1), v(2));
+    let bits = |x: __m256i, shift: i32, mask: i32| {
+        _mm256_and_si256(
+            _mm256_srl_epi32(x, _mm_cvtsi32_si128(shift)),
+            _mm256_set1_epi32(mask),
+        )
+    };
+    let mut sc = [_mm256_setzero_si256(); 8];
+    let mut m = [_mm256_setzero_si256(); 8];
+    for j in 0..4 {
+        let s = 8 * j as i32;
+        sc[j] = bits(a, s, 63);
+        m[j] = bits(b, s, 63);
+        sc[j + 4] = _mm256_or_si256(bits(c, s, 15), _mm256_slli_epi32::<4>(bits(a, s + 6, 3)));
+        m[j + 4] = _mm256_or_si256(
+            bits(c, s + 4, 15),
+            _mm256_slli_epi32::<4>(bits(b, s + 6, 3)),
+        );
+    }
+    (sc, m)
+}
+
+/// Activation rows `v0..v0 + N` against a Q4_K panel.
+#[inline(always)]
+unsafe fn tile_k4<D: IntDot, const N: usize>(
+    p: &Problem<'_>,
+    g: &Group,
+    panel: *const u8,
+    v0: usize,
+    out: &mut OutputTile<'_>,
+) {
+    let a: [*const u8; N] = std::array::from_fn(|c| p.a.as_ptr().add((v0 + c) * p.a_row));
+    let mut acc = [_mm256_setzero_ps(); N];
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    for k in 0..p.nb {
+        let blk = panel.add(k * LANES * k4::W_BYTES);
+        let (sc, m) = k4_scales(blk);
+        let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(k4::P_D).cast()));
+        let dmin = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(k4::P_DMIN).cast()));
+        let mut isum = [_mm256_setzero_si256(); N];
+        for chunk in 0..4 {
+            let mut lo = [_mm256_setzero_si256(); 8];
+            let mut hi = [_mm256_setzero_si256(); 8];
+            for h in 0..8 {
+                let x = _mm256_loadu_si256(blk.add(256 * chunk + 32 * h).cast());
+                lo[h] = _mm256_and_si256(x, low);
+                hi[h] = _mm256_and_si256(_mm256_srli_epi16::<4>(x), low);
+            }
+            for c in 0..N {
+                let aq = a[c].add(k * k4::A_BYTES + k4::A_QS + 64 * chunk);
+                let bcast =
+                    |q: usize| _mm256_set1_epi32(aq.add(4 * q).cast::<i32>().read_unaligned());
+                let s_lo = D::block(Quants::Nibbles, |h| lo[h], bcast);
+                let s_hi = D::block(Quants::Nibbles, |h| hi[h], |h| bcast(h + 8));
+                isum[c] = _mm256_add_epi32(isum[c], _mm256_mullo_epi32(s_lo, sc[2 * chunk]));
+                isum[c] = _mm256_add_epi32(isum[c], _mm256_mullo_epi32(s_hi, sc[2 * chunk + 1]));
+            }
+        }
+        // Minimums as i16 pairs per row lane, (m_2t, m_2t+1) in pair t, for `vpmaddwd`.
+        let m_pairs: [__m256i; 4] = std::array::from_fn(|t| {
+            _mm256_or_si256(m[2 * t], _mm256_slli_epi32::<16>(m[2 * t + 1]))
+        });
+        for c in 0..N {
+            let ab = a[c].add(k * k4::A_BYTES);
+            // The eight sub-block sums of the activation (|b_j| ≤ 32·128, an i16), packed
+            // as i16 pairs: i32 element 0, 1 of the low half = (b0, b1), (b2, b3); 4, 5 =
+            // (b4, b5), (b6, b7).
+            let b = _mm256_madd_epi16(_mm256_loadu_si256(ab.add(k4::A_BSUMS).cast()), ones);
+            let b = _mm256_packs_epi32(b, b);
+            let mut msum = _mm256_setzero_si256();
+            for (t, idx) in [0, 1, 4, 5].into_iter().enumerate() {
+                let pair = _mm256_permutevar8x32_epi32(b, _mm256_set1_epi32(idx));
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(m_pairs[t], pair));
+            }
+            let da = _mm256_set1_ps(ab.cast::<f32>().read_unaligned());
+            let t = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(dw, da));
+            acc[c] = _mm256_add_ps(acc[c], t);
+            let t = _mm256_mul_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin, da));
+            acc[c] = _mm256_sub_ps(acc[c], t);
+        }
+    }
+    for (c, acc) in acc.into_iter().enumerate() {
+        store(g, acc, out, v0 + c);
+    }
+}
+
+/// `k4::pack_panel` with 8×8 transposes of 4-byte groups: the quants of a 64-element chunk
+/// of eight rows are eight 32-byte loads and eight stores.
+///
+/// # Safety
+/// Each of `rows` holds `nb` Q4_K super-blocks; `dst` holds `nb` panel blocks; AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn pack_k4(nb: usize, rows: &[&[u8]; LANES], dst: &mut [u8]) {
+    for k in 0..nb {
+        let out = dst[k * LANES * k4::W_BYTES..][..LANES * k4::W_BYTES].as_mut_ptr();
+        let blk: [*const u8; LANES] = std::array::from_fn(|i| rows[i][k * k4::W_BYTES..].as_ptr());
+        for chunk in 0..4 {
+            let mut u = [_mm256_setzero_si256(); LANES];
+            for (x, b) in u.iter_mut().zip(&blk) {
+                *x = _mm256_loadu_si256(b.add(16 + 32 * chunk).cast());
+            }
+            for (h, x) in transpose8(u).into_iter().enumerate() {
+                _mm256_storeu_si256(out.add(256 * chunk + 32 * h).cast(), x);
+            }
+        }
+        for (i, b) in blk.iter().enumerate() {
+            let head = b.cast::<u16>();
+            out.add(k4::P_D + 2 * i)
+                .cast::<u16>()
+                .write_unaligned(head.read_unaligned());
+            out.add(k4::P_DMIN + 2 * i)
+                .cast::<u16>()
+                .write_unaligned(head.add(1).read_unaligned());
+            for s in 0..3 {
+                let v = b.add(4 + 4 * s).cast::<u32>().read_unaligned();
+                out.add(k4::P_SCALES + 32 * s + 4 * i)
+                    .cast::<u32>()
+                    .write_unaligned(v);
+            }
+        }
     }
 }
