@@ -132,7 +132,7 @@ pub struct BenchArgs {
     /// Print one JSON object per depth, one a line.
     #[arg(long)]
     json: bool,
-    /// Rewrite dense Q4_0/Q4_1/Q8_0 matrices at load into the panels this CPU's kernels
+    /// Rewrite dense Q4_0/Q4_1/Q8_0/Q4_K matrices at load into the panels this CPU's kernels
     /// read directly (`off`: run on the file's rows, to measure the lever).
     #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     repack: bool,

@@ -14,7 +14,7 @@
 //! * activation pairing: [`dot::activation_type`], the one table every kernel reads;
 //! * kernels: `dot/scalar.rs` (the reference), `dot/x86/int/mod.rs` and `dot/x86/float.rs`
 //!   (tables per level), `dot/neon/mod.rs` (`pick!`), listing which body serves which type;
-//! * matmul: `matmul.rs` runs the row-lane kernels of `lanes/` for Q4_0, Q4_1 and Q8_0 at the
+//! * matmul: `matmul.rs` runs the row-lane kernels of `lanes/` for Q4_0, Q4_1, Q8_0 and Q4_K at the
 //!   scalar and x86 levels ([`matmul::arithmetic`] says which), the dot kernels otherwise;
 //! * f32 slices (attention's dot and axpy): [`float_ops`].
 //!

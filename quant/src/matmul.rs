@@ -1,6 +1,6 @@
 //! Several weight rows times one or more quantized activation vectors, written into an
 //! output laid out `[vector][row]`, so that threads can each take a range of rows. Weights
-//! are rows as a GGUF file stores them, or, for Q4_0/Q4_1/Q8_0, panels rewritten once by
+//! are rows as a GGUF file stores them, or, for Q4_0/Q4_1/Q8_0/Q4_K, panels rewritten once by
 //! [`repack`] for the row-lane kernels ([`WeightLayout`]).
 //!
 //! ```
@@ -460,7 +460,7 @@ pub enum WeightLayout {
 }
 
 /// Whether weights of type `ty` can be rewritten into [`WeightLayout::Panels`] (Q4_0,
-/// Q4_1 and Q8_0).
+/// Q4_1, Q8_0 and Q4_K).
 pub fn can_repack(ty: GgmlType) -> bool {
     lanes::supports(ty)
 }
@@ -541,7 +541,7 @@ pub fn matmul(
 }
 
 /// Which arithmetic [`matmul`] uses for weight type `ty` in [`WeightLayout::Rows`] at
-/// `level`: `"row-lane"` (Q4_0, Q4_1 and Q8_0 at the scalar and x86 levels, and always for
+/// `level`: `"row-lane"` (Q4_0, Q4_1, Q8_0 and Q4_K at the scalar and x86 levels, and always for
 /// panels: eight rows per vector, a panel GEMM; see the `lanes` module) or `"dot"` (the [`crate::dot`] kernels, bit for bit
 /// [`crate::vec_dot`]).
 pub fn arithmetic(level: CpuLevel, ty: GgmlType) -> &'static str {

@@ -38,7 +38,7 @@ pub struct LoadOptions {
     /// then sleeps. Spinning makes the ~250 small ops of a decoded token start in under a
     /// microsecond; zero saves battery (a phone on battery, a background assistant).
     pub idle_spin: Duration,
-    /// Rewrite the dense Q4_0/Q4_1/Q8_0 matrices at load into the row-lane panels this
+    /// Rewrite the dense Q4_0/Q4_1/Q8_0/Q4_K matrices at load into the row-lane panels this
     /// CPU's kernels read directly, where that is faster (x86 with AVX2 or AVX-512): in
     /// place in the private mapping, so resident memory stays the file's size. Decode runs
     /// about 3× faster per matrix; loading touches every dense weight once. Skipped when

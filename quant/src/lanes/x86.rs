@@ -59,8 +59,6 @@ pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
             // and F16C, and AVX-512 F/BW/VL/VNNI when `level` is Avx512 (`has_simd`).
             unsafe {
                 match (panel.is_null(), vnni) {
-                    (false, true) if p.f.super_blocks => gemm_k4_vnni(p, &group, panel, out),
-                    (false, false) if p.f.super_blocks => gemm_k4_avx2(p, &group, panel, out),
                     (false, true) => gemm_vnni(p, &group, panel, out),
                     (false, false) => gemm_avx2(p, &group, panel, out),
                     (true, true) => matvec_vnni(p, &group, out),
@@ -379,8 +377,8 @@ unsafe fn transpose8(u: [__m256i; LANES]) -> [__m256i; LANES] {
     out
 }
 
-/// The group's panel (see the `lanes` module docs) against every activation row,
-/// [`TILE_VECS`] at a time.
+/// The group's panel (see the `lanes` module docs, and [`k4`] for Q4_K) against every
+/// activation row, [`TILE_VECS`] at a time.
 ///
 /// # Safety
 /// `p` checked; `panel` holds the group's `nb` panel blocks; AVX2, FMA and F16C available,
@@ -389,12 +387,28 @@ unsafe fn transpose8(u: [__m256i; LANES]) -> [__m256i; LANES] {
 unsafe fn gemm<D: IntDot>(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
     let mut v = 0;
     while v + TILE_VECS <= p.n_vecs {
-        tile::<D, TILE_VECS>(p, g, panel, v, out);
+        tile_of::<D, TILE_VECS>(p, g, panel, v, out);
         v += TILE_VECS;
     }
     while v < p.n_vecs {
-        tile::<D, 1>(p, g, panel, v, out);
+        tile_of::<D, 1>(p, g, panel, v, out);
         v += 1;
+    }
+}
+
+/// [`tile_k4`] for Q4_K panels, [`tile`] for the others.
+#[inline(always)]
+unsafe fn tile_of<D: IntDot, const N: usize>(
+    p: &Problem<'_>,
+    g: &Group,
+    panel: *const u8,
+    v0: usize,
+    out: &mut OutputTile<'_>,
+) {
+    if p.f.super_blocks {
+        tile_k4::<D, N>(p, g, panel, v0, out);
+    } else {
+        tile::<D, N>(p, g, panel, v0, out);
     }
 }
 
@@ -465,46 +479,6 @@ unsafe fn tile<D: IntDot, const N: usize>(
     for (c, acc) in acc.into_iter().enumerate() {
         store(g, acc, out, v0 + c);
     }
-}
-
-/// [`gemm`] for Q4_K panels (see [`k4`]): [`TILE_VECS`] activation rows at a time.
-///
-/// # Safety
-/// As [`gemm`], with a Q4_K panel.
-#[inline(always)]
-unsafe fn gemm_k4<D: IntDot>(
-    p: &Problem<'_>,
-    g: &Group,
-    panel: *const u8,
-    out: &mut OutputTile<'_>,
-) {
-    let mut v = 0;
-    while v + TILE_VECS <= p.n_vecs {
-        tile_k4::<D, TILE_VECS>(p, g, panel, v, out);
-        v += TILE_VECS;
-    }
-    while v < p.n_vecs {
-        tile_k4::<D, 1>(p, g, panel, v, out);
-        v += 1;
-    }
-}
-
-/// [`gemm_k4`] built for AVX2.
-///
-/// # Safety
-/// As [`gemm_k4`].
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm_k4_avx2(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
-    gemm_k4::<Avx2>(p, g, panel, out)
-}
-
-/// [`gemm_k4`] built for AVX-512 VNNI.
-///
-/// # Safety
-/// As [`gemm_k4`], with AVX-512 F/BW/VL/VNNI available.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn gemm_k4_vnni(p: &Problem<'_>, g: &Group, panel: *const u8, out: &mut OutputTile<'_>) {
-    gemm_k4::<Vnni>(p, g, panel, out)
 }
 
 /// The eight rows' 6-bit scales and minimums of a Q4_K panel block, as i32 lanes per
