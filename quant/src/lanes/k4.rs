@@ -89,8 +89,8 @@ pub(super) fn row_dot(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     for k in 0..nb {
         let wb = &w[k * W_BYTES..(k + 1) * W_BYTES];
         let ab = &a[k * A_BYTES..(k + 1) * A_BYTES];
-        let scales: &[u8; 12] = wb[4..16].try_into().expect("12 scale bytes");
-        let (sc, m) = unpack_k4_scale_min(scales);
+        let scales: [u8; 12] = std::array::from_fn(|i| wb[4 + i]);
+        let (sc, m) = unpack_k4_scale_min(&scales);
         let mut isum = 0i32;
         let mut msum = 0i32;
         for j in 0..8 {
@@ -110,7 +110,7 @@ pub(super) fn row_dot(nb: usize, w: &[u8], a: &[u8]) -> f32 {
             };
             msum += i32::from(m[j]) * (bsum(2 * j) + bsum(2 * j + 1));
         }
-        let da = f32::from_le_bytes(ab[0..4].try_into().expect("4 bytes"));
+        let da = f32::from_le_bytes([ab[0], ab[1], ab[2], ab[3]]);
         acc += isum as f32 * (f16_at(wb, 0) * da);
         acc -= msum as f32 * (f16_at(wb, 2) * da);
     }
