@@ -369,11 +369,11 @@ fn kernel_paths(model: &Model) -> Vec<KernelUse> {
     by_type
 }
 
-/// The matmul arithmetic of `ty` in `model`, with ` panels` when its dense matrices were
+/// The matmul arithmetic of `ty` in `model`, with ` panels` when matrices of that type were
 /// repacked at load.
 fn matmul_path(model: &Model, ty: GgmlType) -> String {
     let arithmetic = fennec_quant::matmul::arithmetic(fennec_quant::cpu::level(), ty);
-    if model.repacked_bytes() > 0 && fennec_quant::matmul::repack_pays_off(ty) {
+    if model.repacked_types().contains(&ty) {
         format!("{arithmetic} panels")
     } else {
         arithmetic.to_string()

@@ -14,6 +14,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use error::{GgufError, Result};
@@ -50,6 +51,23 @@ impl Bytes {
     }
 }
 
+/// The page-aligned span of `range` within `map`, `(address, length)`: what `madvise` and
+/// `mprotect` take. `None` for an empty range or one past the end.
+#[cfg(unix)]
+pub(crate) fn page_span(map: &[u8], range: Range<usize>) -> Option<(*mut libc::c_void, usize)> {
+    if range.is_empty() || range.end > map.len() {
+        return None;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let start = map.as_ptr() as usize + range.start;
+    let aligned = start / page * page;
+    Some((
+        aligned as *mut libc::c_void,
+        range.end - range.start + (start - aligned),
+    ))
+}
+
 /// Runs `edit` on `range` (in bounds) of the private mapping `map`, writable meanwhile.
 #[cfg(unix)]
 fn edit_mapped<R>(
@@ -57,19 +75,14 @@ fn edit_mapped<R>(
     range: std::ops::Range<usize>,
     edit: impl FnOnce(&mut [u8]) -> R,
 ) -> std::io::Result<R> {
-    if range.is_empty() {
+    let Some((aligned, span)) = page_span(&map[..], range.clone()) else {
         return Ok(edit(&mut []));
-    }
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-    let start = map.as_ptr() as usize + range.start;
-    let aligned = start / page * page;
-    let span = start + range.len() - aligned;
+    };
     let protect = |prot: libc::c_int| {
         // SAFETY: [aligned, aligned + span) lies within the mapping's pages (memmap2 maps
         // from the page below its first byte, and the kernel maps whole pages); `map` is
         // borrowed mutably, so no reference into it is live while its protection changes.
-        let rc = unsafe { libc::mprotect(aligned as *mut libc::c_void, span, prot) };
+        let rc = unsafe { libc::mprotect(aligned, span, prot) };
         if rc == 0 {
             Ok(())
         } else {

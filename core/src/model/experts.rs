@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::gguf::page_span;
 
 /// Which `madvise` hint Fennec gives for the experts a batch routes to, just before reading them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -282,21 +283,6 @@ impl ExpertResidency {
             pin_error: pins.error.clone(),
         }
     }
-}
-
-/// The page-aligned span of `range` within `map`: (address, length).
-fn page_span(map: &[u8], range: Range<usize>) -> Option<(*mut libc::c_void, usize)> {
-    if range.is_empty() || range.end > map.len() {
-        return None;
-    }
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-    let start = map.as_ptr() as usize + range.start;
-    let aligned = start / page * page;
-    Some((
-        aligned as *mut libc::c_void,
-        range.end - range.start + (start - aligned),
-    ))
 }
 
 /// A best-effort `madvise` on part of the mapping (a hint: failure changes nothing).

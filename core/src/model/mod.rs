@@ -107,6 +107,8 @@ pub struct Model {
     fingerprint: OnceLock<[u8; 32]>,
     /// Bytes of weights rewritten into row-lane panels at load ([`LoadOptions::repack`]).
     repacked_bytes: u64,
+    /// The weight types of those matrices.
+    repacked_types: Vec<fennec_quant::GgmlType>,
 }
 
 // Bindings share one model between threads; keep it so.
@@ -153,14 +155,14 @@ impl Model {
         // The fingerprint hashes the file's bytes as stored, so it is taken before any
         // rewrite: a session saved with repacking on restores with it off, and back.
         let fingerprint = OnceLock::new();
-        let mut repacked_bytes = 0;
+        let (mut repacked_bytes, mut repacked_types) = (0, Vec::new());
         if opts.repack {
             let _ = fingerprint.set(file_fingerprint(&file));
             let (matrices, lookup) = match &mut arch {
                 Architecture::Llama(m) => m.tensors_mut(),
                 Architecture::Llama4(m) => m.tensors_mut(),
             };
-            repacked_bytes = repack::repack_matrices(&mut file, matrices, lookup);
+            (repacked_bytes, repacked_types) = repack::repack_matrices(&mut file, matrices, lookup);
         }
         let pool = Arc::new(ThreadPool::new(opts.n_threads, opts.idle_spin)?);
         let tokenizer = Tokenizer::from_gguf(file.metadata())
@@ -180,6 +182,7 @@ impl Model {
             chat_template,
             fingerprint,
             repacked_bytes,
+            repacked_types,
         }))
     }
 
@@ -284,6 +287,11 @@ impl Model {
     /// ([`LoadOptions::repack`]); 0 when nothing was.
     pub fn repacked_bytes(&self) -> u64 {
         self.repacked_bytes
+    }
+
+    /// The weight types of the matrices repacked at load (empty when none were).
+    pub fn repacked_types(&self) -> &[fennec_quant::GgmlType] {
+        &self.repacked_types
     }
 
     /// A hash identifying this model: SHA-256 over the GGUF header (metadata and tensor

@@ -11,13 +11,15 @@
 use std::collections::HashSet;
 
 use fennec_quant::matmul::{repack, repack_pays_off, WeightLayout};
+use fennec_quant::GgmlType;
 
 use super::weights::TensorRef;
+use crate::error::Error;
 use crate::gguf::GgufFile;
 
 /// Rewrites each of `matrices` whose type this CPU's kernels read faster as panels, and
 /// marks it (and `lookup` tensors that share its bytes, such as a tied token embedding)
-/// [`WeightLayout::Panels`]. Returns the bytes rewritten. Nothing is repacked when the
+/// [`WeightLayout::Panels`]. Returns the bytes rewritten and the types they hold. Nothing is repacked when the
 /// matrices would take more than half of physical memory: a model larger than memory pages
 /// from its file, which private copies cannot. A matrix that cannot be rewritten (its
 /// pages cannot be made writable) stays as rows, with a warning: the model still runs.
@@ -25,7 +27,7 @@ pub(crate) fn repack_matrices(
     file: &mut GgufFile,
     matrices: Vec<&mut TensorRef>,
     lookup: Vec<&mut TensorRef>,
-) -> u64 {
+) -> (u64, Vec<GgmlType>) {
     let mut marked = matrices;
     marked.retain(|t| repack_pays_off(t.ty) && t.layout == WeightLayout::Rows);
     let mut todo: Vec<TensorRef> = Vec::new();
@@ -42,18 +44,22 @@ pub(crate) fn repack_matrices(
             memory,
             "not repacking: the matrices exceed half of memory"
         );
-        return 0;
+        return (0, Vec::new());
     }
-    let mut done = HashSet::new();
+    let (mut done, mut bytes, mut types) = (HashSet::new(), 0, Vec::new());
     for t in &todo {
-        let rewritten = file.edit_in_memory(t.start..t.start + t.len, |bytes| {
-            repack(t.ty, t.n_in, bytes)
-        });
+        let rewritten = file
+            .edit_in_memory(t.start..t.start + t.len, |b| repack(t.ty, t.n_in, b))
+            .map_err(Error::from)
+            .and_then(|r| r.map_err(Error::from));
         match rewritten {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 done.insert(t.start);
+                bytes += t.len as u64;
+                if !types.contains(&t.ty) {
+                    types.push(t.ty);
+                }
             }
-            Ok(Err(e)) => tracing::warn!("matrix at byte {} stays as rows: {e}", t.start),
             Err(e) => tracing::warn!("matrix at byte {} stays as rows: {e}", t.start),
         }
     }
@@ -62,17 +68,12 @@ pub(crate) fn repack_matrices(
             t.layout = WeightLayout::Panels;
         }
     }
-    let bytes = todo
-        .iter()
-        .filter(|t| done.contains(&t.start))
-        .map(|t| t.len as u64)
-        .sum();
     tracing::debug!(
         tensors = done.len(),
         bytes,
         "repacked matrices into row-lane panels"
     );
-    bytes
+    (bytes, types)
 }
 
 /// Bytes of physical memory, where the system says.
