@@ -73,16 +73,20 @@ impl Pair for Q2K {
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
         let packed = _mm_loadu_si128(w.cast());
         let mins = _mm_and_si128(_mm_srli_epi16::<4>(packed), _mm_set1_epi8(0x0F));
-        let sc = _mm256_broadcastsi128_si256(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
+        let sc = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+        // The sixteen 4-bit scales as i16: sub-blocks 0..8, then 8..16, each in both halves.
+        let scales = [
+            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc)),
+            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128::<8>(sc))),
+        ];
         let mut acc = _mm256_setzero_si256();
-        for half in 0..2 {
+        for (half, &sc16) in scales.iter().enumerate() {
             let qv = load256(w.add(16 + 32 * half));
             for shift in 0..4 {
                 let q = _mm256_and_si256(srl16(qv, 2 * shift as u32), _mm256_set1_epi8(3));
                 let y = load256(a.add(Q8K_QS + 128 * half + 32 * shift));
                 let p = _mm256_maddubs_epi16(q, y);
-                let k = 8 * half + 2 * shift;
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc, k)));
+                acc = I::madd_acc(acc, p, pick_pair16(sc16, 2 * shift));
             }
         }
         let ad = f32_at(a);
@@ -94,6 +98,18 @@ impl Pair for Q2K {
             dmin: f16_at(w.add(82)) * ad,
         }
     }
+}
+
+/// From eight i16 scales held in both 128-bit halves of `sc16`, scale `j` in every i16 lane
+/// of the low half and scale `j + 1` in the high half (one in-lane shuffle).
+#[inline(always)]
+unsafe fn pick_pair16(sc16: __m256i, j: usize) -> __m256i {
+    let lo = i16::from_le_bytes([2 * j as u8, 2 * j as u8 + 1]);
+    let hi = lo + 0x0202;
+    _mm256_shuffle_epi8(
+        sc16,
+        _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo)),
+    )
 }
 
 impl Pair for Q3K {

@@ -47,6 +47,13 @@ pub(super) trait Isa {
     /// # Safety
     /// Only inline into functions compiled with the ISA's features.
     unsafe fn dot_u8i8(u: __m256i, s: __m256i) -> __m256i;
+
+    /// `acc` plus, in lane `k`, `p[2k]·s[2k] + p[2k+1]·s[2k+1]` (i16 products, wrapping i32
+    /// sums as `vpmaddwd` + `vpaddd`).
+    ///
+    /// # Safety
+    /// As [`Isa::dot_u8i8`].
+    unsafe fn madd_acc(acc: __m256i, p: __m256i, s: __m256i) -> __m256i;
 }
 
 /// AVX2: `vpmaddubsw` into i16 pairs (at most 2·128·128 in magnitude, so no saturation
@@ -61,12 +68,23 @@ impl Isa for Avx2 {
     unsafe fn dot_u8i8(u: __m256i, s: __m256i) -> __m256i {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
+
+    #[inline(always)]
+    unsafe fn madd_acc(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+    }
 }
 
 impl Isa for Vnni {
     #[inline(always)]
     unsafe fn dot_u8i8(u: __m256i, s: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+
+    /// `vpdpwssd`: the multiply and the add in one instruction.
+    #[inline(always)]
+    unsafe fn madd_acc(acc: __m256i, p: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, p, s)
     }
 }
 
@@ -437,8 +455,9 @@ pub(super) fn avx2(w: GgmlType) -> Option<VecDotFn> {
     })
 }
 
-/// AVX-512 kernels: VNNI for the 32-element types, 512-bit bodies for Q4_K and Q6_K, the
-/// AVX2 bodies for the other K-quants.
+/// AVX-512 kernels: VNNI for the 32-element types and Q2_K (`vpdpwssd` applies its
+/// sub-block scales), 512-bit bodies for Q4_K and Q6_K, the AVX2 bodies for the other
+/// K-quants.
 pub(super) fn avx512(w: GgmlType) -> Option<VecDotFn> {
     use GgmlType as T;
     Some(match w {
@@ -450,6 +469,7 @@ pub(super) fn avx512(w: GgmlType) -> Option<VecDotFn> {
         T::Iq4Nl => vnni_dot::<Iq4Nl>,
         T::Q4K => vnni_dot::<Q4KZmm>,
         T::Q6K => vnni_dot::<Q6KZmm>,
+        T::Q2K => vnni_dot::<Q2K>,
         _ => return avx2(w),
     })
 }
