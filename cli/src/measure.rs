@@ -194,6 +194,12 @@ struct DepthResult {
     /// Expert routings of the measured reps.
     pp_hits: u64,
     tg_hits: u64,
+    /// Bytes read from storage during the measured reps (`None`: no /proc).
+    pp_read: Option<u64>,
+    tg_read: Option<u64>,
+    /// CPU seconds (user, system) of all threads during the measured reps.
+    pp_cpu: (f64, f64),
+    tg_cpu: (f64, f64),
 }
 
 /// Runs `fennec bench`: like llama-bench, prompt processing and generation measured
@@ -273,6 +279,8 @@ fn bench_depth(
     let context = tokens.take(depth);
     let mut r = DepthResult {
         depth,
+        pp_read: disk_read_bytes().map(|_| 0),
+        tg_read: disk_read_bytes().map(|_| 0),
         ..DepthResult::default()
     };
     for rep in 0..=args.reps {
@@ -280,20 +288,24 @@ fn bench_depth(
             bar.set_message(format!("prompt @ depth {depth}"));
             let prompt = tokens.take(args.n_prompt);
             fill_depth(session, &context)?;
-            let (faults, hits) = (major_faults(), expert_hits(model));
+            let (faults, hits, read) = (major_faults(), expert_hits(model), disk_read_bytes());
+            let cpu = cpu_seconds();
             let t = Instant::now();
             session.eval(&[Input::Tokens(&prompt)], Logits::Last)?;
             if rep > 0 {
                 r.pp.push(args.n_prompt as f64 / t.elapsed().as_secs_f64());
                 r.pp_faults += major_faults().saturating_sub(faults);
                 r.pp_hits += expert_hits(model) - hits;
+                add_read_since(&mut r.pp_read, read);
+                add_cpu_since(&mut r.pp_cpu, cpu);
             }
             bar.inc(1);
         }
         if args.n_gen > 0 {
             bar.set_message(format!("generate @ depth {depth}"));
             fill_depth(session, &context)?;
-            let (faults, hits) = (major_faults(), expert_hits(model));
+            let (faults, hits, read) = (major_faults(), expert_hits(model), disk_read_bytes());
+            let cpu = cpu_seconds();
             let t = Instant::now();
             for _ in 0..args.n_gen {
                 session.eval(&[Input::Tokens(&[tokens.next()])], Logits::Last)?;
@@ -302,11 +314,29 @@ fn bench_depth(
                 r.tg.push(args.n_gen as f64 / t.elapsed().as_secs_f64());
                 r.tg_faults += major_faults().saturating_sub(faults);
                 r.tg_hits += expert_hits(model) - hits;
+                add_read_since(&mut r.tg_read, read);
+                add_cpu_since(&mut r.tg_cpu, cpu);
             }
             bar.inc(1);
         }
     }
     Ok(r)
+}
+
+/// Adds the bytes read from storage since `before` to `total` (which stays `None` once a
+/// reading of /proc failed).
+fn add_read_since(total: &mut Option<u64>, before: Option<u64>) {
+    *total = total
+        .zip(before)
+        .zip(disk_read_bytes())
+        .map(|((sum, before), now)| sum + now.saturating_sub(before));
+}
+
+/// Adds the CPU seconds (user, system) used since `before` to `total`.
+fn add_cpu_since(total: &mut (f64, f64), before: (f64, f64)) {
+    let now = cpu_seconds();
+    total.0 += now.0 - before.0;
+    total.1 += now.1 - before.1;
 }
 
 /// Leaves exactly `context` in the session, untimed: by dropping what a previous test
@@ -398,14 +428,19 @@ fn bench_json(
 ) -> serde_json::Value {
     let (pp_mean, pp_sd) = mean_sd(&r.pp);
     let (tg_mean, tg_sd) = mean_sd(&r.tg);
+    let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let tg_tokens = (r.tg.len() * args.n_gen).max(1) as f64;
     let experts_json = model.expert_stats().map(|s| {
         json!({
             "pp_hits": r.pp_hits, "tg_hits": r.tg_hits,
+            "tg_routed_mb_per_token": mb(r.tg_hits * s.expert_bytes) / tg_tokens,
             "used": s.experts_used(),
             "total": s.layers.iter().map(|l| l.hits.len()).sum::<usize>(),
             "expert_mb": s.expert_bytes as f64 / (1024.0 * 1024.0),
             "pinned_mb": s.pinned_bytes as f64 / (1024.0 * 1024.0),
             "pin_error": s.pin_error,
+            "expert_uses": s.expert_uses, "prefetched": s.prefetched,
+            "prefetch_hits": s.prefetch_hits,
             "hits_per_layer": s.layers.iter().map(|l| &l.hits).collect::<Vec<_>>(),
         })
     });
@@ -419,6 +454,10 @@ fn bench_json(
         "file_mb": summary.file_mb, "kv_mb": summary.kv_mb, "experts": experts_json,
         "repacked_mb": model.repacked_bytes() as f64 / (1024.0 * 1024.0),
         "disk_read_mb": summary.disk_read_mb,
+        "pp_read_mb": r.pp_read.map(mb), "tg_read_mb": r.tg_read.map(mb),
+        "tg_read_mb_per_token": r.tg_read.map(|b| mb(b) / tg_tokens),
+        "pp_cpu_user_s": r.pp_cpu.0, "pp_cpu_sys_s": r.pp_cpu.1,
+        "tg_cpu_user_s": r.tg_cpu.0, "tg_cpu_sys_s": r.tg_cpu.1,
         "kernels": summary.kernels.iter().map(|k| json!({
             "type": k.ty.to_string(), "path": k.path, "matmul": k.matmul, "mb": k.mb,
         })).collect::<Vec<_>>(),
@@ -494,6 +533,17 @@ fn major_faults() -> u64 {
         return 0;
     }
     u64::try_from(usage.ru_majflt).unwrap_or(0)
+}
+
+/// CPU seconds (user, system) this process has used so far, all threads (0 where unavailable).
+fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage only fills the zeroed plain C struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    (secs(usage.ru_utime), secs(usage.ru_stime))
 }
 
 /// Peak resident set size of this process in MB (from /proc, 0 where unavailable).

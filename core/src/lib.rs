@@ -112,7 +112,7 @@ pub use generate::{CancelHandle, Completion, GenerateOptions, Piece, Stats, Stop
 pub use kv_cache::KvType;
 pub use model::{
     ExpertAdvice, ExpertLayerStats, ExpertResidencyOptions, ExpertStats, Llama4Hparams,
-    Llama4LayerKind, LlamaHparams, LoadOptions, Model,
+    Llama4LayerKind, LlamaHparams, LoadOptions, Model, DEFAULT_EXPERT_LOOKAHEAD,
 };
 pub use sampler::SamplerOptions;
 pub use session::{Input, Logits, Session, SessionOptions, EMBEDDING_TOKEN, MAX_CTX};

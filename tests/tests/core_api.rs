@@ -416,6 +416,7 @@ fn hostile_arguments_get_errors_not_panics() {
     model.set_expert_residency(fennec_core::ExpertResidencyOptions {
         advice: fennec_core::ExpertAdvice::Random,
         cache_bytes: u64::MAX,
+        lookahead: usize::MAX,
     });
     let file = std::fs::File::open(smollm2_path()).unwrap();
     let opts = LoadOptions::with_threads(1);

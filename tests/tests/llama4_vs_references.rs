@@ -500,3 +500,54 @@ fn the_chat_template_renders_the_golden_conversation_as_transformers() {
         .unwrap();
     assert_eq!(rendered, g["text"].as_str().unwrap());
 }
+
+#[test]
+fn predicted_expert_read_ahead_changes_no_logit_and_counts_its_predictions() {
+    // Decode token by token (the case read-ahead is for), with and without prediction.
+    let decode = |model: &Arc<Model>, tokens: &[u32]| -> Vec<f32> {
+        let mut s = session(model, tokens.len(), 1);
+        let mut out = Vec::new();
+        for &t in tokens {
+            out.extend_from_slice(s.eval(&[Input::Tokens(&[t])], Logits::Last).unwrap());
+        }
+        out
+    };
+    for name in ["chunked", "maverick"] {
+        let model = load(&format!("{name}.f32.gguf"));
+        let tokens = ids(&golden(name)["ids"]);
+        assert_eq!(
+            model.expert_stats().unwrap().prefetched,
+            0,
+            "off by default"
+        );
+        let plain = decode(&model, &tokens);
+        let before = model.expert_stats().unwrap();
+        assert_eq!(before.prefetched, 0);
+        assert_eq!(before.prefetch_hits, 0);
+        model.set_expert_residency(ExpertResidencyOptions {
+            lookahead: 2,
+            ..Default::default()
+        });
+        let predicted = decode(&model, &tokens);
+        assert!(
+            plain
+                .iter()
+                .zip(&predicted)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: read-ahead changed the logits"
+        );
+        let after = model.expert_stats().unwrap();
+        let uses = after.expert_uses - before.expert_uses;
+        let n_moe = after.layers.len() as u64;
+        let k = model.llama4_hparams().unwrap().n_expert_used as u64;
+        // One token per batch: each MoE layer uses exactly k experts.
+        assert_eq!(uses, n_moe * k * tokens.len() as u64, "{name}");
+        // Each layer is predicted from up to three hidden states (lookahead 2 plus the
+        // current layer), each naming k experts, and an expert is queued once per batch.
+        assert!(after.prefetched > 0, "{name}");
+        assert!(after.prefetched <= 3 * uses, "{name}: {after:?}");
+        // The hidden state entering a layer predicts some of its own routing.
+        assert!(after.prefetch_hits > 0, "{name}: {after:?}");
+        assert!(after.prefetch_hits <= uses.min(after.prefetched), "{name}");
+    }
+}

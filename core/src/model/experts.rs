@@ -1,13 +1,16 @@
 //! Residency of MoE expert weights in the mapped file: hit counters, `madvise` hints for the
-//! experts a batch is about to read, and an optional budget of pinned (`mlock`ed) hot experts.
+//! experts a batch is about to read, reads of predicted experts ahead of their layer on a
+//! background thread, and an optional budget of pinned (`mlock`ed) hot experts.
 //!
 //! Expert weights are never copied: they are read straight from the mapping, and the kernel
 //! pages them in on first touch. This module only steers the page cache.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::gguf::page_span;
@@ -53,13 +56,31 @@ impl FromStr for ExpertAdvice {
     }
 }
 
+/// MoE layers ahead whose experts are predicted and read in the background by default.
+pub const DEFAULT_EXPERT_LOOKAHEAD: usize = 0;
+
 /// How expert weights are kept in memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExpertResidencyOptions {
     /// Hint given for routed experts.
     pub advice: ExpertAdvice,
     /// Bytes of the most-used experts to pin in RAM (`mlock`); 0 = none, everything pages.
     pub cache_bytes: u64,
+    /// At the start of each layer, the experts of the next MoE layers up to this many ahead
+    /// (and of the current one) are predicted by applying their routers to the hidden state
+    /// as it is now, and a background thread asks the OS to read them (`MADV_WILLNEED`), so
+    /// that reading experts from storage overlaps the compute before them. 0 = off.
+    pub lookahead: usize,
+}
+
+impl Default for ExpertResidencyOptions {
+    fn default() -> Self {
+        Self {
+            advice: ExpertAdvice::default(),
+            cache_bytes: 0,
+            lookahead: DEFAULT_EXPERT_LOOKAHEAD,
+        }
+    }
 }
 
 /// Expert usage and residency of one MoE layer.
@@ -86,6 +107,12 @@ pub struct ExpertStats {
     pub budget_bytes: u64,
     /// Why pinning stopped, if the OS refused it.
     pub pin_error: Option<String>,
+    /// Experts (layer, expert) a batch used: each counted once per batch that routes to it.
+    pub expert_uses: u64,
+    /// Experts predicted ahead of their layer and handed to the background reader.
+    pub prefetched: u64,
+    /// Of [`expert_uses`](Self::expert_uses), those predicted ahead within the same batch.
+    pub prefetch_hits: u64,
 }
 
 impl ExpertStats {
@@ -115,6 +142,79 @@ struct Pins {
     ranked: Vec<(u64, usize, usize)>,
 }
 
+/// Spans of the mapping waiting for the background reader, as (address, length).
+#[derive(Debug, Default)]
+struct PrefetchQueue {
+    spans: Mutex<(VecDeque<(usize, usize)>, bool)>,
+    ready: Condvar,
+}
+
+/// A thread that asks the kernel to read queued spans of the mapping (`MADV_WILLNEED`), off
+/// the compute threads (each call allocates and submits the span's pages, ~3 ms per 40 MB).
+#[derive(Debug)]
+struct Prefetcher {
+    queue: Arc<PrefetchQueue>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    fn spawn() -> std::io::Result<Self> {
+        let queue = Arc::new(PrefetchQueue::default());
+        let worker = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name("fennec-prefetch".into())
+            .spawn(move || read_ahead_loop(&worker))?;
+        Ok(Self {
+            queue,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a span; when the reader has fallen this far behind, the oldest (stalest)
+    /// prediction is dropped instead of growing the queue.
+    fn push(&self, span: (usize, usize)) {
+        const MAX_QUEUED: usize = 1024;
+        let mut guard = self.queue.spans.lock().expect("prefetch queue");
+        if guard.0.len() >= MAX_QUEUED {
+            guard.0.pop_front();
+        }
+        guard.0.push_back(span);
+        drop(guard);
+        self.queue.ready.notify_one();
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.queue.spans.lock() {
+            guard.1 = true;
+        }
+        self.queue.ready.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The prefetch thread: advises each queued span until the queue is closed.
+fn read_ahead_loop(queue: &PrefetchQueue) {
+    let mut guard = queue.spans.lock().expect("prefetch queue");
+    loop {
+        if let Some((addr, len)) = guard.0.pop_front() {
+            drop(guard);
+            // SAFETY: a hint on a span that lay within the read-only mapping when it was
+            // queued; WILLNEED never changes contents, and on a span unmapped since (the
+            // model dropped) the kernel only returns an error, which is ignored.
+            unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_WILLNEED) };
+            guard = queue.spans.lock().expect("prefetch queue");
+        } else if guard.1 {
+            return;
+        } else {
+            guard = queue.ready.wait(guard).expect("prefetch queue");
+        }
+    }
+}
+
 /// Counters and residency control of a model's experts.
 #[derive(Debug)]
 pub(crate) struct ExpertResidency {
@@ -126,6 +226,15 @@ pub(crate) struct ExpertResidency {
     batches: AtomicU64,
     /// The current [`ExpertAdvice`] (its index), read on every routed expert without a lock.
     advice: AtomicU8,
+    /// The current lookahead in MoE layers (0 = no prediction).
+    lookahead: AtomicUsize,
+    /// `[layer][expert]`: 1 + the batch in which the expert was last handed to the reader.
+    requested: Vec<Vec<AtomicU64>>,
+    expert_uses: AtomicU64,
+    prefetched: AtomicU64,
+    prefetch_hits: AtomicU64,
+    /// Started on the first prediction; `None` inside when the thread could not start.
+    prefetcher: OnceLock<Option<Prefetcher>>,
     pins: Mutex<Pins>,
 }
 
@@ -139,15 +248,26 @@ impl ExpertResidency {
             .iter()
             .map(|l| l.iter().map(|_| AtomicU64::new(0)).collect())
             .collect();
+        let requested = ranges
+            .iter()
+            .map(|l| l.iter().map(|_| AtomicU64::new(0)).collect())
+            .collect();
         let pinned = ranges.iter().map(|l| vec![false; l.len()]).collect();
+        let options = ExpertResidencyOptions::default();
         Self {
             layers,
             ranges,
             hits,
             batches: AtomicU64::new(0),
-            advice: AtomicU8::new(ExpertAdvice::default().index()),
+            advice: AtomicU8::new(options.advice.index()),
+            lookahead: AtomicUsize::new(options.lookahead),
+            requested,
+            expert_uses: AtomicU64::new(0),
+            prefetched: AtomicU64::new(0),
+            prefetch_hits: AtomicU64::new(0),
+            prefetcher: OnceLock::new(),
             pins: Mutex::new(Pins {
-                options: ExpertResidencyOptions::default(),
+                options,
                 pinned,
                 pinned_bytes: 0,
                 error: None,
@@ -172,6 +292,7 @@ impl ExpertResidency {
         pins.options = options;
         pins.error = None;
         self.advice.store(options.advice.index(), Ordering::Relaxed);
+        self.lookahead.store(options.lookahead, Ordering::Relaxed);
         if was_random != is_random {
             let advice = if is_random {
                 libc::MADV_RANDOM
@@ -190,6 +311,10 @@ impl ExpertResidency {
     /// kernel to page the expert in.
     pub(crate) fn before_use(&self, map: &[u8], moe_index: usize, expert: usize, n_tokens: usize) {
         self.hits[moe_index][expert].fetch_add(n_tokens as u64, Ordering::Relaxed);
+        self.expert_uses.fetch_add(1, Ordering::Relaxed);
+        if self.requested[moe_index][expert].load(Ordering::Relaxed) == self.batch_mark() {
+            self.prefetch_hits.fetch_add(1, Ordering::Relaxed);
+        }
         let advice = match ExpertAdvice::from_index(self.advice.load(Ordering::Relaxed)) {
             ExpertAdvice::WillNeed => libc::MADV_WILLNEED,
             ExpertAdvice::Sequential => libc::MADV_SEQUENTIAL,
@@ -197,6 +322,39 @@ impl ExpertResidency {
         };
         for r in &self.ranges[moe_index][expert] {
             advise(map, r.clone(), advice);
+        }
+    }
+
+    /// MoE layers ahead whose experts the forward pass should predict (0 = none).
+    pub(crate) fn lookahead(&self) -> usize {
+        self.lookahead.load(Ordering::Relaxed)
+    }
+
+    /// Marks requests made in the current batch (never 0, the mark of "never requested").
+    fn batch_mark(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed) + 1
+    }
+
+    /// Hands a predicted expert of MoE layer `moe_index` to the background reader, once per
+    /// batch. Does nothing when the reader thread cannot run.
+    pub(crate) fn prefetch(&self, map: &[u8], moe_index: usize, expert: usize) {
+        let mark = self.batch_mark();
+        if self.requested[moe_index][expert].swap(mark, Ordering::Relaxed) == mark {
+            return;
+        }
+        let prefetcher = self.prefetcher.get_or_init(|| {
+            Prefetcher::spawn()
+                .map_err(|e| tracing::warn!("no expert read-ahead thread: {e}"))
+                .ok()
+        });
+        let Some(prefetcher) = prefetcher else {
+            return;
+        };
+        self.prefetched.fetch_add(1, Ordering::Relaxed);
+        for r in &self.ranges[moe_index][expert] {
+            if let Some((addr, len)) = page_span(map, r.clone()) {
+                prefetcher.push((addr as usize, len));
+            }
         }
     }
 
@@ -281,6 +439,9 @@ impl ExpertResidency {
             pinned_bytes: pins.pinned_bytes,
             budget_bytes: pins.options.cache_bytes,
             pin_error: pins.error.clone(),
+            expert_uses: self.expert_uses.load(Ordering::Relaxed),
+            prefetched: self.prefetched.load(Ordering::Relaxed),
+            prefetch_hits: self.prefetch_hits.load(Ordering::Relaxed),
         }
     }
 }

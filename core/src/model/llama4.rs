@@ -223,6 +223,9 @@ impl Llama4 {
         let (x, positions, b) = (&mut ws.x, &ws.positions, &mut ws.buffers);
 
         for (il, layer) in self.layers.iter().enumerate() {
+            let scratch = (&mut b.normed, &mut b.acts, &mut ws.moe);
+            self.prefetch_predicted_experts(il, x, scratch, file, pool)?;
+
             // Attention block: RoPE (+ QK norm) on chunked layers, temperature on NoPE ones.
             let weights = AttentionWeights {
                 norm: &layer.attn_norm,
@@ -275,6 +278,51 @@ impl Llama4 {
 
         // Only the rows whose logits are wanted go through the output head.
         output_logits(ws, &self.output_norm, &self.output, hp, file, pool)
+    }
+
+    /// Predicts the experts that the rows of `x` (the hidden state entering layer `il`) will
+    /// route to in the current MoE layer and the next `lookahead` ones, by applying each
+    /// layer's FFN norm and router to `x` as it is now, and hands them to the background
+    /// reader, so that reading them from storage overlaps the compute of the layers before.
+    /// The hidden state changes little from layer to layer (it is a residual sum), which is
+    /// what makes the prediction good; a wrong one costs a read, never a result.
+    fn prefetch_predicted_experts(
+        &self,
+        il: usize,
+        x: &[f32],
+        (normed, acts_scratch, m): (&mut Vec<f32>, &mut ActivationScratch, &mut MoeScratch),
+        file: &[u8],
+        pool: &ThreadPool,
+    ) -> Result<()> {
+        let lookahead = self.residency.lookahead();
+        if lookahead == 0 {
+            return Ok(());
+        }
+        let (d, n_exp) = (self.hp.base.n_embd, self.hp.n_expert);
+        let n = x.len() / d;
+        let moe_layers = self.layers[il..].iter().filter_map(|l| match &l.ffn {
+            Ffn::Moe(moe) => Some((l, moe)),
+            Ffn::Dense { .. } => None,
+        });
+        for (layer, moe) in moe_layers.take(lookahead.saturating_add(1)) {
+            normed.copy_from_slice(x);
+            ops::rms_norm(normed, &layer.ffn_norm, self.hp.base.rms_eps, pool);
+            m.router_logits.clear();
+            try_resize(&mut m.router_logits, n * n_exp, 0.0, "router logits")?;
+            Activations::new(normed, d, acts_scratch).matmul(
+                &moe.router.weight(file),
+                &mut m.router_logits,
+                pool,
+            )?;
+            let k = self.hp.n_expert_used;
+            route(&m.router_logits, n_exp, k, &mut m.routes, &mut m.order);
+            for (e, tokens) in m.routes.iter().enumerate() {
+                if !tokens.is_empty() {
+                    self.residency.prefetch(file, moe.moe_index, e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The mixture-of-experts feed-forward of the rows of `x` into `out`. Tokens are grouped

@@ -15,7 +15,9 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use experts::{ExpertAdvice, ExpertLayerStats, ExpertResidencyOptions, ExpertStats};
+pub use experts::{
+    ExpertAdvice, ExpertLayerStats, ExpertResidencyOptions, ExpertStats, DEFAULT_EXPERT_LOOKAHEAD,
+};
 pub use hparams::{Llama4Hparams, Llama4LayerKind, LlamaHparams};
 
 pub(crate) use blocks::Workspace;
