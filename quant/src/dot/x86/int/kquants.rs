@@ -147,7 +147,7 @@ impl Pair for Q3K {
                 let y = load256(a.add(Q8K_QS + 128 * half + 32 * shift));
                 let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(sub, y));
                 let k = 8 * half + 2 * shift;
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc, k)));
+                acc = I::madd_acc(acc, p, pair_scales(sc, k));
             }
         }
         Block::plain(acc, f16_at(w.add(108)) * f32_at(a), 0.0)
@@ -187,17 +187,15 @@ unsafe fn k4_scales(p: *const u8) -> ([__m256i; 8], __m256i) {
 /// The [`Block`] of the Q4_K/Q5_K block at `w` (`d` at byte 0, `dmin` at byte 2), prepared
 /// as `p`, against the Q8_K block at `a`.
 #[inline(always)]
-unsafe fn k4_finish(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
+unsafe fn k4_finish<I: Isa>(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
     let mut acc = _mm256_setzero_si256();
     for j in 0..4 {
         let y_lo = load256(a.add(Q8K_QS + 64 * j));
         let y_hi = load256(a.add(Q8K_QS + 64 * j + 32));
-        let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(p.q[2 * j], y_lo), p.scale[2 * j]);
-        let p_hi = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(p.q[2 * j + 1], y_hi),
-            p.scale[2 * j + 1],
-        );
-        acc = _mm256_add_epi32(acc, _mm256_add_epi32(p_lo, p_hi));
+        let p_lo = _mm256_maddubs_epi16(p.q[2 * j], y_lo);
+        let p_hi = _mm256_maddubs_epi16(p.q[2 * j + 1], y_hi);
+        acc = I::madd_acc(acc, p_lo, p.scale[2 * j]);
+        acc = I::madd_acc(acc, p_hi, p.scale[2 * j + 1]);
     }
     let ad = f32_at(a);
     Block {
@@ -227,7 +225,7 @@ impl SplitK for Q4K {
 
     #[inline(always)]
     unsafe fn finish<I: Isa>(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
-        k4_finish(p, w, a)
+        k4_finish::<I>(p, w, a)
     }
 }
 
@@ -266,7 +264,7 @@ impl SplitK for Q5K {
 
     #[inline(always)]
     unsafe fn finish<I: Isa>(p: &K4Prep, w: *const u8, a: *const u8) -> Block {
-        k4_finish(p, w, a)
+        k4_finish::<I>(p, w, a)
     }
 }
 
@@ -331,7 +329,7 @@ impl SplitK for Q6K {
         for i in 0..8 {
             let y = _mm256_sign_epi8(load256(a.add(Q8K_QS + 32 * i)), p.sign[i]);
             let d = _mm256_maddubs_epi16(p.mag[i], y);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, p.scale[i]));
+            acc = I::madd_acc(acc, d, p.scale[i]);
         }
         Block::plain(acc, f16_at(w.add(208)) * f32_at(a), 0.0)
     }
@@ -352,7 +350,7 @@ impl Pair for Iq4Xs {
             let x = _mm256_shuffle_epi8(table, nibbles32(w.add(8 + 16 * ib)));
             let y = load256(a.add(Q8K_QS + 32 * ib));
             let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
+            acc = I::madd_acc(acc, p, _mm256_set1_epi16(ls));
         }
         Block::plain(acc, f16_at(w) * f32_at(a), 0.0)
     }

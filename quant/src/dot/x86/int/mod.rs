@@ -416,8 +416,8 @@ pub(super) fn avx2_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>
     })
 }
 
-/// AVX-512 multi-vector kernels (the 32-element quantized types on VNNI, Q4_K and Q6_K
-/// with the 512-bit bodies, Q5_K with the AVX2 body, as [`avx512()`] picks them).
+/// AVX-512 multi-vector kernels (the 32-element quantized types and Q5_K on VNNI, Q4_K and
+/// Q6_K with the 512-bit bodies, as [`avx512()`] picks them).
 pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<N>> {
     use GgmlType as T;
     Some(match w {
@@ -429,8 +429,7 @@ pub(super) fn avx512_multi<const N: usize>(w: GgmlType) -> Option<VecDotMultiFn<
         T::Iq4Nl => vnni_dot_multi::<Iq4Nl, N>,
         T::Q4K => vnni_dot_k::<Q4KZmm, N>,
         T::Q6K => vnni_dot_k::<Q6KZmm, N>,
-        // The AVX2 body, as `avx512` hands out for the single row.
-        T::Q5K => avx2_dot_k::<Q5K, N>,
+        T::Q5K => vnni_dot_k::<Q5K, N>,
         _ => return None,
     })
 }
@@ -455,9 +454,8 @@ pub(super) fn avx2(w: GgmlType) -> Option<VecDotFn> {
     })
 }
 
-/// AVX-512 kernels: VNNI for the 32-element types and Q2_K (`vpdpwssd` applies its
-/// sub-block scales), 512-bit bodies for Q4_K and Q6_K, the AVX2 bodies for the other
-/// K-quants.
+/// AVX-512 kernels: VNNI for the 32-element types, and for Q2_K, Q3_K, Q5_K and IQ4_XS
+/// (`vpdpwssd` applies their sub-block scales), 512-bit bodies for Q4_K and Q6_K.
 pub(super) fn avx512(w: GgmlType) -> Option<VecDotFn> {
     use GgmlType as T;
     Some(match w {
@@ -470,6 +468,9 @@ pub(super) fn avx512(w: GgmlType) -> Option<VecDotFn> {
         T::Q4K => vnni_dot::<Q4KZmm>,
         T::Q6K => vnni_dot::<Q6KZmm>,
         T::Q2K => vnni_dot::<Q2K>,
+        T::Q3K => vnni_dot::<Q3K>,
+        T::Q5K => vnni_dot::<Q5K>,
+        T::Iq4Xs => vnni_dot::<Iq4Xs>,
         _ => return avx2(w),
     })
 }
