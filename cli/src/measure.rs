@@ -525,25 +525,22 @@ fn mean_sd(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Major page faults of this process so far (`getrusage`'s `ru_majflt`; 0 where unavailable).
-fn major_faults() -> u64 {
+/// This process's resource usage so far (all threads), `None` where unavailable.
+fn rusage() -> Option<libc::rusage> {
     // SAFETY: getrusage only fills the zeroed plain C struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0;
-    }
-    u64::try_from(usage.ru_majflt).unwrap_or(0)
+    (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0).then_some(usage)
+}
+
+/// Major page faults of this process so far (`getrusage`'s `ru_majflt`; 0 where unavailable).
+fn major_faults() -> u64 {
+    rusage().map_or(0, |u| u64::try_from(u.ru_majflt).unwrap_or(0))
 }
 
 /// CPU seconds (user, system) this process has used so far, all threads (0 where unavailable).
 fn cpu_seconds() -> (f64, f64) {
-    // SAFETY: getrusage only fills the zeroed plain C struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return (0.0, 0.0);
-    }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    (secs(usage.ru_utime), secs(usage.ru_stime))
+    rusage().map_or((0.0, 0.0), |u| (secs(u.ru_utime), secs(u.ru_stime)))
 }
 
 /// Peak resident set size of this process in MB (from /proc, 0 where unavailable).

@@ -22,14 +22,29 @@ pub(super) struct Q5K;
 pub(super) struct Q6K;
 pub(super) struct Iq4Xs;
 
-/// The scale vector for two consecutive 16-quant sub-blocks `k`, `k + 1`, matching the
-/// sixteen i16 pair sums of a `vpmaddubsw` over 32 quants: `sc` holds the sixteen
-/// sub-block scales as i8 in both 128-bit halves. Each i16 lane gathers its scale byte
-/// twice and shifts it down arithmetically, which sign-extends it.
+/// The sixteen i8 sub-block scales in `sc` widened to i16: sub-blocks 0..8, then 8..16,
+/// each group in both 128-bit halves, for [`pair_scales`].
 #[inline(always)]
-unsafe fn pair_scales(sc: __m256i, k: usize) -> __m256i {
-    let pick = _mm256_set_m128i(_mm_set1_epi8((k + 1) as i8), _mm_set1_epi8(k as i8));
-    _mm256_srai_epi16::<8>(_mm256_shuffle_epi8(sc, pick))
+unsafe fn scales16(sc: __m128i) -> [__m256i; 2] {
+    [
+        _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc)),
+        _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128::<8>(sc))),
+    ]
+}
+
+/// The scale vector for two consecutive 16-quant sub-blocks `k`, `k + 1` (`k` even),
+/// matching the sixteen i16 pair sums of a `vpmaddubsw` over 32 quants: scale `k` in every
+/// i16 lane of the low half, `k + 1` in the high half (one in-lane shuffle of
+/// [`scales16`]).
+#[inline(always)]
+unsafe fn pair_scales(s16: &[__m256i; 2], k: usize) -> __m256i {
+    let j = k % 8;
+    let lo = i16::from_le_bytes([2 * j as u8, 2 * j as u8 + 1]);
+    let hi = lo + 0x0202;
+    _mm256_shuffle_epi8(
+        s16[k / 8],
+        _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo)),
+    )
 }
 
 /// Eight `i32` lanes whose total is `Σ_j bsums[j] · mins[j]` for the Q8_K block at `a`,
@@ -73,20 +88,15 @@ impl Pair for Q2K {
     unsafe fn block<I: Isa>(w: *const u8, a: *const u8) -> Block {
         let packed = _mm_loadu_si128(w.cast());
         let mins = _mm_and_si128(_mm_srli_epi16::<4>(packed), _mm_set1_epi8(0x0F));
-        let sc = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
-        // The sixteen 4-bit scales as i16: sub-blocks 0..8, then 8..16, each in both halves.
-        let scales = [
-            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc)),
-            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128::<8>(sc))),
-        ];
+        let sc = scales16(_mm_and_si128(packed, _mm_set1_epi8(0x0F)));
         let mut acc = _mm256_setzero_si256();
-        for (half, &sc16) in scales.iter().enumerate() {
+        for half in 0..2 {
             let qv = load256(w.add(16 + 32 * half));
             for shift in 0..4 {
                 let q = _mm256_and_si256(srl16(qv, 2 * shift as u32), _mm256_set1_epi8(3));
                 let y = load256(a.add(Q8K_QS + 128 * half + 32 * shift));
                 let p = _mm256_maddubs_epi16(q, y);
-                acc = I::madd_acc(acc, p, pick_pair16(sc16, 2 * shift));
+                acc = I::madd_acc(acc, p, pair_scales(&sc, 8 * half + 2 * shift));
             }
         }
         let ad = f32_at(a);
@@ -98,18 +108,6 @@ impl Pair for Q2K {
             dmin: f16_at(w.add(82)) * ad,
         }
     }
-}
-
-/// From eight i16 scales held in both 128-bit halves of `sc16`, scale `j` in every i16 lane
-/// of the low half and scale `j + 1` in the high half (one in-lane shuffle).
-#[inline(always)]
-unsafe fn pick_pair16(sc16: __m256i, j: usize) -> __m256i {
-    let lo = i16::from_le_bytes([2 * j as u8, 2 * j as u8 + 1]);
-    let hi = lo + 0x0202;
-    _mm256_shuffle_epi8(
-        sc16,
-        _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo)),
-    )
 }
 
 impl Pair for Q3K {
@@ -133,7 +131,7 @@ impl Pair for Q3K {
             packed[1] as i32,
             packed[0] as i32,
         );
-        let sc = _mm256_broadcastsi128_si256(_mm_sub_epi8(sc, _mm_set1_epi8(32)));
+        let sc = scales16(_mm_sub_epi8(sc, _mm_set1_epi8(32)));
         let hm = load256(w);
         let one = _mm256_set1_epi8(1);
         let mut acc = _mm256_setzero_si256();
@@ -147,7 +145,7 @@ impl Pair for Q3K {
                 let y = load256(a.add(Q8K_QS + 128 * half + 32 * shift));
                 let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(sub, y));
                 let k = 8 * half + 2 * shift;
-                acc = I::madd_acc(acc, p, pair_scales(sc, k));
+                acc = I::madd_acc(acc, p, pair_scales(&sc, k));
             }
         }
         Block::plain(acc, f16_at(w.add(108)) * f32_at(a), 0.0)
@@ -294,7 +292,7 @@ impl SplitK for Q6K {
 
     #[inline(always)]
     unsafe fn prep(w: *const u8) -> Q6KPrep {
-        let sc = _mm256_broadcastsi128_si256(_mm_loadu_si128(w.add(192).cast()));
+        let sc = scales16(_mm_loadu_si128(w.add(192).cast()));
         let low = _mm256_set1_epi8(0x0F);
         let three = _mm256_set1_epi8(3);
         let m32 = _mm256_set1_epi8(32);
@@ -317,7 +315,7 @@ impl SplitK for Q6K {
                 let i = 4 * half + g;
                 mag[i] = _mm256_abs_epi8(x);
                 sign[i] = x;
-                scale[i] = pair_scales(sc, 2 * i);
+                scale[i] = pair_scales(&sc, 2 * i);
             }
         }
         Q6KPrep { mag, sign, scale }
