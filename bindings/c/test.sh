@@ -3,13 +3,14 @@
 # freshness, the C example against Session::chat token for token), compiles
 # examples/generate.c with gcc -std=c99 -Wall -Wextra -Werror against the staticlib and the
 # cdylib, runs it under valgrind, cross-builds and runs it for aarch64 under qemu (same greedy
-# tokens as x86), drives a generation through bindgen's declarations of the header, and
+# tokens as x86), drives a generation through bindgen's declarations of the header, runs
+# tests/speech.c (Whisper transcription and a pushed-PCM speech stream against the goldens), and
 # checks the header compiles alone and that every function it declares is exported.
 # Works on a fresh Debian 12 as root (installs what is missing). Exits non-zero on failure.
 #
 # Environment: CARGO_TARGET_DIR (default target/), FENNEC_MODELS, N_TOKENS (default 12),
 # QEMU_TOKENS (default 6),
-# SKIP_AARCH64=1 / SKIP_VALGRIND=1 / SKIP_BINDGEN=1 to leave a step out.
+# SKIP_AARCH64=1 / SKIP_VALGRIND=1 / SKIP_BINDGEN=1 / SKIP_SPEECH=1 to leave a step out.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -18,6 +19,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 N_TOKENS=${N_TOKENS:-12}
 QEMU_TOKENS=${QEMU_TOKENS:-6} # at most N_TOKENS
 MODEL=${FENNEC_MODELS:-$HOME/.cache/fennec/models}/SmolLM2-135M-Instruct.Q4_1.gguf
+WHISPER=${FENNEC_MODELS:-$HOME/.cache/fennec/models}/whisper-tiny.en-f16.gguf
+WHISPER_DIR=$ROOT/tests/fixtures/whisper
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 CFLAGS=(-std=c99 -Wall -Wextra -Werror -O1 -I bindings/c/include)
@@ -58,7 +61,7 @@ install_tools() {
     fi
     rustup target list --installed | grep -qx aarch64-unknown-linux-gnu ||
         rustup target add aarch64-unknown-linux-gnu
-    [ -f "$MODEL" ] || scripts/fetch-models.sh
+    [ -f "$MODEL" ] && [ -f "$WHISPER" ] || scripts/fetch-models.sh
 }
 command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq bc; }
 step "tools" install_tools
@@ -139,7 +142,32 @@ run_aarch64() {
         env -u RUSTC_WORKSPACE_WRAPPER -u RUSTFLAGS FENNEC_C_LIB_DIR="$LIB" FENNEC_SMOLLM2="$MODEL" \
             cargo test --manifest-path bindings/c/bindgen-check/Cargo.toml
 
-# ---- 6. header alone + exported symbols --------------------------------------------------
+# ---- 6. speech to text from C ------------------------------------------------------------
+# tests/speech.c against the staticlib: speech_us.wav must transcribe to faster-whisper's text
+# (the golden), two_sentences.wav pushed in 10 ms chunks must give the two sentences (allowing
+# one word to differ: a sentence cut alone is not the clip the golden transcribes).
+run_speech() {
+    gcc "${CFLAGS[@]}" bindings/c/tests/speech.c "$LIB/libfennec.a" "${LIBS[@]}" -o "$OUT/speech"
+    local golden
+    golden=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clips/speech_us.wav"]["faster_whisper"]["text"])' \
+        "$WHISPER_DIR/goldens/transcripts.json")
+    "$OUT/speech" "$WHISPER" "$WHISPER_DIR/clips" "$golden" | tee "$OUT/speech.txt"
+    grep -q FENNEC_SPEECH_OK "$OUT/speech.txt"
+    python3 - "$OUT/speech.txt" <<'PY'
+import sys
+want = ["Turn off the lights.", "What will the weather be like tomorrow morning?"]
+heard = [l.split(" ", 3)[3] for l in open(sys.argv[1]) if l.startswith("FENNEC_HEARD ")]
+assert len(heard) == 4, heard  # the clip twice: i16 chunks, then f32 after a reset
+words = lambda t: [w.strip(".,?!").lower() for w in t.split()]
+for got, sentence in zip(heard, want + want):
+    g, w = words(got), words(sentence)
+    assert len(g) == len(w) and sum(a != b for a, b in zip(g, w)) <= 1, (got, sentence)
+print("speech: golden text, two utterances per pass, error codes as documented")
+PY
+}
+[ "${SKIP_SPEECH:-0}" = 1 ] || step "speech: tests/speech.c (Whisper through the C ABI)" run_speech
+
+# ---- 7. header alone + exported symbols --------------------------------------------------
 check_header() {
     gcc -fsyntax-only -std=c99 -Wall -Wextra -Werror -pedantic -x c bindings/c/include/fennec.h
     mapfile -t fns < <(grep -oE '\bfennec_[a-z0-9_]+\(' bindings/c/include/fennec.h | tr -d '(' | sort -u)

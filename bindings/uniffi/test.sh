@@ -5,7 +5,8 @@
 #           against libfennec_jni.so (the Android library: uniffi API + JNI camera layer)
 #   Swift   the generated C header passes a syntax check; every function it declares is
 #           exported by the built cdylib and staticlib (no Swift toolchain on Linux here)
-# The expected tokens come from the Rust path (`fennec run --chat --json`).
+# The expected tokens come from the Rust path (`fennec run --chat --json`); the speech tests
+# compare with faster-whisper's transcripts (tests/fixtures/whisper/goldens/transcripts.json).
 # Works on a fresh Debian 12 as root: installs a JDK, JNA and kotlinc (npm) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +16,8 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 MODELS=${FENNEC_MODELS:-$HOME/.cache/fennec/models}
 SMOLLM2=$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf
+WHISPER=$MODELS/whisper-tiny.en-f16.gguf
+WHISPER_DIR=$ROOT/tests/fixtures/whisper
 KOTLIN_HOME=${KOTLIN_HOME:-$HOME/.cache/fennec/kotlinc/node_modules/kotlin-compiler}
 step() { echo "== $* ($SECONDS s)"; }
 
@@ -31,7 +34,9 @@ if [ ! -x "$KOTLIN_HOME/bin/kotlinc" ]; then
   mkdir -p "$HOME/.cache/fennec/kotlinc"
   npm install --prefix "$HOME/.cache/fennec/kotlinc" --no-audit --no-fund kotlin-compiler@2.4.20
 fi
-[ -f "$SMOLLM2" ] || { echo "missing $SMOLLM2: run scripts/fetch-models.sh" >&2; exit 1; }
+for f in "$SMOLLM2" "$WHISPER"; do
+  [ -f "$f" ] || { echo "missing $f: run scripts/fetch-models.sh" >&2; exit 1; }
+done
 
 step "build"
 cargo build --workspace --all-targets # the same selection as scripts/test.sh: nothing rebuilt
@@ -43,10 +48,14 @@ done
 PROMPT="What is the capital of France?"
 EXPECTED=$("$TARGET_DIR/debug/fennec" run -m "$SMOLLM2" -p "$PROMPT" --chat --temp 0 -n 24 -t 2 --json)
 TOKENS=$(printf '%s' "$EXPECTED" | python3 -c 'import json,sys; print(",".join(map(str, json.load(sys.stdin)["tokens"])))')
+# faster-whisper's transcript of speech_us.wav (the reference the speech tests compare with).
+SPEECH_US=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["clips/speech_us.wav"]["faster_whisper"]["text"])' \
+  "$WHISPER_DIR/goldens/transcripts.json")
 
 step "python"
 cp "$LIB_FFI" "$OUT/python/"
 FENNEC_SMOLLM2=$SMOLLM2 FENNEC_EXPECTED=$EXPECTED FENNEC_VISION_DIR=$ROOT/tests/fixtures/llama4_vision \
+  FENNEC_WHISPER=$WHISPER FENNEC_WHISPER_DIR=$WHISPER_DIR \
   PYTHONPATH=$OUT/python python3 bindings/uniffi/tests/python/test_fennec.py
 
 step "swift header"
@@ -72,6 +81,7 @@ CP=/usr/share/java/jna.jar:$KOTLIN_HOME/lib/kotlinx-coroutines-core-jvm.jar
   "$OUT/kotlin/dev/fennec/fennec.kt" bindings/uniffi/kotlin/dev/fennec/Flows.kt \
   bindings/uniffi/tests/kotlin/SmokeTest.kt
 java -Djna.library.path="$(dirname "$LIB_JNI")" -Djava.library.path="$(dirname "$LIB_JNI")" \
-  -cp "$OUT/smoke.jar:$CP:$KOTLIN_HOME/lib/kotlin-stdlib.jar" SmokeTestKt "$SMOLLM2" "$TOKENS"
+  -cp "$OUT/smoke.jar:$CP:$KOTLIN_HOME/lib/kotlin-stdlib.jar" SmokeTestKt "$SMOLLM2" "$TOKENS" \
+  "$WHISPER" "$WHISPER_DIR/clips" "$SPEECH_US"
 
 step "uniffi bindings: all checks passed"

@@ -10,6 +10,7 @@ mod prompt_cache;
 mod synth;
 mod text;
 mod vision;
+mod voice;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,6 +51,10 @@ enum Command {
     Describe(vision::DescribeArgs),
     /// Write an image's projected embeddings ([n_tokens, n_embd] float32 .npy).
     EmbedImage(vision::EmbedImageArgs),
+    /// Transcribe an audio file (WAV/FLAC) with a Whisper model.
+    Transcribe(voice::TranscribeArgs),
+    /// Microphone → voice activity → Whisper transcript (→ a chat model's spoken-to answer).
+    Listen(voice::ListenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,5 +93,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Synth(args) => synth::run(&args),
         Command::Describe(args) => vision::describe(&args),
         Command::EmbedImage(args) => vision::embed_image(&args),
+        Command::Transcribe(args) => voice::transcribe(&args),
+        Command::Listen(args) => voice::listen(&args),
     }
 }

@@ -64,6 +64,12 @@
 //! # Ok::<(), fennec_core::Error>(())
 //! ```
 //!
+//! # Speech
+//!
+//! [`speech::WhisperModel`] runs Whisper speech-to-text on the same loader, tokenizer,
+//! kernels and threads: 16 kHz mono samples in, a [`Transcript`] out. [`Model::load`]
+//! refuses a Whisper file and names this API.
+//!
 //! # Errors
 //!
 //! Every fallible call returns [`Error`]; [`Error::kind`] classifies it as an [`ErrorKind`]
@@ -103,6 +109,7 @@ mod model;
 mod ops;
 pub mod sampler;
 mod session;
+pub mod speech;
 pub mod tensor_names;
 pub mod tokenizer;
 pub mod vision;
@@ -116,3 +123,4 @@ pub use model::{
 };
 pub use sampler::SamplerOptions;
 pub use session::{Input, Logits, Session, SessionOptions, EMBEDDING_TOKEN, MAX_CTX};
+pub use speech::{TranscribeOptions, Transcript, WhisperModel};

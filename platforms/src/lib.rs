@@ -1,8 +1,13 @@
 //! `fennec-platforms`: adapters between device inputs and backends and `fennec-core`, one
-//! crate per concern, re-exported here: [`camera`] (camera frames to images). Microphone
-//! audio and the wgpu GPU backend join with their issues.
+//! crate per concern, re-exported here: [`camera`] (camera frames to images) and [`audio`]
+//! (microphone, PCM and audio files to 16 kHz speech utterances). The wgpu GPU backend joins
+//! with its issue.
 
+pub use fennec_audio as audio;
 pub use fennec_camera as camera;
+/// Microphone capture (feature `audio-capture`, on by default).
+#[cfg(feature = "audio-capture")]
+pub use fennec_capture as capture_audio;
 pub use fennec_core as core;
 
 /// The README's Rust examples, compiled as doc tests here: this crate sees both `fennec-core`

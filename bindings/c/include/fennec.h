@@ -163,6 +163,15 @@ typedef struct fennec_model fennec_model;
 // One conversation: a KV cache over a model (opaque). Used by one thread at a time.
 typedef struct fennec_session fennec_session;
 
+// A speech stream (opaque): pushed PCM in, transcribed utterances out. Used by one thread
+// at a time (a concurrent call gets `FENNEC_ERR_BUSY`); `fennec_stt_cancel()` works from
+// any thread.
+typedef struct fennec_stt fennec_stt;
+
+// A loaded Whisper speech-to-text model (opaque). Shared by any number of streams and
+// threads; a stream keeps it alive.
+typedef struct fennec_whisper fennec_whisper;
+
 // Receives one log message: `level` is a `fennec_log_level`, `target` the Rust module that
 // logged (e.g. `"fennec_core::session"`), `msg` the message and its fields (`key=value`).
 // Both strings are valid only during the call. May be called from any thread, concurrently.
@@ -271,6 +280,93 @@ typedef struct fennec_completion {
   // Seconds from the call to the first generated token.
   double time_to_first_token;
 } fennec_completion;
+
+// How to transcribe. Get the defaults from `fennec_transcribe_options_default()`; passing
+// NULL instead of a pointer to options means the defaults.
+typedef struct fennec_transcribe_options {
+  // Language code of the speech (`"en"`, `"de"`, …) for multilingual models; NULL means
+  // English. English-only models ignore it.
+  const char *language;
+  // Most tokens generated per 30-second window (0 = up to the decoder's context).
+  uint32_t max_tokens;
+  // Drop a window that looks like no speech: its no-speech probability above
+  // `no_speech_threshold` and its average log-probability at most `log_prob_threshold`.
+  bool skip_no_speech;
+  // See `skip_no_speech` (default 0.6).
+  float no_speech_threshold;
+  // See `skip_no_speech` (default -1).
+  float log_prob_threshold;
+  // Longest audio accepted, in seconds (longer is `FENNEC_ERR_INVALID_ARGUMENT`).
+  float max_audio_s;
+} fennec_transcribe_options;
+
+// Endpointing settings of a speech stream (milliseconds of audio). Get the defaults from
+// `fennec_vad_config_default()`; passing NULL instead of a pointer means the defaults.
+typedef struct fennec_vad_config {
+  // A frame is voiced when the detector's score (0..1] reaches this (default 0.5).
+  float threshold;
+  // Voiced 16 ms frames in a row that start speech (default 3).
+  uint32_t onset_frames;
+  // Audio kept before speech starts (default 300).
+  uint32_t pre_roll_ms;
+  // Silence after the last voiced frame that ends an utterance (default 600).
+  uint32_t hangover_ms;
+  // Audio kept after the last voiced frame, at most `hangover_ms` (default 200).
+  uint32_t post_roll_ms;
+  // Utterances with less voiced audio are dropped (default 250).
+  uint32_t min_speech_ms;
+  // Longer utterances are cut here (default 30000).
+  uint32_t max_utterance_ms;
+  // Peak of the noise added to what the detector scores, not to the audio (default
+  // 0.0003); 0 turns it off.
+  float dither;
+} fennec_vad_config;
+
+// Facts about a transcription, from `fennec_transcribe()`.
+typedef struct fennec_transcript_info {
+  // Text tokens generated.
+  uint32_t n_tokens;
+  // The lowest no-speech probability of the 30-second windows (1 when there is none).
+  float no_speech_prob;
+  // Mean log-probability per token.
+  float avg_logprob;
+  // Every window was dropped as no speech (the text is then empty).
+  bool skipped_as_no_speech;
+  // Seconds of audio transcribed (at 16 kHz, after any resampling).
+  double audio_seconds;
+  // Seconds computing the log-mel features.
+  double mel_seconds;
+  // Seconds in the encoder.
+  double encode_seconds;
+  // Seconds in the decoder.
+  double decode_seconds;
+} fennec_transcript_info;
+
+// One utterance heard in pushed audio, passed to a `fennec_heard_callback`. The pointers
+// are valid only during the callback.
+typedef struct fennec_heard {
+  // Start in the stream, seconds since the first push (or the last reset).
+  double start_s;
+  // End in the stream, seconds.
+  double end_s;
+  // What was said, `text_len` bytes of UTF-8, NUL-terminated (empty when Whisper judged
+  // it no speech).
+  const char *text;
+  // Bytes of `text`, NUL excluded.
+  size_t text_len;
+  // Whisper's text tokens.
+  const uint32_t *tokens;
+  // Number of `tokens`.
+  size_t n_tokens;
+  // Whisper's no-speech probability for it.
+  float no_speech_prob;
+  // Seconds from the utterance being complete to its transcript.
+  double transcribe_seconds;
+} fennec_heard;
+
+// Called with each utterance a push (or finish) completed, oldest first, on the calling
+// thread.
+typedef void (*fennec_heard_callback)(const struct fennec_heard *heard, void *user);
 
 #ifdef __cplusplus
 extern "C" {
@@ -454,6 +550,100 @@ fennec_status fennec_session_restore_buffer(const struct fennec_model *model,
 // e.g. one system prompt evaluated once, then forked per user.
 fennec_status fennec_session_fork(const struct fennec_session *session,
                                   struct fennec_session **out);
+
+// Transcription defaults: English, no token limit, no-speech windows dropped (0.6, -1),
+// at most 600 s of audio.
+struct fennec_transcribe_options fennec_transcribe_options_default(void);
+
+// Endpointing defaults (see `fennec_vad_config`).
+struct fennec_vad_config fennec_vad_config_default(void);
+
+// Loads the Whisper GGUF at `path` (`general.architecture = whisper`) with `options` (NULL
+// = defaults) into `*out`.
+//
+// Errors: `FENNEC_ERR_IO` when the file cannot be read, `FENNEC_ERR_INVALID_GGUF` when it is
+// not valid GGUF, `FENNEC_ERR_UNSUPPORTED` for another architecture,
+// `FENNEC_ERR_INVALID_MODEL` for missing or misshapen tensors. `*out` is NULL on failure.
+fennec_status fennec_whisper_load(const char *path,
+                                  const struct fennec_load_options *options,
+                                  struct fennec_whisper **out);
+
+// Releases a Whisper model handle (NULL is ignored). Streams created from it keep the
+// model alive and stay usable.
+void fennec_whisper_free(struct fennec_whisper *whisper);
+
+// Transcribes `n_samples` mono samples in [-1, 1] at `sample_rate` Hz (resampled to 16 kHz
+// when it differs) with `options` (NULL = defaults); `cancel` (may be NULL) stops it
+// between encoder blocks and tokens with `FENNEC_ERR_CANCELLED`.
+//
+// On success `*text` receives a new NUL-terminated UTF-8 string of `*text_len` bytes (NUL
+// excluded); release it with `fennec_buffer_free((uint8_t *)*text, *text_len + 1)`. `info`
+// (may be NULL) receives the counts and timings. On failure `*text` is NULL.
+//
+// Errors: `FENNEC_ERR_INVALID_ARGUMENT` for no samples, non-finite samples, a sample rate
+// outside 4..384 kHz or audio longer than `max_audio_s`.
+fennec_status fennec_transcribe(const struct fennec_whisper *whisper,
+                                const float *samples,
+                                size_t n_samples,
+                                uint32_t sample_rate,
+                                const struct fennec_transcribe_options *options,
+                                const struct fennec_cancel *cancel,
+                                char **text,
+                                size_t *text_len,
+                                struct fennec_transcript_info *info);
+
+// Creates a speech stream on `whisper` into `*out`: endpointing with `vad` (NULL =
+// defaults), transcribing with `options` (NULL = defaults). The stream holds its own
+// reference to the model: `fennec_whisper_free()` may come first.
+//
+// Errors: `FENNEC_ERR_INVALID_ARGUMENT` for VAD settings out of range.
+fennec_status fennec_stt_new(const struct fennec_whisper *whisper,
+                             const struct fennec_vad_config *vad,
+                             const struct fennec_transcribe_options *options,
+                             struct fennec_stt **out);
+
+// Releases a speech stream (NULL is ignored). Must not be called while another thread
+// uses it.
+void fennec_stt_free(struct fennec_stt *stt);
+
+// Adds `n_samples` interleaved 16-bit samples (`n_samples / channels` frames) at
+// `sample_rate` Hz and passes each utterance this completes to `on_heard` (may be NULL),
+// transcribed on this thread.
+//
+// Errors: `FENNEC_ERR_INVALID_ARGUMENT` for a zero or out-of-range rate (4..384 kHz), zero
+// channels or a buffer that is not whole frames; `FENNEC_ERR_CANCELLED` when
+// `fennec_stt_cancel()` stopped a transcription (the stream goes on with the next push).
+fennec_status fennec_stt_push_i16(struct fennec_stt *stt,
+                                  const int16_t *samples,
+                                  size_t n_samples,
+                                  uint32_t sample_rate,
+                                  uint32_t channels,
+                                  fennec_heard_callback on_heard,
+                                  void *user);
+
+// As `fennec_stt_push_i16()`, for float samples in [-1, 1].
+fennec_status fennec_stt_push_f32(struct fennec_stt *stt,
+                                  const float *samples,
+                                  size_t n_samples,
+                                  uint32_t sample_rate,
+                                  uint32_t channels,
+                                  fennec_heard_callback on_heard,
+                                  void *user);
+
+// End of input (push-to-talk released): speech in progress becomes an utterance, is
+// transcribed and passed to `on_heard` (may be NULL).
+fennec_status fennec_stt_finish(struct fennec_stt *stt, fennec_heard_callback on_heard, void *user);
+
+// Drops speech in progress and buffered audio; the stream clock restarts at 0.
+fennec_status fennec_stt_reset(struct fennec_stt *stt);
+
+// Whether speech is in progress (false for NULL, and while another call holds the stream).
+bool fennec_stt_in_speech(const struct fennec_stt *stt);
+
+// Stops the transcription in progress on `stt` (that call returns `FENNEC_ERR_CANCELLED`);
+// safe from any thread and from the utterance callback. Without a transcription running,
+// the next one is cancelled.
+fennec_status fennec_stt_cancel(const struct fennec_stt *stt);
 
 #ifdef __cplusplus
 }  // extern "C"

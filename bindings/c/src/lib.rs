@@ -8,9 +8,10 @@
 //!   NULL where a pointer is required, a string that is not UTF-8, a caught Rust panic, a
 //!   session already in use.
 //! - No Rust panic crosses the ABI: each entry point catches it and returns `FENNEC_ERR_PANIC`.
-//! - Handles (`fennec_model`, `fennec_session`, `fennec_cancel`) are opaque, created by
-//!   `*_new`/`*_load` and released by `*_free` (NULL is accepted and ignored). A session keeps
-//!   its model alive: the model may be freed first.
+//! - Handles (`fennec_model`, `fennec_session`, `fennec_cancel`, `fennec_whisper`,
+//!   `fennec_stt`) are opaque, created by `*_new`/`*_load` and released by `*_free` (NULL is
+//!   accepted and ignored). A session (a speech stream) keeps its model alive: the model may
+//!   be freed first.
 //! - Threads: a model is shared freely; a session is used by one thread at a time (a second
 //!   concurrent call gets `FENNEC_ERR_BUSY`); a cancel handle may be used from any thread.
 //! - Pointers the caller passes must be NULL or valid for the documented length for the
@@ -27,11 +28,13 @@ use std::ffi::{c_char, CStr};
 mod log;
 mod model;
 mod session;
+mod speech;
 mod status;
 
 pub use log::*;
 pub use model::*;
 pub use session::*;
+pub use speech::*;
 pub use status::fennec_status;
 
 use status::{FfiError, FfiResult};

@@ -53,6 +53,13 @@ pub struct fennec_cancel {
     handle: CancelHandle,
 }
 
+impl fennec_cancel {
+    /// A handle sharing this one's flag.
+    pub(crate) fn handle(&self) -> CancelHandle {
+        self.handle.clone()
+    }
+}
+
 /// KV cache element types, for `fennec_session_options.kv_type`.
 #[allow(non_camel_case_types)]
 #[repr(u32)]

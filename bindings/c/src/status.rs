@@ -132,6 +132,9 @@ pub(crate) enum FfiError {
     /// An error from `fennec-core`.
     #[error(transparent)]
     Core(#[from] fennec_core::Error),
+    /// Audio refused (a bad buffer, format or setting) or a speech model error.
+    #[error(transparent)]
+    Audio(fennec_audio::AudioError),
     /// A file named by the caller could not be opened or written.
     #[error("{path}: {source}")]
     File {
@@ -168,6 +171,7 @@ impl FfiError {
     pub(crate) fn status(&self) -> fennec_status {
         match self {
             FfiError::Core(e) => fennec_status::from_kind(e.kind()),
+            FfiError::Audio(e) => fennec_status::from_kind(crate::speech::audio_error_kind(e)),
             FfiError::File { .. } => FENNEC_ERR_IO,
             FfiError::Null(_) => FENNEC_ERR_NULL_ARGUMENT,
             FfiError::Utf8(..) => FENNEC_ERR_INVALID_UTF8,

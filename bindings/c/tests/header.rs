@@ -42,6 +42,9 @@ fn committed_header_is_up_to_date() {
         "fennec_model_load",
         "fennec_session_chat",
         "fennec_set_log_callback",
+        "fennec_whisper_load",
+        "fennec_transcribe",
+        "fennec_stt_push_i16",
     ] {
         assert!(fresh.contains(f), "{f} missing from the header");
     }

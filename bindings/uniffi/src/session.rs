@@ -46,6 +46,18 @@ impl CancelToken {
     }
 }
 
+impl CancelToken {
+    /// A token sharing `handle`'s flag.
+    pub(crate) fn from_handle(handle: CancelHandle) -> Self {
+        Self(handle)
+    }
+
+    /// A handle sharing this token's flag.
+    pub(crate) fn handle(&self) -> CancelHandle {
+        self.0.clone()
+    }
+}
+
 /// A conversation's context (its KV cache) on a model. Calls on one session run one at a
 /// time (a second caller waits); use one session per concurrent conversation.
 #[derive(uniffi::Object)]

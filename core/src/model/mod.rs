@@ -7,7 +7,7 @@ mod ffn;
 mod hparams;
 mod llama;
 mod llama4;
-mod repack;
+pub(crate) mod repack;
 pub(crate) mod weights;
 
 use std::fs::File;
@@ -152,6 +152,13 @@ impl Model {
         let mut arch = match name.as_str() {
             "llama" => Architecture::Llama(Llama::load(&file, &name)?),
             "llama4" => Architecture::Llama4(Llama4::load(&file)?),
+            "whisper" => {
+                return Err(Error::Unsupported(
+                    "this is a Whisper speech-to-text model, not a text model: load it with \
+                     fennec_core::speech::WhisperModel::load"
+                        .into(),
+                ))
+            }
             _ => return Err(Error::UnknownArchitecture(name)),
         };
         // The fingerprint hashes the file's bytes as stored, so it is taken before any

@@ -11,11 +11,13 @@
 //! the calling thread or on the pool's.
 
 mod attention;
+mod dense;
 mod matmul;
 mod pool;
 mod rope;
 
 pub use attention::{attention, AttentionScratch, AttentionShape};
+pub use dense::{bidirectional_attention, gelu, layer_norm, BidirectionalScratch};
 pub use matmul::{ActivationScratch, Activations, Weight};
 pub use pool::{ThreadPool, DEFAULT_IDLE_SPIN};
 pub use rope::{Rope, RopeMode};

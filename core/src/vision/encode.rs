@@ -4,10 +4,10 @@
 
 use crate::error::{try_vec, Error, Result};
 use crate::generate::CancelHandle;
-use fennec_quant::matmul::WeightLayout;
-use fennec_quant::GgmlType;
-
-use crate::ops::{add_assign, add_bias, ActivationScratch, Activations, ThreadPool, Weight};
+use crate::ops::{
+    add_assign, add_bias, bidirectional_attention, gelu, layer_norm, ActivationScratch,
+    Activations, BidirectionalScratch,
+};
 
 use super::model::{VisionBlock, VisionModel};
 use super::preprocess::PixelTensor;
@@ -52,7 +52,7 @@ struct TileBuffers {
     attn: Vec<f32>,
     ff: Vec<f32>,
     acts: ActivationScratch,
-    attention: AttentionScratch,
+    attention: BidirectionalScratch,
 }
 
 impl VisionModel {
@@ -116,7 +116,7 @@ impl VisionModel {
             attn: buf(n * c)?,
             ff: buf(wide)?,
             acts: ActivationScratch::default(),
-            attention: AttentionScratch::default(),
+            attention: BidirectionalScratch::default(),
         })
     }
 
@@ -208,7 +208,7 @@ impl VisionModel {
         add_bias(&mut b.v, &blk.v_b);
         self.apply_rope(&mut b.q);
         self.apply_rope(&mut b.k);
-        attention(
+        bidirectional_attention(
             &b.q,
             &b.k,
             &b.v,
@@ -288,123 +288,6 @@ fn pixel_shuffle(x: &[f32], side: usize, c: usize, merge: usize, out: &mut [f32]
     }
 }
 
-/// LayerNorm of each row in place: `(x − mean) / sqrt(var + eps) · w + b`, statistics in f64.
-pub(crate) fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32, pool: &ThreadPool) {
-    let n = w.len();
-    pool.for_rows(x, n, |rows, _| {
-        for row in rows.chunks_exact_mut(n) {
-            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-            let var = row
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let inv = 1.0 / (var + f64::from(eps)).sqrt();
-            for ((v, &wi), &bi) in row.iter_mut().zip(w).zip(b) {
-                *v = ((f64::from(*v) - mean) * inv) as f32 * wi + bi;
-            }
-        }
-    });
-}
-
-/// The exact GELU, `x · Φ(x) = x/2 · (1 + erf(x/√2))`, elementwise on `pool`.
-pub(crate) fn gelu(x: &mut [f32], pool: &ThreadPool) {
-    let row = 4096.min(x.len().max(1));
-    pool.for_rows(x, row, |vals, _| {
-        for v in vals {
-            *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
-        }
-    });
-}
-
-/// Scratch of [`attention`], sized once per encode.
-#[derive(Default)]
-struct AttentionScratch {
-    /// One head's keys `[n × hd]`, queries `[n × hd]`, values transposed `[hd × n]`.
-    k: Vec<f32>,
-    q: Vec<f32>,
-    vt: Vec<f32>,
-    /// Scores, then probabilities `[n × n]`.
-    scores: Vec<f32>,
-    /// One head's output, transposed `[hd × n]`.
-    out_t: Vec<f32>,
-    acts: ActivationScratch,
-}
-
-/// Bidirectional multi-head attention over `n` positions: `out[i, head] = softmax(q_i·K /
-/// √d) · V`, heads of `hd` side by side in rows of `n_head·hd`. Each head is two F32
-/// matmuls on the pool's SIMD kernels: scores `= Q·Kᵀ`, then `(P·V)ᵀ` with the
-/// probabilities as the weight rows (`n` of them, so the work splits across threads).
-#[allow(clippy::too_many_arguments)]
-fn attention(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    n: usize,
-    n_head: usize,
-    hd: usize,
-    out: &mut [f32],
-    s: &mut AttentionScratch,
-    pool: &ThreadPool,
-) -> Result<()> {
-    let c = n_head * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    s.k.resize(n * hd, 0.0);
-    s.q.resize(n * hd, 0.0);
-    s.vt.resize(hd * n, 0.0);
-    s.scores.resize(n * n, 0.0);
-    s.out_t.resize(hd * n, 0.0);
-    for head in 0..n_head {
-        let cols = head * hd..(head + 1) * hd;
-        for i in 0..n {
-            s.k[i * hd..][..hd].copy_from_slice(&k[i * c..][cols.clone()]);
-            s.q[i * hd..][..hd].copy_from_slice(&q[i * c..][cols.clone()]);
-            for (d, &x) in v[i * c..][cols.clone()].iter().enumerate() {
-                s.vt[d * n + i] = x;
-            }
-        }
-        let keys = Weight {
-            ty: GgmlType::F32,
-            n_in: hd,
-            n_out: n,
-            layout: WeightLayout::Rows,
-            data: fennec_quant::bytes::f32_bytes(&s.k),
-        };
-        Activations::new(&s.q, hd, &mut s.acts).matmul(&keys, &mut s.scores, pool)?;
-        pool.for_rows(&mut s.scores, n, |rows, _| {
-            for row in rows.chunks_exact_mut(n) {
-                softmax_scaled(row, scale);
-            }
-        });
-        let probs = Weight {
-            ty: GgmlType::F32,
-            n_in: n,
-            n_out: n,
-            layout: WeightLayout::Rows,
-            data: fennec_quant::bytes::f32_bytes(&s.scores),
-        };
-        Activations::new(&s.vt, n, &mut s.acts).matmul(&probs, &mut s.out_t, pool)?;
-        for d in 0..hd {
-            for (i, &x) in s.out_t[d * n..][..n].iter().enumerate() {
-                out[i * c + head * hd + d] = x;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `row = softmax(row · scale)`, in place.
-fn softmax_scaled(row: &mut [f32], scale: f32) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) * scale;
-    let mut sum = 0.0f32;
-    for x in row.iter_mut() {
-        *x = (*x * scale - max).exp();
-        sum += *x;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|x| *x *= inv);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,22 +311,5 @@ mod tests {
         let mut out = vec![0.0; 12];
         unfold_patches(&tile, 2, 1, &mut out);
         assert_eq!(&out[..6], [0., 4., 8., 1., 5., 9.]);
-    }
-
-    #[test]
-    fn gelu_is_exact() {
-        let pool = ThreadPool::new(1, std::time::Duration::ZERO).unwrap();
-        let mut x = [-3.0f32, -1.0, 0.0, 0.5, 2.0];
-        gelu(&mut x, &pool);
-        let want = [
-            -0.004_049_729_6,
-            -0.158_655_26,
-            0.0,
-            0.345_731_14,
-            1.954_499_7,
-        ];
-        for (a, b) in x.iter().zip(want) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
     }
 }

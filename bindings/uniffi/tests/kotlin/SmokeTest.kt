@@ -1,6 +1,9 @@
 // The generated Kotlin bindings on the JVM (JNA) with SmolLM2: greedy equality with the Rust
 // path, streaming, cancellation (token and coroutine), save/restore, typed errors, threads.
-// Run by bindings/uniffi/test.sh: `java … SmokeTestKt MODEL EXPECTED_TOKENS_CSV`.
+// Speech to text with Whisper: transcription against faster-whisper's text, a pushed-PCM stream,
+// typed errors.
+// Run by bindings/uniffi/test.sh:
+// `java … SmokeTestKt MODEL EXPECTED_TOKENS_CSV WHISPER CLIPS_DIR SPEECH_US_GOLDEN_TEXT`.
 import dev.fennec.*
 import java.io.File
 import kotlin.concurrent.thread
@@ -98,6 +101,82 @@ fun main(args: Array<String>) {
     check(calls == 120_000, "the listener was called for every piece")
     println("[kotlin] one piece callback: ${"%.0f".format(ns)} ns")
 
+    speechChecks(args[2], args[3], args[4])
+
     println(if (failures == 0) "all Kotlin checks passed" else "$failures Kotlin check(s) failed")
     kotlin.system.exitProcess(if (failures == 0) 0 else 1)
+}
+
+
+/** The samples, rate and channels of a 16-bit PCM WAV file. */
+fun readWavI16(file: File): Triple<ShortArray, Int, Int> {
+    val b = java.nio.ByteBuffer.wrap(file.readBytes()).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+    var pos = 12
+    var rate = 0
+    var channels = 0
+    while (pos + 8 <= b.limit()) {
+        val id = String(ByteArray(4) { b.get(pos + it) }, Charsets.US_ASCII)
+        val size = b.getInt(pos + 4)
+        if (id == "fmt ") {
+            require(b.getShort(pos + 8).toInt() == 1 && b.getShort(pos + 22).toInt() == 16) { "not 16-bit PCM" }
+            channels = b.getShort(pos + 10).toInt()
+            rate = b.getInt(pos + 12)
+        } else if (id == "data") {
+            val samples = ShortArray(size / 2) { b.getShort(pos + 8 + 2 * it) }
+            return Triple(samples, rate, channels)
+        }
+        pos += 8 + size + (size and 1)
+    }
+    error("no data chunk in $file")
+}
+
+fun words(text: String) = text.split(" ").filter { it.isNotEmpty() }.map { it.trim('.', ',', '?', '!').lowercase() }
+
+fun speechChecks(whisperPath: String, clipsDir: String, golden: String) {
+    val whisper = WhisperModel.load(whisperPath, LoadOptions(nThreads = 2u))
+    val (us, usRate, _) = readWavI16(File(clipsDir, "speech_us.wav"))
+    val t = whisper.transcribe(us.map { it / 32768.0f }, usRate.toUInt())
+    check(t.text == golden, "speech_us.wav transcribes to faster-whisper's text: \"${t.text}\"")
+    check(t.encodeSeconds > 0.0 && t.decodeSeconds > 0.0 && !t.skippedAsNoSpeech, "transcript stages timed")
+    check(whisper.transcribeFile(File(clipsDir, "speech_us.wav").path).text == golden, "transcribeFile gives the same text")
+
+    // two_sentences.wav as AudioRecord would deliver it: 16-bit PCM in 10 ms buffers.
+    val (pcm, rate, channels) = readWavI16(File(clipsDir, "two_sentences.wav"))
+    val stt = SpeechToText(whisper, VadConfig())
+    val heard = mutableListOf<Heard>()
+    val chunk = rate / 100 * channels
+    for (start in pcm.indices step chunk) {
+        val end = minOf(start + chunk, pcm.size)
+        heard += stt.pushPcmI16(pcm.slice(start until end), rate.toUInt(), channels.toUShort())
+    }
+    heard += stt.finish()
+    check(heard.size == 2 && heard[0].endS < heard[1].startS, "two utterances in order: ${heard.map { it.text }}")
+    val sentences = listOf("Turn off the lights.", "What will the weather be like tomorrow morning?")
+    for ((h, sentence) in heard.zip(sentences)) {
+        val (got, want) = words(h.text) to words(sentence)
+        check(got.size == want.size && got.zip(want).count { (a, b) -> a != b } <= 1, "\"${h.text}\" is \"$sentence\"")
+    }
+
+    // Cancellation through the stream's token, then the stream goes on.
+    stt.reset()
+    stt.pushPcmF32(us.map { it / 32768.0f }, usRate.toUInt(), 1u)
+    stt.cancelToken().cancel()
+    throws<FennecException.Cancelled>("cancelled transcription") { stt.finish() }
+    // Then the same clip as AudioRecord's bytes (16-bit little-endian, no boxing).
+    val bytes = java.nio.ByteBuffer.allocate(us.size * 2).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+    us.forEach { bytes.putShort(it) }
+    val again = stt.pushPcmI16Le(bytes.array(), usRate.toUInt(), 1u) + stt.finish()
+    check(again.size == 1 && words(again[0].text) == words(golden), "the stream works after a cancel (bytes)")
+
+    // Typed errors, no panic.
+    throws<FennecException.Io>("missing Whisper model") { WhisperModel.load("/nonexistent/w.gguf", LoadOptions()) }
+    throws<FennecException.InvalidArgument>("no samples") { whisper.transcribe(emptyList(), 16_000u) }
+    throws<FennecException.InvalidArgument>("sample rate 0") { whisper.transcribe(listOf(0f, 0f), 0u) }
+    throws<FennecException.InvalidArgument>("NaN samples") { whisper.transcribe(List(1600) { Float.NaN }, 16_000u) }
+    throws<FennecException.InvalidArgument>("VAD threshold 0") { SpeechToText(whisper, VadConfig(threshold = 0f)) }
+    throws<FennecException.InvalidArgument>("half a stereo frame") { stt.pushPcmI16(listOf<Short>(0, 0, 0), 16_000u, 2u) }
+    throws<FennecException.InvalidArgument>("odd byte count") { stt.pushPcmI16Le(ByteArray(3), 16_000u, 1u) }
+    throws<FennecException.InvalidArgument>("zero channels") { stt.pushPcmF32(listOf(0f), 16_000u, 0u) }
+    stt.close()
+    whisper.close()
 }

@@ -6,14 +6,19 @@ PYTHONPATH and sets:
   FENNEC_SMOLLM2         path of SmolLM2-135M-Instruct.Q4_1.gguf
   FENNEC_EXPECTED        JSON of `fennec run --chat --json` for PROMPT (the Rust result)
   FENNEC_VISION_DIR      tests/fixtures/llama4_vision
+  FENNEC_WHISPER         path of whisper-tiny.en-f16.gguf
+  FENNEC_WHISPER_DIR     tests/fixtures/whisper (clips/*.wav, goldens/transcripts.json:
+                         faster-whisper's transcripts)
 """
 
+import array
 import gc
 import json
 import os
 import tempfile
 import threading
 import unittest
+import wave
 
 import fennec
 
@@ -147,6 +152,131 @@ class SmolLM2(unittest.TestCase):
             t.join(120)
         self.assertEqual(results[0], self.expected["tokens"])
         self.assertEqual(results[1], self.expected["tokens"])
+
+
+def read_wav_i16(name):
+    """The 16-bit samples, rate and channels of a clip (read with Python's wave module)."""
+    with wave.open(os.path.join(os.environ["FENNEC_WHISPER_DIR"], "clips", name)) as w:
+        assert w.getsampwidth() == 2, name
+        samples = array.array("h", w.readframes(w.getnframes()))
+        return list(samples), w.getframerate(), w.getnchannels()
+
+
+def golden_text(name):
+    with open(os.path.join(os.environ["FENNEC_WHISPER_DIR"], "goldens", "transcripts.json")) as f:
+        return json.load(f)["clips/" + name]["faster_whisper"]
+
+
+def words(text):
+    return [w.strip(".,?!").lower() for w in text.split()]
+
+
+class Speech(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.whisper = fennec.WhisperModel.load(os.environ["FENNEC_WHISPER"], fennec.LoadOptions(n_threads=2))
+
+    def test_transcribe_samples_and_file_give_faster_whispers_text(self):
+        samples, rate, channels = read_wav_i16("speech_us.wav")
+        self.assertEqual((rate, channels), (16000, 1))
+        golden = golden_text("speech_us.wav")
+        t = self.whisper.transcribe([s / 32768.0 for s in samples], rate)
+        self.assertEqual(t.text, golden["text"])
+        self.assertEqual(t.tokens, golden["tokens"])
+        self.assertLess(t.no_speech_prob, 0.6)
+        self.assertFalse(t.skipped_as_no_speech)
+        self.assertEqual(len(t.segments), 1)
+        self.assertAlmostEqual(t.audio_seconds, len(samples) / 16000.0, places=6)
+        self.assertGreater(t.encode_seconds, 0)
+        self.assertGreater(t.decode_seconds, 0)
+        from_file = self.whisper.transcribe_file(
+            os.path.join(os.environ["FENNEC_WHISPER_DIR"], "clips", "speech_us.wav"))
+        self.assertEqual(from_file.text, golden["text"])
+
+    def test_noise_is_no_speech(self):
+        samples, rate, _ = read_wav_i16("noise_only.wav")
+        t = self.whisper.transcribe([s / 32768.0 for s in samples], rate)
+        self.assertEqual(golden_text("noise_only.wav")["text"], "")
+        self.assertEqual(t.text, "")
+        self.assertTrue(t.skipped_as_no_speech)
+
+    def test_two_sentences_pushed_in_10_ms_chunks_are_two_utterances(self):
+        samples, rate, channels = read_wav_i16("two_sentences.wav")
+        stt = fennec.SpeechToText(self.whisper, fennec.VadConfig())
+        heard = []
+        chunk = rate // 100 * channels
+        speaking = False
+        for i in range(0, len(samples), chunk):
+            heard += stt.push_pcm_i16(samples[i:i + chunk], rate, channels)
+            speaking |= stt.in_speech()
+        self.assertTrue(speaking)
+        heard += stt.finish()
+        self.assertEqual(len(heard), 2, heard)
+        self.assertLess(heard[0].end_s, heard[1].start_s)
+        # The clip: "Turn off the lights.", 1.5 s of silence, "What will the weather be like
+        # tomorrow morning?". A sentence cut alone is not the clip the golden transcribes:
+        # allow one word to differ.
+        for h, sentence in zip(heard, ["Turn off the lights.", "What will the weather be like tomorrow morning?"]):
+            got, want = words(h.text), words(sentence)
+            self.assertEqual(len(got), len(want), h.text)
+            self.assertLessEqual(sum(a != b for a, b in zip(got, want)), 1, h.text)
+            self.assertTrue(h.tokens)
+            self.assertGreater(h.transcribe_seconds, 0)
+        # The same audio as floats, after a reset: the same utterances.
+        stt.reset()
+        floats = [s / 32768.0 for s in samples]
+        again = stt.push_pcm_f32(floats, rate, channels) + stt.finish()
+        self.assertEqual([h.text for h in again], [h.text for h in heard])
+
+    def test_cancel_through_a_token_and_the_streams_token(self):
+        samples, rate, _ = read_wav_i16("speech_us.wav")
+        floats = [s / 32768.0 for s in samples]
+        cancel = fennec.CancelToken()
+        cancel.cancel()
+        with self.assertRaises(fennec.FennecError.Cancelled):
+            self.whisper.transcribe(floats, rate, None, cancel)
+        stt = fennec.SpeechToText(self.whisper, fennec.VadConfig())
+        stt.push_pcm_f32(floats, rate, 1)
+        stt.cancel_token().cancel()
+        with self.assertRaises(fennec.FennecError.Cancelled):
+            stt.finish()
+        # The stream goes on: the next utterance (as 16-bit little-endian bytes) is transcribed.
+        heard = stt.push_pcm_i16_le(array.array("h", samples).tobytes(), rate, 1) + stt.finish()
+        self.assertEqual(len(heard), 1)
+        self.assertEqual(words(heard[0].text), words(golden_text("speech_us.wav")["text"]))
+
+    def test_bad_input_raises_the_right_kind(self):
+        with self.assertRaises(fennec.FennecError.Io):
+            fennec.WhisperModel.load("/nonexistent/whisper.gguf", fennec.LoadOptions())
+        with self.assertRaises(fennec.FennecError.Unsupported):  # a llama, not a whisper
+            fennec.WhisperModel.load(os.environ["FENNEC_SMOLLM2"], fennec.LoadOptions())
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            self.whisper.transcribe([], 16000)
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            self.whisper.transcribe([float("nan")] * 1600, 16000)
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            self.whisper.transcribe([0.0] * 100, 0)
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            self.whisper.transcribe([0.0] * 16000 * 3, 16000, fennec.TranscribeOptions(max_audio_s=1.0))
+        with self.assertRaises(fennec.FennecError.Io):
+            self.whisper.transcribe_file("/nonexistent/clip.wav")
+        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+            f.write(b"RIFF\x10\x00\x00\x00WAVEjunk")
+            f.flush()
+            with self.assertRaises(fennec.FennecError.InvalidArgument):
+                self.whisper.transcribe_file(f.name)
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            fennec.SpeechToText(self.whisper, fennec.VadConfig(threshold=0.0))
+        stt = fennec.SpeechToText(self.whisper, fennec.VadConfig())
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            stt.push_pcm_i16([0, 0, 0], 16000, 2)  # not whole stereo frames
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            stt.push_pcm_i16([0] * 10, 0, 1)
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            stt.push_pcm_f32([0.0] * 10, 16000, 0)
+        with self.assertRaises(fennec.FennecError.InvalidArgument):
+            stt.push_pcm_i16_le(b"\x00\x00\x00", 16000, 1)
+        self.assertEqual(stt.finish(), [])
 
 
 class Logging(unittest.TestCase):

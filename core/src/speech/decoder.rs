@@ -1,0 +1,320 @@
+//! Whisper's text decoder, one token at a time: token plus learned position, causal
+//! self-attention over a KV cache, cross-attention over the encoder output (its K/V computed
+//! once per window), the MLP, the final LayerNorm and the tied output projection.
+
+use crate::error::{try_vec, Error, Result};
+use crate::ops::{add_assign, add_bias, layer_norm, ActivationScratch, Activations, ThreadPool};
+
+use super::encoder::EncoderOutput;
+use super::model::WhisperModel;
+
+/// One decoder layer's cached keys and values: self-attention (one row per position fed so
+/// far) and cross-attention (one row per encoder position, fixed for the window).
+struct LayerCache {
+    self_k: Vec<f32>,
+    self_v: Vec<f32>,
+    cross_k: Vec<f32>,
+    cross_v: Vec<f32>,
+}
+
+/// The decoder's state for one window: caches and every buffer a step needs, allocated
+/// once, so feeding a token allocates nothing.
+pub struct DecoderState<'m> {
+    model: &'m WhisperModel,
+    layers: Vec<LayerCache>,
+    /// Encoder positions the cross-attention reads.
+    n_audio: usize,
+    /// Tokens fed so far (the next token's position).
+    n_past: usize,
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    ff: Vec<f32>,
+    /// Attention weights: one row of `max(n_text_ctx, n_audio)` per pool thread.
+    scores: Vec<Vec<f32>>,
+    logits: Vec<f32>,
+    acts: ActivationScratch,
+}
+
+impl std::fmt::Debug for DecoderState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecoderState")
+            .field("n_past", &self.n_past)
+            .field("n_audio", &self.n_audio)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WhisperModel {
+    /// A decoder for the window `enc` encodes: computes every layer's cross-attention keys
+    /// and values from it (the costly part, once per window) and sizes the caches.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidArgument`] when `enc` is not this model's width,
+    /// [`crate::ErrorKind::OutOfMemory`].
+    pub fn decoder(&self, enc: &EncoderOutput) -> Result<DecoderState<'_>> {
+        let hp = &self.hp;
+        let d = hp.n_text_embd;
+        if enc.n_embd != d || enc.data.len() != enc.n_ctx * d || enc.n_ctx == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "encoder output of {} rows of {} does not fit a {d}-wide decoder",
+                enc.n_ctx, enc.n_embd
+            )));
+        }
+        let (pool, file) = (&*self.pool, self.file.as_bytes());
+        let buf = |len: usize| try_vec(len, 0.0f32, "whisper decoder state");
+        let mut acts = ActivationScratch::default();
+        let mut layers = Vec::with_capacity(hp.n_text_layer);
+        for blk in &self.w.dec_blocks {
+            let Some((_, _, cross)) = &blk.cross else {
+                return Err(Error::InvalidModel(
+                    "whisper: a decoder block has no cross-attention".into(),
+                ));
+            };
+            let mut cross_k = buf(enc.n_ctx * d)?;
+            let mut cross_v = buf(enc.n_ctx * d)?;
+            {
+                let mut a = Activations::new(&enc.data, d, &mut acts);
+                a.matmul(&cross.k.weight(file), &mut cross_k, pool)?;
+                a.matmul(&cross.v.weight(file), &mut cross_v, pool)?;
+            }
+            add_bias(&mut cross_v, &cross.v_b);
+            layers.push(LayerCache {
+                self_k: buf(hp.n_text_ctx * d)?,
+                self_v: buf(hp.n_text_ctx * d)?,
+                cross_k,
+                cross_v,
+            });
+        }
+        let n_scores = hp.n_text_ctx.max(enc.n_ctx);
+        Ok(DecoderState {
+            model: self,
+            layers,
+            n_audio: enc.n_ctx,
+            n_past: 0,
+            x: buf(d)?,
+            h: buf(d)?,
+            q: buf(d)?,
+            k: buf(d)?,
+            v: buf(d)?,
+            attn: buf(d)?,
+            ff: buf(hp.n_ff)?,
+            scores: (0..pool.n_threads())
+                .map(|_| buf(n_scores))
+                .collect::<Result<_>>()?,
+            logits: buf(hp.n_vocab)?,
+            acts,
+        })
+    }
+}
+
+impl DecoderState<'_> {
+    /// Tokens fed so far.
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Forgets the fed tokens (the cross-attention keys stay): decode the same window again.
+    pub fn reset(&mut self) {
+        self.n_past = 0;
+    }
+
+    /// Feeds `token` at the next position and returns the logits of the next token (the
+    /// raw scores over the vocabulary, before any suppression).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidToken`] for an id outside the vocabulary,
+    /// [`crate::ErrorKind::ContextFull`] past the decoder's context (448 positions).
+    pub fn feed(&mut self, token: u32) -> Result<&[f32]> {
+        self.forward(token)?;
+        let m = self.model;
+        let file = m.file.as_bytes();
+        layer_norm(&mut self.x, &m.w.ln_w, &m.w.ln_b, m.hp.eps, &m.pool);
+        Activations::new(&self.x, m.hp.n_text_embd, &mut self.acts).matmul(
+            &m.w.token_embd.weight(file),
+            &mut self.logits,
+            &m.pool,
+        )?;
+        Ok(&self.logits)
+    }
+
+    /// Feeds `token` without computing logits (a prompt token whose prediction is unused).
+    pub fn feed_silent(&mut self, token: u32) -> Result<()> {
+        self.forward(token)
+    }
+
+    /// Runs every block for `token` at position `n_past`, leaving the residual in `x`.
+    fn forward(&mut self, token: u32) -> Result<()> {
+        let m = self.model;
+        let hp = &m.hp;
+        let (d, n_head) = (hp.n_text_embd, hp.n_text_head);
+        if token as usize >= hp.n_vocab {
+            return Err(Error::InvalidToken {
+                id: token,
+                n_vocab: hp.n_vocab,
+            });
+        }
+        let pos = self.n_past;
+        if pos >= hp.n_text_ctx {
+            return Err(Error::ContextFull {
+                needed: pos + 1,
+                n_ctx: hp.n_text_ctx,
+            });
+        }
+        let (pool, file) = (&*m.pool, m.file.as_bytes());
+        m.w.token_embd
+            .weight(file)
+            .row_to_f32(token as usize, &mut self.x)?;
+        add_assign(&mut self.x, &m.w.dec_pos[pos * d..][..d]);
+        let hd = d / n_head;
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (blk, cache) in m.w.dec_blocks.iter().zip(&mut self.layers) {
+            let Some((cross_ln_w, cross_ln_b, cross)) = &blk.cross else {
+                continue;
+            };
+            // Causal self-attention: this position's K/V join the cache.
+            let a = &blk.attn;
+            self.h.copy_from_slice(&self.x);
+            layer_norm(&mut self.h, &blk.attn_ln_w, &blk.attn_ln_b, hp.eps, pool);
+            {
+                let mut acts = Activations::new(&self.h, d, &mut self.acts);
+                acts.matmul(&a.q.weight(file), &mut self.q, pool)?;
+                acts.matmul(&a.k.weight(file), &mut self.k, pool)?;
+                acts.matmul(&a.v.weight(file), &mut self.v, pool)?;
+            }
+            add_bias(&mut self.q, &a.q_b);
+            add_bias(&mut self.v, &a.v_b);
+            cache.self_k[pos * d..][..d].copy_from_slice(&self.k);
+            cache.self_v[pos * d..][..d].copy_from_slice(&self.v);
+            attend(
+                &self.q,
+                &cache.self_k[..(pos + 1) * d],
+                &cache.self_v[..(pos + 1) * d],
+                n_head,
+                scale,
+                &mut self.scores,
+                &mut self.attn,
+                pool,
+            );
+            Activations::new(&self.attn, d, &mut self.acts).matmul(
+                &a.o.weight(file),
+                &mut self.h,
+                pool,
+            )?;
+            add_bias(&mut self.h, &a.o_b);
+            add_assign(&mut self.x, &self.h);
+
+            // Cross-attention over the window's encoder rows.
+            self.h.copy_from_slice(&self.x);
+            layer_norm(&mut self.h, cross_ln_w, cross_ln_b, hp.eps, pool);
+            Activations::new(&self.h, d, &mut self.acts).matmul(
+                &cross.q.weight(file),
+                &mut self.q,
+                pool,
+            )?;
+            add_bias(&mut self.q, &cross.q_b);
+            let n_audio = self.n_audio;
+            attend(
+                &self.q,
+                &cache.cross_k[..n_audio * d],
+                &cache.cross_v[..n_audio * d],
+                n_head,
+                scale,
+                &mut self.scores,
+                &mut self.attn,
+                pool,
+            );
+            Activations::new(&self.attn, d, &mut self.acts).matmul(
+                &cross.o.weight(file),
+                &mut self.h,
+                pool,
+            )?;
+            add_bias(&mut self.h, &cross.o_b);
+            add_assign(&mut self.x, &self.h);
+
+            // MLP.
+            self.h.copy_from_slice(&self.x);
+            layer_norm(&mut self.h, &blk.mlp_ln_w, &blk.mlp_ln_b, hp.eps, pool);
+            Activations::new(&self.h, d, &mut self.acts).matmul(
+                &blk.up.weight(file),
+                &mut self.ff,
+                pool,
+            )?;
+            add_bias(&mut self.ff, &blk.up_b);
+            crate::ops::gelu(&mut self.ff, pool);
+            Activations::new(&self.ff, hp.n_ff, &mut self.acts).matmul(
+                &blk.down.weight(file),
+                &mut self.h,
+                pool,
+            )?;
+            add_bias(&mut self.h, &blk.down_b);
+            add_assign(&mut self.x, &self.h);
+        }
+        self.n_past += 1;
+        Ok(())
+    }
+}
+
+/// One query row against `keys`/`values` (rows of `n_head · hd`): per head, softmax of the
+/// scaled dot products, then the weighted sum of values, into `out`. Heads run in parallel,
+/// each thread's weights in its row of `scores`.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    n_head: usize,
+    scale: f32,
+    scores: &mut [Vec<f32>],
+    out: &mut [f32],
+    pool: &ThreadPool,
+) {
+    let d = q.len();
+    let hd = d / n_head;
+    let n = keys.len() / d;
+    pool.for_chunks_mut_with(out, hd, scores, |o, head, s| {
+        let qh = &q[head * hd..][..hd];
+        let s = &mut s[..n];
+        let mut max = f32::NEG_INFINITY;
+        for (j, sj) in s.iter_mut().enumerate() {
+            let kh = &keys[j * d + head * hd..][..hd];
+            *sj = dot(qh, kh) * scale;
+            max = max.max(*sj);
+        }
+        let mut sum = 0.0f32;
+        for sj in s.iter_mut() {
+            *sj = (*sj - max).exp();
+            sum += *sj;
+        }
+        let inv = 1.0 / sum;
+        o.iter_mut().for_each(|v| *v = 0.0);
+        for (j, &w) in s.iter().enumerate() {
+            let vh = &values[j * d + head * hd..][..hd];
+            let w = w * inv;
+            for (ov, &x) in o.iter_mut().zip(vh) {
+                *ov += w * x;
+            }
+        }
+    });
+}
+
+/// `a · b` with eight partial sums (vectorizes).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
