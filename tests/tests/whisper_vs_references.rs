@@ -637,3 +637,130 @@ fn fit_window_survey() {
         eprintln!("{line}");
     }
 }
+
+/// whisper.cpp's own file of the same weights (`ggml-tiny.en.bin`, written by whisper.cpp's
+/// converter: `tests/fixtures/whisper/make_ggml_bin.sh`).
+const GGML_BIN_FILE: &str = "ggml-tiny.en.bin";
+
+#[test]
+fn ggml_bin_reads_as_the_gguf_layout() {
+    let gguf = fennec_core::gguf::GgufFile::open(fetched(F16_FILE)).unwrap();
+    let bin_bytes = std::fs::read(fetched(GGML_BIN_FILE)).unwrap();
+    let bin = fennec_core::speech::gguf_from_ggml_bin(&bin_bytes).unwrap();
+    // Every key the converter writes, derived ones included (special ids, the BPE merges
+    // from the ranks, the suppressed ids by the non-speech rule), except the name and the
+    // alignment heads (a .bin has none).
+    let mut compared = 0;
+    for (key, want) in gguf.metadata().iter() {
+        if matches!(key, "general.name" | "whisper.alignment_heads") {
+            continue;
+        }
+        let got = bin.metadata().get(key);
+        assert!(
+            got == Some(want),
+            "{key}: {}",
+            describe_difference(got, want)
+        );
+        compared += 1;
+    }
+    assert!(compared >= 40, "{compared} keys compared");
+    // Every tensor: same type, dims and bytes (the mel filters: OpenAI's, within 1e-8).
+    assert_eq!(bin.tensor_infos().len(), gguf.tensor_infos().len());
+    for info in gguf.tensor_infos() {
+        let want = gguf.tensor(&info.name).unwrap();
+        let got = bin
+            .tensor(&info.name)
+            .unwrap_or_else(|| panic!("{} missing", info.name));
+        // whisper.cpp stores the conv biases as [1, n]; the GGUF as [n].
+        let shape = |d: &[u64]| -> Vec<u64> { d.iter().copied().filter(|&x| x != 1).collect() };
+        assert_eq!(
+            (got.info.ty, shape(&got.info.dims)),
+            (info.ty, shape(&info.dims)),
+            "{}",
+            info.name
+        );
+        if info.name == "mel_filters" {
+            let f = |b: &[u8]| -> Vec<f32> {
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            };
+            let d = max_abs_diff(&f(got.data), &f(want.data));
+            assert!(d < 1e-8, "mel filters differ by {d}");
+        } else {
+            assert!(got.data == want.data, "{}: bytes differ", info.name);
+        }
+    }
+}
+
+/// Where two metadata values part, briefly (arrays hold up to 51 864 entries).
+fn describe_difference(
+    got: Option<&fennec_core::gguf::Value>,
+    want: &fennec_core::gguf::Value,
+) -> String {
+    use fennec_core::gguf::{Array, Value};
+    let (Some(Value::Array(got)), Value::Array(want)) = (got, want) else {
+        return format!("{got:?} vs {want:?}");
+    };
+    let first = |a: &Array, b: &Array| -> String {
+        let show = |v: &Array, i: usize| match v {
+            Array::String(v) => format!("{:?}", v.get(i)),
+            Array::I32(v) => format!("{:?}", v.get(i)),
+            Array::U32(v) => format!("{:?}", v.get(i)),
+            other => format!("{:?}", other.len()),
+        };
+        let n = a.len().max(b.len());
+        let i = (0..n).find(|&i| show(a, i) != show(b, i)).unwrap_or(n);
+        format!(
+            "lengths {} vs {}; first difference at {i}: {} vs {}",
+            a.len(),
+            b.len(),
+            show(a, i),
+            show(b, i)
+        )
+    };
+    first(got, want)
+}
+
+#[test]
+fn ggml_bin_transcribes_like_the_gguf() {
+    let gguf = load(F16_FILE);
+    let bin = load(GGML_BIN_FILE);
+    let (opts, cancel) = (TranscribeOptions::default(), CancelHandle::new());
+    for (name, samples, _) in mono_16k_clips() {
+        let want = gguf.transcribe(&samples, &opts, &cancel).unwrap();
+        let got = bin.transcribe(&samples, &opts, &cancel).unwrap();
+        assert_eq!(got.tokens, want.tokens, "{name}");
+        assert_eq!(got.text, want.text, "{name}");
+        assert!(
+            // The .bin carries OpenAI's mel filters (within 2e-9 of the GGUF's).
+            (got.no_speech_prob - want.no_speech_prob).abs() < 1e-4,
+            "{name}: no_speech_prob {} vs {}",
+            got.no_speech_prob,
+            want.no_speech_prob
+        );
+    }
+}
+
+#[test]
+fn bad_ggml_bin_gets_clear_errors() {
+    let dir = fennec_tests::temp_dir("whisper-bad-bin");
+    let bytes = std::fs::read(fetched(GGML_BIN_FILE)).unwrap();
+    let opts = LoadOptions::with_threads(1);
+    for (what, cut) in [
+        ("header", 30),
+        ("vocabulary", 70_000),
+        ("a tensor", bytes.len() - 1000),
+    ] {
+        let path = dir.join(format!("cut-{cut}.bin"));
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let e = WhisperModel::load(&path, &opts).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModel, "{what}: {e}");
+        assert!(e.to_string().contains("truncated"), "{what}: {e}");
+    }
+    // A text model refuses it, naming the format.
+    let e = Model::load(fetched(GGML_BIN_FILE), &opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidGguf, "{e}");
+    assert!(e.to_string().contains("whisper.cpp"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

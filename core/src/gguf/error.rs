@@ -14,7 +14,10 @@ pub enum GgufError {
         source: std::io::Error,
     },
     /// The first four bytes are not `GGUF`.
-    #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
+    #[error(
+        "not a GGUF file: magic is {found:02x?}, expected \"GGUF\"{}",
+        magic_hint(found)
+    )]
     BadMagic {
         /// The bytes found.
         found: [u8; 4],
@@ -188,3 +191,13 @@ pub enum GgufError {
 
 /// Result with a [`GgufError`].
 pub type Result<T, E = GgufError> = std::result::Result<T, E>;
+
+/// What a known non-GGUF magic is, for the error message.
+fn magic_hint(found: &[u8; 4]) -> &'static str {
+    match found {
+        b"lmgg" => {
+            " (a whisper.cpp ggml .bin: a speech model, for WhisperModel or `fennec transcribe`)"
+        }
+        _ => "",
+    }
+}

@@ -115,6 +115,47 @@ fn edit_mapped<R>(
     ))
 }
 
+/// Maps `len` bytes of `file` from `offset` (`len = 0`: to the end) read-only and private;
+/// `None` for an empty range. The range must lie within the file.
+pub(crate) fn map_file_range(file: &File, offset: u64, len: u64) -> Result<Option<memmap2::Mmap>> {
+    let io = |source| GgufError::Io {
+        path: PathBuf::from("<file descriptor>"),
+        source,
+    };
+    let file_len = file.metadata().map_err(io)?.len();
+    let len = if len == 0 {
+        file_len.saturating_sub(offset)
+    } else {
+        len
+    };
+    let end = offset.checked_add(len);
+    if end.is_none_or(|end| end > file_len) {
+        let msg = format!("range {offset}+{len} is outside the file of {file_len} bytes");
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            msg,
+        )));
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    let len = usize::try_from(len).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "range larger than the address space",
+        ))
+    })?;
+    // SAFETY: as in `GgufFile::open`: a read-only private mapping of a file Fennec never
+    // writes; memmap2 aligns the offset down to a page and hands back exactly `len` bytes.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map_copy_read_only(file)
+    };
+    Ok(Some(map.map_err(io)?))
+}
+
 /// An open, validated GGUF file. Cheap to share behind an `Arc`; tensors borrow from it.
 pub struct GgufFile {
     path: Option<PathBuf>,
@@ -167,43 +208,9 @@ impl GgufFile {
     /// file: a model packed inside another file (an Android asset opened as a descriptor,
     /// an iOS bundle resource). `len = 0` means "to the end of the file".
     pub fn open_range(file: &File, offset: u64, len: u64) -> Result<Self> {
-        let io = |source| GgufError::Io {
-            path: PathBuf::from("<file descriptor>"),
-            source,
-        };
-        let file_len = file.metadata().map_err(io)?.len();
-        let len = if len == 0 {
-            file_len.saturating_sub(offset)
-        } else {
-            len
-        };
-        let end = offset.checked_add(len);
-        if end.is_none_or(|end| end > file_len) {
-            let msg = format!("range {offset}+{len} is outside the file of {file_len} bytes");
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                msg,
-            )));
-        }
-        let bytes = if len == 0 {
-            Bytes::Owned(Vec::new())
-        } else {
-            let len = usize::try_from(len).map_err(|_| {
-                io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "range larger than the address space",
-                ))
-            })?;
-            // SAFETY: as in `open`: a read-only private mapping of a file Fennec never
-            // writes; memmap2 aligns the offset down to a page and hands back exactly `len`
-            // bytes.
-            let map = unsafe {
-                memmap2::MmapOptions::new()
-                    .offset(offset)
-                    .len(len)
-                    .map_copy_read_only(file)
-            };
-            Bytes::Mapped(map.map_err(io)?)
+        let bytes = match map_file_range(file, offset, len)? {
+            Some(map) => Bytes::Mapped(map),
+            None => Bytes::Owned(Vec::new()),
         };
         Self::from_bytes(bytes)
     }

@@ -20,12 +20,14 @@
 
 mod decoder;
 mod encoder;
+mod ggml_bin;
 mod mel;
 mod model;
 mod transcribe;
 
 pub use decoder::DecoderState;
 pub use encoder::EncoderOutput;
+pub use ggml_bin::{gguf_from_ggml_bin, is_ggml_bin, GGML_BIN_MAGIC};
 pub use mel::LogMel;
 pub use model::{WhisperHparams, WhisperModel, WhisperTokens};
 pub use transcribe::{

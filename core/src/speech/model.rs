@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::ggml_bin;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, Metadata};
 use crate::model::weights::{matrix_ref, tensor_ref, TensorRef};
@@ -247,8 +248,9 @@ const _: () = {
 };
 
 impl WhisperModel {
-    /// Maps and validates the Whisper GGUF at `path`, checks every tensor, builds the
-    /// tokenizer and starts `opts.n_threads` worker threads. Weights stay in the mapping,
+    /// Maps and validates the Whisper GGUF at `path` (or reads a whisper.cpp `ggml-*.bin`
+    /// into memory: see [`crate::speech::gguf_from_ggml_bin`]), checks every tensor, builds
+    /// the tokenizer and starts `opts.n_threads` worker threads. Weights stay in the mapping,
     /// repacked in place when `opts.repack` is set, except F16/BF16 encoder matrices: those
     /// are widened to f32 copies at load (twice their size in memory, 30 MB for tiny), so
     /// that the encoder multiplies f32 activations — rounding them to f16 as ggml does
@@ -258,20 +260,27 @@ impl WhisperModel {
     /// # Errors
     /// [`crate::ErrorKind::Io`] / [`crate::ErrorKind::InvalidGguf`] for an unreadable or
     /// invalid file, [`crate::ErrorKind::Unsupported`] when it is not a Whisper model,
-    /// [`crate::ErrorKind::InvalidModel`] for missing or misshapen tensors and keys.
+    /// [`crate::ErrorKind::InvalidModel`] for missing or misshapen tensors and keys or a
+    /// malformed `.bin`.
     pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Arc<Self>> {
-        Self::from_file(GgufFile::open(path)?, opts)
+        let path = path.as_ref();
+        let file = ggml_bin::open_either(|| GgufFile::open(path), || ggml_bin::open(path))?;
+        Self::from_file(file, opts)
     }
 
     /// Loads the model stored in `len` bytes of `file` from `offset` (`len = 0`: to the end):
-    /// a model inside an app bundle, mapped, not copied.
+    /// a model inside an app bundle, mapped, not copied (a whisper.cpp `.bin` is copied).
     pub fn load_range(
         file: &std::fs::File,
         offset: u64,
         len: u64,
         opts: &LoadOptions,
     ) -> Result<Arc<Self>> {
-        Self::from_file(GgufFile::open_range(file, offset, len)?, opts)
+        let gguf = ggml_bin::open_either(
+            || GgufFile::open_range(file, offset, len),
+            || ggml_bin::open_range(file, offset, len),
+        )?;
+        Self::from_file(gguf, opts)
     }
 
     /// Builds a model from an already opened GGUF file, with its own worker threads.
@@ -348,7 +357,16 @@ impl WhisperModel {
     /// # Errors
     /// [`crate::ErrorKind::InvalidArgument`] when the vocabulary has no such language token.
     pub fn language_token(&self, code: &str) -> Result<u32> {
-        let id = self.tokenizer.token_id(&format!("<|{code}|>"));
+        // Hebrew is `he` in OpenAI's vocabulary and `iw` in Hugging Face's.
+        let alias = match code {
+            "he" => Some("iw"),
+            "iw" => Some("he"),
+            _ => None,
+        };
+        let id = self
+            .tokenizer
+            .token_id(&format!("<|{code}|>"))
+            .or_else(|| alias.and_then(|a| self.tokenizer.token_id(&format!("<|{a}|>"))));
         let first = self.tokens.language_first;
         match (id, first) {
             (Some(id), Some(first))
