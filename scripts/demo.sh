@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from rustup.rs" >&2; exit 1; }
 export FENNEC_MODELS="${FENNEC_MODELS:-$HOME/.cache/fennec/models}"
-scripts/fetch-models.sh
+scripts/fetch-models.sh chat
 cargo build --release --quiet -p fennec-cli
 MODEL="$FENNEC_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT="${1:-Give me three tips for taking better photos with my phone.}"

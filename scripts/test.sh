@@ -57,10 +57,12 @@ setup_rust() {
   command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 }
 
-setup_apt() { # system libraries the workspace builds against: ALSA for microphone capture
+setup_apt() { # system packages: ALSA for microphone capture, make and g++ for whisper.cpp's quantize
   local need=()
   pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev pkg-config)
   command -v aplay >/dev/null || need+=(alsa-utils) # ALSA's file plugin feeds capture tests
+  command -v make >/dev/null || need+=(make)    # whisper.cpp's quantize makes the quantized .bin fixtures
+  command -v g++ >/dev/null || need+=(g++)
   if [ ${#need[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
