@@ -6,6 +6,7 @@ use crate::error::{try_vec, Error, Result};
 use crate::ops::{add_assign, add_bias, layer_norm, ActivationScratch, Activations, ThreadPool};
 
 use super::encoder::EncoderOutput;
+use super::layers::Residual;
 use super::model::WhisperModel;
 
 /// One decoder layer's cached keys and values: self-attention (one row per position fed so
@@ -175,18 +176,14 @@ impl DecoderState<'_> {
             let Some((cross_ln_w, cross_ln_b, cross)) = &blk.cross else {
                 continue;
             };
+            let mut r = Residual {
+                x: &mut self.x,
+                h: &mut self.h,
+                acts: &mut self.acts,
+            };
             // Causal self-attention: this position's K/V join the cache.
-            let a = &blk.attn;
-            self.h.copy_from_slice(&self.x);
-            layer_norm(&mut self.h, &blk.attn_ln_w, &blk.attn_ln_b, hp.eps, pool);
-            {
-                let mut acts = Activations::new(&self.h, d, &mut self.acts);
-                acts.matmul(&a.q.weight(file), &mut self.q, pool)?;
-                acts.matmul(&a.k.weight(file), &mut self.k, pool)?;
-                acts.matmul(&a.v.weight(file), &mut self.v, pool)?;
-            }
-            add_bias(&mut self.q, &a.q_b);
-            add_bias(&mut self.v, &a.v_b);
+            m.pre_norm(&mut r, &blk.attn_ln_w, &blk.attn_ln_b);
+            m.project_qkv(&blk.attn, &mut r, &mut self.q, &mut self.k, &mut self.v)?;
             cache.self_k[pos * d..][..d].copy_from_slice(&self.k);
             cache.self_v[pos * d..][..d].copy_from_slice(&self.v);
             attend(
@@ -199,59 +196,23 @@ impl DecoderState<'_> {
                 &mut self.attn,
                 pool,
             );
-            Activations::new(&self.attn, d, &mut self.acts).matmul(
-                &a.o.weight(file),
-                &mut self.h,
-                pool,
-            )?;
-            add_bias(&mut self.h, &a.o_b);
-            add_assign(&mut self.x, &self.h);
+            m.add_attention_output(&blk.attn, &self.attn, &mut r)?;
 
-            // Cross-attention over the window's encoder rows.
-            self.h.copy_from_slice(&self.x);
-            layer_norm(&mut self.h, cross_ln_w, cross_ln_b, hp.eps, pool);
-            Activations::new(&self.h, d, &mut self.acts).matmul(
-                &cross.q.weight(file),
-                &mut self.q,
-                pool,
-            )?;
-            add_bias(&mut self.q, &cross.q_b);
-            let n_audio = self.n_audio;
+            // Cross-attention over the window's encoder rows (their K/V cached per window).
+            m.pre_norm(&mut r, cross_ln_w, cross_ln_b);
+            m.linear(&cross.q, Some(&cross.q_b), r.h, d, &mut self.q, r.acts)?;
             attend(
                 &self.q,
-                &cache.cross_k[..n_audio * d],
-                &cache.cross_v[..n_audio * d],
+                &cache.cross_k[..self.n_audio * d],
+                &cache.cross_v[..self.n_audio * d],
                 n_head,
                 scale,
                 &mut self.scores,
                 &mut self.attn,
                 pool,
             );
-            Activations::new(&self.attn, d, &mut self.acts).matmul(
-                &cross.o.weight(file),
-                &mut self.h,
-                pool,
-            )?;
-            add_bias(&mut self.h, &cross.o_b);
-            add_assign(&mut self.x, &self.h);
-
-            // MLP.
-            self.h.copy_from_slice(&self.x);
-            layer_norm(&mut self.h, &blk.mlp_ln_w, &blk.mlp_ln_b, hp.eps, pool);
-            Activations::new(&self.h, d, &mut self.acts).matmul(
-                &blk.up.weight(file),
-                &mut self.ff,
-                pool,
-            )?;
-            add_bias(&mut self.ff, &blk.up_b);
-            crate::ops::gelu(&mut self.ff, pool);
-            Activations::new(&self.ff, hp.n_ff, &mut self.acts).matmul(
-                &blk.down.weight(file),
-                &mut self.h,
-                pool,
-            )?;
-            add_bias(&mut self.h, &blk.down_b);
-            add_assign(&mut self.x, &self.h);
+            m.add_attention_output(cross, &self.attn, &mut r)?;
+            m.add_mlp(blk, &mut r, &mut self.ff)?;
         }
         self.n_past += 1;
         Ok(())

@@ -9,6 +9,7 @@ use crate::ops::{
     Activations, BidirectionalScratch,
 };
 
+use super::layers::Residual;
 use super::model::{Block, WhisperModel};
 
 /// The encoder's output for one 30-second window: `n_ctx` rows of `n_embd`.
@@ -161,21 +162,15 @@ impl WhisperModel {
     /// `x += attn(attn_ln(x)); x += mlp(mlp_ln(x))`.
     fn encoder_block(&self, blk: &Block, b: &mut EncoderBuffers) -> Result<()> {
         let hp = &self.hp;
-        let pool = &*self.pool;
-        let file = self.file.as_bytes();
         let d = hp.n_audio_embd;
         let n = b.x.len() / d;
-        let a = &blk.attn;
-        b.h.copy_from_slice(&b.x);
-        layer_norm(&mut b.h, &blk.attn_ln_w, &blk.attn_ln_b, hp.eps, pool);
-        {
-            let mut acts = Activations::new(&b.h, d, &mut b.acts);
-            acts.matmul(&a.q.weight(file), &mut b.q, pool)?;
-            acts.matmul(&a.k.weight(file), &mut b.k, pool)?;
-            acts.matmul(&a.v.weight(file), &mut b.v, pool)?;
-        }
-        add_bias(&mut b.q, &a.q_b);
-        add_bias(&mut b.v, &a.v_b);
+        let mut r = Residual {
+            x: &mut b.x,
+            h: &mut b.h,
+            acts: &mut b.acts,
+        };
+        self.pre_norm(&mut r, &blk.attn_ln_w, &blk.attn_ln_b);
+        self.project_qkv(&blk.attn, &mut r, &mut b.q, &mut b.k, &mut b.v)?;
         bidirectional_attention(
             &b.q,
             &b.k,
@@ -185,26 +180,10 @@ impl WhisperModel {
             d / hp.n_audio_head,
             &mut b.attn,
             &mut b.attention,
-            pool,
+            &self.pool,
         )?;
-        Activations::new(&b.attn, d, &mut b.acts).matmul(&a.o.weight(file), &mut b.h, pool)?;
-        add_bias(&mut b.h, &a.o_b);
-        add_assign(&mut b.x, &b.h);
-
-        b.h.copy_from_slice(&b.x);
-        layer_norm(&mut b.h, &blk.mlp_ln_w, &blk.mlp_ln_b, hp.eps, pool);
-        let ff = &mut b.wide[..n * hp.n_ff];
-        Activations::new(&b.h, d, &mut b.acts).matmul(&blk.up.weight(file), ff, pool)?;
-        add_bias(ff, &blk.up_b);
-        gelu(ff, pool);
-        Activations::new(ff, hp.n_ff, &mut b.acts).matmul(
-            &blk.down.weight(file),
-            &mut b.h,
-            pool,
-        )?;
-        add_bias(&mut b.h, &blk.down_b);
-        add_assign(&mut b.x, &b.h);
-        Ok(())
+        self.add_attention_output(&blk.attn, &b.attn, &mut r)?;
+        self.add_mlp(blk, &mut r, &mut b.wide[..n * hp.n_ff])
     }
 }
 

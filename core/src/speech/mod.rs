@@ -21,6 +21,7 @@
 mod decoder;
 mod encoder;
 mod ggml_bin;
+mod layers;
 mod mel;
 mod model;
 mod transcribe;
