@@ -214,11 +214,6 @@ fn bad_inputs_are_named_errors() {
 /// sentences come out as two utterances with their transcripts.
 #[test]
 fn listen_prints_each_utterance_from_the_microphone() {
-    const ALSA_CONF: &str = "/usr/share/alsa/alsa.conf";
-    assert!(
-        std::path::Path::new(ALSA_CONF).exists(),
-        "{ALSA_CONF} missing: apt-get install alsa-utils"
-    );
     let dir = fennec_tests::temp_dir("listen");
     let raw = dir.join("in.raw");
     let (samples, n) = wav_s16_mono(&PathBuf::from(clip("two_sentences.wav")));
@@ -231,25 +226,12 @@ fn listen_prints_each_utterance_from_the_microphone() {
         .flat_map(f32::to_le_bytes)
         .collect();
     std::fs::write(&raw, &bytes).unwrap();
-    let conf = dir.join("asound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "pcm.feed {{ type file slave.pcm \"null\" file \"/dev/null\" infile \"{}\" format \"raw\"\n\
-             hint {{ show on description \"test capture\" }} }}\n\
-             pcm.!default {{ type asym playback.pcm \"null\" capture.pcm \"feed\" }}\n",
-            raw.display()
-        ),
-    )
-    .unwrap();
+    let alsa_config = fennec_tests::alsa_capture_from_file(&dir, &raw);
     let seconds = (n as f64 + 16_000.0) / 16_000.0;
     let out = Command::new(env!("CARGO_BIN_EXE_fennec"))
         .args(["listen", "-m", &whisper(), "-t", "2", "--json"])
         .args(["--duration", &format!("{seconds:.3}")])
-        .env(
-            "ALSA_CONFIG_PATH",
-            format!("{ALSA_CONF}:{}", conf.display()),
-        )
+        .env("ALSA_CONFIG_PATH", &alsa_config)
         .output()
         .unwrap();
     let (stdout, stderr) = (

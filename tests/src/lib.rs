@@ -364,3 +364,29 @@ pub fn greedy_tokens(session: &mut fennec_core::Session, logits: &[f32], n: usiz
     }
     got
 }
+
+/// Where ALSA's own configuration lives (Debian's `libasound2-data`).
+const ALSA_CONF: &str = "/usr/share/alsa/alsa.conf";
+
+/// An `ALSA_CONFIG_PATH` value that makes ALSA's `file` plugin the default capture device,
+/// playing the raw samples of `raw` (in whatever format the capture asks for: the plugin
+/// converts nothing), with a null playback device: microphone tests without a sound card.
+/// The configuration is written into `dir`.
+pub fn alsa_capture_from_file(dir: &Path, raw: &Path) -> String {
+    assert!(
+        Path::new(ALSA_CONF).exists(),
+        "{ALSA_CONF} missing: apt-get install alsa-utils (libasound2-data)"
+    );
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pcm.feed {{ type file slave.pcm \"null\" file \"/dev/null\" infile \"{}\" format \"raw\"\n\
+             hint {{ show on description \"test capture\" }} }}\n\
+             pcm.!default {{ type asym playback.pcm \"null\" capture.pcm \"feed\" }}\n",
+            raw.display()
+        ),
+    )
+    .unwrap();
+    format!("{ALSA_CONF}:{}", conf.display())
+}

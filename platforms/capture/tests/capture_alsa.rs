@@ -8,16 +8,9 @@ use std::time::Duration;
 
 use fennec_capture::{input_devices, Capture, CaptureConfig, CaptureFormat};
 
-const ALSA_CONF: &str = "/usr/share/alsa/alsa.conf";
-
 #[test]
 fn captures_a_raw_file_through_alsa() {
-    assert!(
-        std::path::Path::new(ALSA_CONF).exists(),
-        "{ALSA_CONF} missing: apt-get install alsa-utils (libasound2-data)"
-    );
-    let dir = std::env::temp_dir().join(format!("fennec-audio-alsa-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fennec_tests::temp_dir("capture-alsa");
     // 1 s of 16 kHz mono s16le: a ramp of distinct values, so any drop or reorder shows.
     let n = 16_000;
     let want: Vec<i16> = (0..n as i64)
@@ -31,23 +24,10 @@ fn captures_a_raw_file_through_alsa() {
             .collect::<Vec<u8>>(),
     )
     .unwrap();
-    let conf = dir.join("asound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "pcm.feed {{ type file slave.pcm \"null\" file \"/dev/null\" infile \"{}\" format \"raw\"\n\
-             hint {{ show on description \"test capture\" }} }}\n\
-             pcm.!default {{ type asym playback.pcm \"null\" capture.pcm \"feed\" }}\n",
-            raw.display()
-        ),
-    )
-    .unwrap();
+    let alsa_config = fennec_tests::alsa_capture_from_file(&dir, &raw);
     // SAFETY of the environment: this test binary has this one test, and sets the variable
     // before anything loads ALSA.
-    std::env::set_var(
-        "ALSA_CONFIG_PATH",
-        format!("{ALSA_CONF}:{}", conf.display()),
-    );
+    std::env::set_var("ALSA_CONFIG_PATH", &alsa_config);
 
     let devices = input_devices().unwrap();
     assert!(!devices.is_empty(), "no input devices listed");
