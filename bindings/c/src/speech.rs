@@ -446,17 +446,14 @@ fn channels_u16(channels: u32) -> FfiResult<u16> {
         .map_err(|_| FfiError::InvalidArgument(format!("{channels} channels is too many")))
 }
 
-/// Adds `n_samples` interleaved 16-bit samples (`n_samples / channels` frames) at
-/// `sample_rate` Hz and passes each utterance this completes to `on_heard` (may be NULL),
-/// transcribed on this thread.
+/// Pushes `n_samples` interleaved samples of any PCM type into the stream.
 ///
-/// Errors: `FENNEC_ERR_INVALID_ARGUMENT` for a zero or out-of-range rate (4..384 kHz), zero
-/// channels or a buffer that is not whole frames; `FENNEC_ERR_CANCELLED` when
-/// `fennec_stt_cancel()` stopped a transcription (the stream goes on with the next push).
-#[no_mangle]
-pub unsafe extern "C" fn fennec_stt_push_i16(
+/// # Safety
+/// As for `fennec_stt_push_i16()`: `samples` is valid for `n_samples` reads, `stt` is a live
+/// stream, `on_heard`/`user` follow the callback contract.
+unsafe fn push_samples<S: fennec_audio::Sample>(
     stt: *mut fennec_stt,
-    samples: *const i16,
+    samples: *const S,
     n_samples: usize,
     sample_rate: u32,
     channels: u32,
@@ -476,6 +473,37 @@ pub unsafe extern "C" fn fennec_stt_push_i16(
     })
 }
 
+/// Adds `n_samples` interleaved 16-bit samples (`n_samples / channels` frames) at
+/// `sample_rate` Hz and passes each utterance this completes to `on_heard` (may be NULL),
+/// transcribed on this thread.
+///
+/// Errors: `FENNEC_ERR_INVALID_ARGUMENT` for a zero or out-of-range rate (4..384 kHz), zero
+/// channels or a buffer that is not whole frames; `FENNEC_ERR_CANCELLED` when
+/// `fennec_stt_cancel()` stopped a transcription (the stream goes on with the next push).
+#[no_mangle]
+pub unsafe extern "C" fn fennec_stt_push_i16(
+    stt: *mut fennec_stt,
+    samples: *const i16,
+    n_samples: usize,
+    sample_rate: u32,
+    channels: u32,
+    on_heard: fennec_heard_callback,
+    user: *mut c_void,
+) -> fennec_status {
+    // SAFETY: the caller's pointers follow the ABI contract.
+    unsafe {
+        push_samples(
+            stt,
+            samples,
+            n_samples,
+            sample_rate,
+            channels,
+            on_heard,
+            user,
+        )
+    }
+}
+
 /// As `fennec_stt_push_i16()`, for float samples in [-1, 1].
 #[no_mangle]
 pub unsafe extern "C" fn fennec_stt_push_f32(
@@ -487,17 +515,18 @@ pub unsafe extern "C" fn fennec_stt_push_f32(
     on_heard: fennec_heard_callback,
     user: *mut c_void,
 ) -> fennec_status {
-    guard(|| {
-        // SAFETY: `samples` is valid for `n_samples` reads (ABI contract).
-        let samples = unsafe { c_slice(samples, n_samples, "samples") }?;
-        let channels = channels_u16(channels)?;
-        // SAFETY: the pointers follow the ABI contract.
-        unsafe {
-            with_stream(stt, on_heard, user, |s| {
-                s.push_pcm(samples, sample_rate, channels)
-            })
-        }
-    })
+    // SAFETY: the caller's pointers follow the ABI contract.
+    unsafe {
+        push_samples(
+            stt,
+            samples,
+            n_samples,
+            sample_rate,
+            channels,
+            on_heard,
+            user,
+        )
+    }
 }
 
 /// End of input (push-to-talk released): speech in progress becomes an utterance, is

@@ -50,7 +50,7 @@ mod voice;
 
 pub use error::{AudioError, Result};
 pub use file::{decode_audio, read_audio_file, DecodedAudio, FileOptions};
-pub use pcm::{to_mono_16k, PcmConverter, PcmFormat, TARGET_SAMPLE_RATE};
+pub use pcm::{to_mono_16k, PcmConverter, PcmFormat, Sample, TARGET_SAMPLE_RATE};
 pub use speech::{Heard, SpeechToText};
 pub use vad::{speech_chunks, EndReason, Endpointer, Utterance, VadConfig, WHISPER_WINDOW_SAMPLES};
 pub use voice::VoiceInput;
