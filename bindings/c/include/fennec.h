@@ -558,12 +558,13 @@ struct fennec_transcribe_options fennec_transcribe_options_default(void);
 // Endpointing defaults (see `fennec_vad_config`).
 struct fennec_vad_config fennec_vad_config_default(void);
 
-// Loads the Whisper GGUF at `path` (`general.architecture = whisper`) with `options` (NULL
-// = defaults) into `*out`.
+// Loads the Whisper model at `path` (a GGUF with `general.architecture = whisper`, or a
+// whisper.cpp `ggml-*.bin`) with `options` (NULL = defaults) into `*out`.
 //
 // Errors: `FENNEC_ERR_IO` when the file cannot be read, `FENNEC_ERR_INVALID_GGUF` when it is
 // not valid GGUF, `FENNEC_ERR_UNSUPPORTED` for another architecture,
-// `FENNEC_ERR_INVALID_MODEL` for missing or misshapen tensors. `*out` is NULL on failure.
+// `FENNEC_ERR_INVALID_MODEL` for missing or misshapen tensors or a malformed whisper.cpp
+// `.bin`. `*out` is NULL on failure.
 fennec_status fennec_whisper_load(const char *path,
                                   const struct fennec_load_options *options,
                                   struct fennec_whisper **out);

@@ -66,22 +66,51 @@ pub unsafe extern "C" fn fennec_model_load(
     options: *const fennec_load_options,
     out: *mut *mut fennec_model,
 ) -> fennec_status {
+    // SAFETY: the caller's pointers follow the ABI contract.
+    unsafe {
+        load_handle(path, options, out, |path, opts| {
+            Ok(fennec_model {
+                model: Model::load(path, opts)?,
+            })
+        })
+    }
+}
+
+/// The load options `options` points to (defaults for NULL).
+///
+/// # Safety
+/// `options` is NULL or points to a `fennec_load_options`.
+unsafe fn load_options(options: *const fennec_load_options) -> LoadOptions {
+    // SAFETY: NULL or valid (the caller's contract).
+    match unsafe { options.as_ref() } {
+        Some(o) => LoadOptions {
+            n_threads: o.n_threads as usize,
+            idle_spin: Duration::from_micros(u64::from(o.idle_spin_us)),
+            ..LoadOptions::default()
+        },
+        None => LoadOptions::default(),
+    }
+}
+
+/// The body of every `fennec_*_load(path, options, out)`: `*out` is NULL unless `load`
+/// succeeds, then a new boxed handle.
+///
+/// # Safety
+/// `path` is NULL or NUL-terminated, `options` NULL or valid, `out` NULL or writable.
+pub(crate) unsafe fn load_handle<T>(
+    path: *const c_char,
+    options: *const fennec_load_options,
+    out: *mut *mut T,
+    load: impl FnOnce(&str, &LoadOptions) -> fennec_core::Result<T>,
+) -> fennec_status {
     guard(|| {
         // SAFETY: `out` is NULL or writable (ABI contract); NULL is reported.
         unsafe { c_write(out, std::ptr::null_mut(), "out") }?;
         // SAFETY: `path` is NULL or a NUL-terminated string (ABI contract).
         let path = unsafe { c_str(path, "path") }?;
         // SAFETY: `options` is NULL or points to options (ABI contract).
-        let opts = match unsafe { options.as_ref() } {
-            Some(o) => LoadOptions {
-                n_threads: o.n_threads as usize,
-                idle_spin: Duration::from_micros(u64::from(o.idle_spin_us)),
-                ..LoadOptions::default()
-            },
-            None => LoadOptions::default(),
-        };
-        let model = Model::load(path, &opts)?;
-        let handle = Box::into_raw(Box::new(fennec_model { model }));
+        let opts = unsafe { load_options(options) };
+        let handle = Box::into_raw(Box::new(load(path, &opts)?));
         // SAFETY: checked writable above.
         unsafe { out.write(handle) };
         Ok(())

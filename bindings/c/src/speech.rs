@@ -3,13 +3,12 @@
 
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex, TryLockError};
-use std::time::Duration;
 
 use fennec_audio::{AudioError, Heard, SpeechToText, VadConfig};
 use fennec_core::speech::{DecodeOptions, TranscribeOptions, WhisperModel};
-use fennec_core::{CancelHandle, ErrorKind, LoadOptions};
+use fennec_core::{CancelHandle, ErrorKind};
 
-use crate::model::fennec_load_options;
+use crate::model::{fennec_load_options, load_handle};
 use crate::session::fennec_cancel;
 use crate::status::{guard, guard_void, FfiError, FfiResult};
 use crate::{c_ref, c_slice, c_str, c_write, count, fennec_status};
@@ -210,38 +209,27 @@ unsafe fn transcribe_options(o: *const fennec_transcribe_options) -> FfiResult<T
     })
 }
 
-/// Loads the Whisper GGUF at `path` (`general.architecture = whisper`) with `options` (NULL
-/// = defaults) into `*out`.
+/// Loads the Whisper model at `path` (a GGUF with `general.architecture = whisper`, or a
+/// whisper.cpp `ggml-*.bin`) with `options` (NULL = defaults) into `*out`.
 ///
 /// Errors: `FENNEC_ERR_IO` when the file cannot be read, `FENNEC_ERR_INVALID_GGUF` when it is
 /// not valid GGUF, `FENNEC_ERR_UNSUPPORTED` for another architecture,
-/// `FENNEC_ERR_INVALID_MODEL` for missing or misshapen tensors. `*out` is NULL on failure.
+/// `FENNEC_ERR_INVALID_MODEL` for missing or misshapen tensors or a malformed whisper.cpp
+/// `.bin`. `*out` is NULL on failure.
 #[no_mangle]
 pub unsafe extern "C" fn fennec_whisper_load(
     path: *const c_char,
     options: *const fennec_load_options,
     out: *mut *mut fennec_whisper,
 ) -> fennec_status {
-    guard(|| {
-        // SAFETY: `out` is NULL or writable (ABI contract); NULL is reported.
-        unsafe { c_write(out, std::ptr::null_mut(), "out") }?;
-        // SAFETY: `path` is NULL or a NUL-terminated string (ABI contract).
-        let path = unsafe { c_str(path, "path") }?;
-        // SAFETY: `options` is NULL or points to options (ABI contract).
-        let opts = match unsafe { options.as_ref() } {
-            Some(o) => LoadOptions {
-                n_threads: o.n_threads as usize,
-                idle_spin: Duration::from_micros(u64::from(o.idle_spin_us)),
-                ..LoadOptions::default()
-            },
-            None => LoadOptions::default(),
-        };
-        let model = WhisperModel::load(path, &opts)?;
-        let handle = Box::into_raw(Box::new(fennec_whisper { model }));
-        // SAFETY: checked writable above.
-        unsafe { out.write(handle) };
-        Ok(())
-    })
+    // SAFETY: the caller's pointers follow the ABI contract.
+    unsafe {
+        load_handle(path, options, out, |path, opts| {
+            Ok(fennec_whisper {
+                model: WhisperModel::load(path, opts)?,
+            })
+        })
+    }
 }
 
 /// Releases a Whisper model handle (NULL is ignored). Streams created from it keep the
