@@ -22,7 +22,7 @@ const RATE: f64 = 16_000.0;
 /// Whisper model and decoding flags shared by `transcribe` and `listen`.
 #[derive(clap::Args)]
 pub struct WhisperArgs {
-    /// The Whisper GGUF model.
+    /// The Whisper model: a GGUF, or a whisper.cpp `ggml-*.bin`.
     #[arg(short, long)]
     model: PathBuf,
     /// Worker threads (0 = all cores).
