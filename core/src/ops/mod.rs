@@ -17,7 +17,7 @@ mod pool;
 mod rope;
 
 pub use attention::{attention, AttentionScratch, AttentionShape};
-pub use dense::{bidirectional_attention, gelu, layer_norm, BidirectionalScratch};
+pub use dense::{bidirectional_attention, exp_approx, gelu, layer_norm, BidirectionalScratch};
 pub use matmul::{ActivationScratch, Activations, Weight};
 pub use pool::{ThreadPool, DEFAULT_IDLE_SPIN};
 pub use rope::{Rope, RopeMode};

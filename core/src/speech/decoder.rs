@@ -3,18 +3,23 @@
 //! once per window), the MLP, the final LayerNorm and the tied output projection.
 
 use crate::error::{try_vec, Error, Result};
-use crate::ops::{add_assign, add_bias, layer_norm, ActivationScratch, Activations, ThreadPool};
+use crate::ops::{
+    add_assign, add_bias, exp_approx, layer_norm, ActivationScratch, Activations, ThreadPool,
+};
 
 use super::encoder::EncoderOutput;
 use super::layers::Residual;
 use super::model::WhisperModel;
 
 /// One decoder layer's cached keys and values: self-attention (one row per position fed so
-/// far) and cross-attention (one row per encoder position, fixed for the window).
+/// far) and cross-attention (fixed for the window, laid out head by head so that each
+/// head's pass over the encoder positions reads memory in order).
 struct LayerCache {
     self_k: Vec<f32>,
     self_v: Vec<f32>,
-    cross_k: Vec<f32>,
+    /// Per head, `hd` rows of `n_audio`: the keys transposed.
+    cross_kt: Vec<f32>,
+    /// Per head, `n_audio` rows of `hd`.
     cross_v: Vec<f32>,
 }
 
@@ -75,18 +80,23 @@ impl WhisperModel {
                     "whisper: a decoder block has no cross-attention".into(),
                 ));
             };
-            let mut cross_k = buf(enc.n_ctx * d)?;
-            let mut cross_v = buf(enc.n_ctx * d)?;
+            let (n, n_head) = (enc.n_ctx, hp.n_text_head);
+            let mut k = buf(n * d)?;
+            let mut v = buf(n * d)?;
             {
                 let mut a = Activations::new(&enc.data, d, &mut acts);
-                a.matmul(&cross.k.weight(file), &mut cross_k, pool)?;
-                a.matmul(&cross.v.weight(file), &mut cross_v, pool)?;
+                a.matmul(&cross.k.weight(file), &mut k, pool)?;
+                a.matmul(&cross.v.weight(file), &mut v, pool)?;
             }
-            add_bias(&mut cross_v, &cross.v_b);
+            add_bias(&mut v, &cross.v_b);
+            let mut cross_kt = buf(n * d)?;
+            let mut cross_v = buf(n * d)?;
+            head_major(&k, n, n_head, true, &mut cross_kt);
+            head_major(&v, n, n_head, false, &mut cross_v);
             layers.push(LayerCache {
                 self_k: buf(hp.n_text_ctx * d)?,
                 self_v: buf(hp.n_text_ctx * d)?,
-                cross_k,
+                cross_kt,
                 cross_v,
             });
         }
@@ -201,10 +211,10 @@ impl DecoderState<'_> {
             // Cross-attention over the window's encoder rows (their K/V cached per window).
             m.pre_norm(&mut r, cross_ln_w, cross_ln_b);
             m.linear(&cross.q, Some(&cross.q_b), r.h, d, &mut self.q, r.acts)?;
-            attend(
+            attend_head_major(
                 &self.q,
-                &cache.cross_k[..self.n_audio * d],
-                &cache.cross_v[..self.n_audio * d],
+                &cache.cross_kt,
+                &cache.cross_v,
                 n_head,
                 scale,
                 &mut self.scores,
@@ -245,17 +255,81 @@ fn attend(
             *sj = dot(qh, kh) * scale;
             max = max.max(*sj);
         }
-        let mut sum = 0.0f32;
-        for sj in s.iter_mut() {
-            *sj = (*sj - max).exp();
-            sum += *sj;
-        }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / softmax_numerators(s, max);
         o.iter_mut().for_each(|v| *v = 0.0);
         for (j, &w) in s.iter().enumerate() {
             let vh = &values[j * d + head * hd..][..hd];
             let w = w * inv;
             for (ov, &x) in o.iter_mut().zip(vh) {
+                *ov += w * x;
+            }
+        }
+    });
+}
+
+/// `s[j] = e^(s[j] − max)`; returns their sum.
+fn softmax_numerators(s: &mut [f32], max: f32) -> f32 {
+    let mut sum = 0.0f32;
+    for sj in s.iter_mut() {
+        *sj = exp_approx(*sj - max);
+        sum += *sj;
+    }
+    sum
+}
+
+/// Rows of `n_head · hd` (`x`, `n` of them) regrouped head by head into `out`: per head
+/// `n` rows of `hd` or, `transposed`, `hd` rows of `n`.
+fn head_major(x: &[f32], n: usize, n_head: usize, transposed: bool, out: &mut [f32]) {
+    let d = x.len() / n.max(1);
+    let hd = d / n_head;
+    for (j, row) in x.chunks_exact(d).enumerate() {
+        for (head, part) in row.chunks_exact(hd).enumerate() {
+            let base = head * n * hd;
+            if transposed {
+                for (c, &v) in part.iter().enumerate() {
+                    out[base + c * n + j] = v;
+                }
+            } else {
+                out[base + j * hd..][..hd].copy_from_slice(part);
+            }
+        }
+    }
+}
+
+/// [`attend`] over keys and values laid out head by head (see [`head_major`]): per head the
+/// scores are `hd` passes of `score += q[c]·kᵀ[c]` over contiguous rows (which vectorize),
+/// and the weighted sum reads that head's values in order.
+#[allow(clippy::too_many_arguments)]
+fn attend_head_major(
+    q: &[f32],
+    keys_t: &[f32],
+    values: &[f32],
+    n_head: usize,
+    scale: f32,
+    scores: &mut [Vec<f32>],
+    out: &mut [f32],
+    pool: &ThreadPool,
+) {
+    let d = q.len();
+    let hd = d / n_head;
+    let n = keys_t.len() / d;
+    pool.for_chunks_mut_with(out, hd, scores, |o, head, s| {
+        let s = &mut s[..n];
+        s.iter_mut().for_each(|v| *v = 0.0);
+        let kt = &keys_t[head * hd * n..][..hd * n];
+        for (&qc, k_row) in q[head * hd..][..hd].iter().zip(kt.chunks_exact(n)) {
+            let qc = qc * scale;
+            for (sj, &k) in s.iter_mut().zip(k_row) {
+                *sj += qc * k;
+            }
+        }
+        let max = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let inv = 1.0 / softmax_numerators(s, max);
+        o.iter_mut().for_each(|v| *v = 0.0);
+        let vh = &values[head * n * hd..][..n * hd];
+        for (&w, v_row) in s.iter().zip(vh.chunks_exact(hd)) {
+            let w = w * inv;
+            for (ov, &x) in o.iter_mut().zip(v_row) {
                 *ov += w * x;
             }
         }
