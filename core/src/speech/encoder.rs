@@ -2,7 +2,7 @@
 //! matmuls, sinusoidal positions, pre-LayerNorm blocks with bidirectional attention, and the
 //! final LayerNorm.
 
-use crate::error::{try_vec, Error, Result};
+use crate::error::{try_resize, Error, Result};
 use crate::generate::CancelHandle;
 use crate::ops::{
     add_assign, add_bias, bidirectional_attention, gelu, layer_norm, ActivationScratch,
@@ -30,8 +30,10 @@ impl EncoderOutput {
     }
 }
 
-/// Activations of one encoder pass.
-struct EncoderBuffers {
+/// Activations of one encoder pass, kept by the model between passes (see
+/// [`WhisperModel::encode_positions`]) so that an utterance does not fault in fresh pages.
+#[derive(Default)]
+pub(super) struct EncoderBuffers {
     x: Vec<f32>,
     h: Vec<f32>,
     q: Vec<f32>,
@@ -131,32 +133,49 @@ impl WhisperModel {
             self.encoder_block(block, &mut b)?;
         }
         layer_norm(&mut b.x, &w.ln_post_w, &w.ln_post_b, hp.eps, pool);
+        let data = std::mem::take(&mut b.x);
+        self.keep_encoder_buffers(b);
         Ok(EncoderOutput {
             n_ctx: n,
             n_embd: d,
-            data: b.x,
+            data,
         })
     }
 
-    /// Buffers for a pass over `n` positions (`2n` mel frames).
+    /// Buffers for a pass over `n` positions (`2n` mel frames): the model's kept ones when no
+    /// other pass holds them, resized (growing allocates only past their capacity).
     fn encoder_buffers(&self, n: usize) -> Result<EncoderBuffers> {
         let hp = &self.hp;
         let d = hp.n_audio_embd;
         let n_frames = 2 * n;
         let wide = (n * hp.n_ff).max(n_frames * 3 * hp.n_mels).max(n * 3 * d);
-        let buf = |len: usize| try_vec(len, 0.0f32, "whisper encoder activations");
-        Ok(EncoderBuffers {
-            x: buf(n * d)?,
-            h: buf(n * d)?,
-            q: buf(n * d)?,
-            k: buf(n * d)?,
-            v: buf(n * d)?,
-            attn: buf(n * d)?,
-            wide: buf(wide)?,
-            conv: buf(n_frames * d)?,
-            acts: ActivationScratch::default(),
-            attention: BidirectionalScratch::default(),
-        })
+        let kept = self
+            .encoder_scratch
+            .try_lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        let mut b = kept.unwrap_or_default();
+        const WHAT: &str = "whisper encoder activations";
+        for v in [
+            &mut b.x,
+            &mut b.h,
+            &mut b.q,
+            &mut b.k,
+            &mut b.v,
+            &mut b.attn,
+        ] {
+            try_resize(v, n * d, 0.0, WHAT)?;
+        }
+        try_resize(&mut b.wide, wide, 0.0, WHAT)?;
+        try_resize(&mut b.conv, n_frames * d, 0.0, WHAT)?;
+        Ok(b)
+    }
+
+    /// Keeps `b` for the next pass (unless another pass already put its own back).
+    fn keep_encoder_buffers(&self, b: EncoderBuffers) {
+        if let Ok(mut slot) = self.encoder_scratch.try_lock() {
+            slot.get_or_insert(b);
+        }
     }
 
     /// `x += attn(attn_ln(x)); x += mlp(mlp_ln(x))`.

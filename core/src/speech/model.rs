@@ -230,6 +230,8 @@ pub struct WhisperModel {
     pub(super) w: WhisperWeights,
     pub(super) pool: Arc<ThreadPool>,
     pub(super) tokenizer: Arc<Tokenizer>,
+    /// The encoder's activations between passes (about 25 MB for tiny at a full window).
+    pub(super) encoder_scratch: std::sync::Mutex<Option<super::encoder::EncoderBuffers>>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -324,6 +326,7 @@ impl WhisperModel {
             w,
             pool,
             tokenizer: Arc::new(tokenizer),
+            encoder_scratch: std::sync::Mutex::new(None),
         }))
     }
 
