@@ -862,3 +862,31 @@ fn quantized_ggml_bins_decode_like_their_dequantized_weights() {
         assert!(differed <= 2, "{file}: {differed} clips differ");
     }
 }
+
+/// Windows fitted too tightly send tiny.en into loops ("Good morning Good morning …" to the
+/// 448-token limit on `short_16k.wav` at 64 positions, the whole sentence again and again on
+/// `speech_us.wav` at 128); the transcript falls back to the whole window, the reference's.
+#[test]
+fn a_looping_fitted_window_falls_back_to_the_whole_window() {
+    let model = load(F16_FILE);
+    let golden = transcripts();
+    for (clip, positions) in [("short_16k.wav", 64), ("speech_us.wav", 128)] {
+        let name = format!("clips/{clip}");
+        let (_, _, samples) = read_wav(&clip_path(&name));
+        let opts = TranscribeOptions {
+            encoder_frames: EncoderFrames::Fit {
+                margin_positions: 0,
+                min_positions: positions,
+            },
+            ..TranscribeOptions::default()
+        };
+        let t = model
+            .transcribe(&samples, &opts, &CancelHandle::new())
+            .unwrap();
+        assert_eq!(
+            t.tokens,
+            json_ids(&golden[&name]["faster_whisper"]["tokens"]),
+            "{name}"
+        );
+    }
+}

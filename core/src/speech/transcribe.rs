@@ -62,7 +62,8 @@ pub enum EncoderFrames {
     /// most the whole window (whisper.cpp's `audio_ctx`, per window). Much faster on short
     /// utterances (the attention's cost goes with the square of the positions), but the
     /// model never saw a short context in training: a transcript may differ from
-    /// [`Full`](Self::Full)'s.
+    /// [`Full`](Self::Full)'s. A window whose decode loops (a run of tokens three times over,
+    /// or no end before the length limit) is decoded again over the whole window.
     Fit {
         /// Positions after the audio's end that are encoded too.
         margin_positions: usize,
@@ -393,12 +394,14 @@ impl WhisperModel {
             let window = mel.window(start, n_window)?;
             let end = mel.n_frames.min(start + n_window);
             let n_ctx = opts.encoder_frames.positions(end - start, hp.n_audio_ctx);
-            let started = Instant::now();
-            let enc = self.encode_positions(&window, n_ctx, cancel)?;
-            timings.encode += started.elapsed();
-            let started = Instant::now();
-            let decoded = self.decode_greedy(&enc, &opts.decode, cancel)?;
-            timings.decode += started.elapsed();
+            let mut decoded = self.encode_decode(&window, n_ctx, opts, cancel, &mut timings)?;
+            if n_ctx < hp.n_audio_ctx && looks_like_a_loop(&decoded) {
+                // A fitted window can send tiny models into a loop; the whole window is what
+                // Whisper was trained on.
+                tracing::debug!(n_ctx, "fitted window looped: decoding the whole window");
+                decoded =
+                    self.encode_decode(&window, hp.n_audio_ctx, opts, cancel, &mut timings)?;
+            }
             let skipped = opts.skip_no_speech
                 && decoded.no_speech_prob > opts.no_speech_threshold
                 && decoded.avg_logprob <= opts.log_prob_threshold;
@@ -406,6 +409,24 @@ impl WhisperModel {
             start = end;
         }
         Ok(self.join(segments, timings))
+    }
+
+    /// Encodes `n_ctx` positions of `window` and decodes them, adding to `timings`.
+    fn encode_decode(
+        &self,
+        window: &[f32],
+        n_ctx: usize,
+        opts: &TranscribeOptions,
+        cancel: &CancelHandle,
+        timings: &mut SpeechTimings,
+    ) -> Result<Decoded> {
+        let started = Instant::now();
+        let enc = self.encode_positions(window, n_ctx, cancel)?;
+        timings.encode += started.elapsed();
+        let started = Instant::now();
+        let decoded = self.decode_greedy(&enc, &opts.decode, cancel)?;
+        timings.decode += started.elapsed();
+        Ok(decoded)
     }
 
     fn segment(
@@ -506,5 +527,50 @@ fn softmax_at(x: &[f32], i: usize) -> f32 {
     match x.get(i) {
         Some(&v) => (v - log_sum_exp(x)).exp(),
         None => 0.0,
+    }
+}
+
+/// Whether a decode looks degenerate: it ran to the length limit, or some run of 1 to 8
+/// tokens comes three times in a row ("Good morning Good morning Good morning"). Speech
+/// can repeat a word too ("no no no"); then the check only costs a second decode.
+fn looks_like_a_loop(d: &Decoded) -> bool {
+    let t = &d.tokens;
+    !d.reached_eot
+        || (1..=8).any(|k| {
+            (0..(t.len() + 1).saturating_sub(3 * k)).any(|i| {
+                t[i..i + k] == t[i + k..i + 2 * k] && t[i..i + k] == t[i + 2 * k..i + 3 * k]
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(tokens: &[u32], reached_eot: bool) -> Decoded {
+        Decoded {
+            tokens: tokens.to_vec(),
+            no_speech_prob: 0.0,
+            sum_logprob: 0.0,
+            avg_logprob: 0.0,
+            reached_eot,
+        }
+    }
+
+    #[test]
+    fn loops_are_runs_repeated_three_times_or_no_end() {
+        assert!(!looks_like_a_loop(&decoded(&[], true)));
+        assert!(!looks_like_a_loop(&decoded(&[1, 2, 3, 1, 2, 4], true)));
+        assert!(!looks_like_a_loop(&decoded(&[5, 6, 5, 6, 7], true)));
+        assert!(looks_like_a_loop(&decoded(&[9, 9, 9], true)));
+        assert!(looks_like_a_loop(&decoded(
+            &[0, 1, 2, 1, 2, 1, 2, 13],
+            true
+        )));
+        let eight: Vec<u32> = (0..8).chain(0..8).chain(0..8).collect();
+        assert!(looks_like_a_loop(&decoded(&eight, true)));
+        let nine: Vec<u32> = (0..9).chain(0..9).chain(0..9).collect();
+        assert!(!looks_like_a_loop(&decoded(&nine, true)));
+        assert!(looks_like_a_loop(&decoded(&[1, 2, 3], false)));
     }
 }
