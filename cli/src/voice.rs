@@ -295,20 +295,41 @@ impl Assistant {
     }
 }
 
+/// A device's configurations in one short line: the channel and rate ranges they span and
+/// their sample formats (hosts such as ALSA list every channel count × format pair).
+fn summarize(configs: &[fennec_capture::InputConfigRange]) -> String {
+    let Some(first) = configs.first() else {
+        return "configurations unknown".to_string();
+    };
+    let mut formats: Vec<&str> = Vec::new();
+    let (mut ch, mut rate) = (
+        (first.channels, first.channels),
+        (first.min_rate, first.max_rate),
+    );
+    for c in configs {
+        ch = (ch.0.min(c.channels), ch.1.max(c.channels));
+        rate = (rate.0.min(c.min_rate), rate.1.max(c.max_rate));
+        if !formats.contains(&c.sample_format.as_str()) {
+            formats.push(&c.sample_format);
+        }
+    }
+    let span = |(lo, hi): (u32, u32)| {
+        if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        }
+    };
+    let ch = (u32::from(ch.0), u32::from(ch.1));
+    format!("{} ch, {} Hz, {}", span(ch), span(rate), formats.join(" "))
+}
+
 /// Runs `fennec listen`.
 pub fn listen(args: &ListenArgs) -> Result<()> {
     if args.list_devices {
         for device in fennec_capture::input_devices()? {
             let default = if device.is_default { " (default)" } else { "" };
-            let configs: Vec<String> = device
-                .configs
-                .iter()
-                .map(|c| {
-                    let (ch, lo, hi, ty) = (c.channels, c.min_rate, c.max_rate, &c.sample_format);
-                    format!("{ch} ch {lo}–{hi} Hz {ty}")
-                })
-                .collect();
-            println!("{}{default}: {}", device.name, configs.join(", "));
+            println!("{}{default}: {}", device.name, summarize(&device.configs));
         }
         return Ok(());
     }
@@ -390,4 +411,28 @@ fn report_utterance(h: &fennec_audio::Heard, json: bool) -> Result<()> {
     }
     std::io::stdout().flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fennec_capture::InputConfigRange;
+
+    #[test]
+    fn device_configurations_fold_into_one_line() {
+        let range = |channels, min_rate, max_rate, f: &str| InputConfigRange {
+            channels,
+            min_rate,
+            max_rate,
+            sample_format: f.to_string(),
+        };
+        let configs = [
+            range(1, 8_000, 48_000, "i16"),
+            range(2, 8_000, 96_000, "i16"),
+            range(2, 44_100, 44_100, "f32"),
+        ];
+        assert_eq!(summarize(&configs), "1–2 ch, 8000–96000 Hz, i16 f32");
+        assert_eq!(summarize(&configs[2..]), "2 ch, 44100 Hz, f32");
+        assert_eq!(summarize(&[]), "configurations unknown");
+    }
 }
