@@ -123,9 +123,10 @@ fn every_level_and_batch_size_gives_the_scalar_twins_bits() {
     let mut rng = Rng::new(11);
     let levels = simd_levels();
     // Row counts around the lane group of eight; batch sizes on both sides of the packed
-    // path (four vectors) and of its four-vector micro-tile.
+    // path (four vectors) and of its four-vector micro-tile; 1312 columns are 41 blocks,
+    // more than one run of the matrix-vector kernels (Q4_K: 41 super-blocks).
     for ty in TYPES {
-        for (n_rows, n_cols) in [(1, 32), (7, 64), (8, 96), (13, 576), (24, 160)] {
+        for (n_rows, n_cols) in [(1, 32), (7, 64), (8, 96), (13, 576), (24, 160), (9, 1312)] {
             let n_cols = cols(ty, n_cols);
             let w = quantized(ty, n_rows, n_cols, &values(&mut rng, n_rows * n_cols, 1.0));
             for n_vecs in [1, 2, 3, 4, 5, 8, 9, 17] {
@@ -234,7 +235,8 @@ fn raw_weights(
 fn edge_case_blocks_give_the_scalar_twins_bits() {
     let levels = simd_levels();
     for ty in TYPES {
-        let (n_rows, n_cols) = (11, cols(ty, 128));
+        // 27 rows: a pair of panels (the 512-bit Q4_K tile), one more panel and three rows.
+        let (n_rows, n_cols) = (27, cols(ty, 128));
         let a_ty = fennec_quant::dot::activation_type(ty).unwrap();
         // (weight scale, weight min, weight byte pattern, activation scale, activation quants)
         // Weight bytes may be anything; activation quants lie in −127..=127, as the Q8_0

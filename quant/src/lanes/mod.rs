@@ -53,6 +53,8 @@ use crate::{CpuLevel, GgmlType};
 
 mod k4;
 #[cfg(target_arch = "x86_64")]
+mod k4_avx512;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 /// Whether `ty` has row-lane kernels.

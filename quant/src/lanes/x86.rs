@@ -1,14 +1,16 @@
 //! x86 row-lane kernels: a panel GEMM (8 weight rows × 4 activation rows of accumulators;
 //! panels from the matrix itself when it was repacked at load, else packed on the fly) and,
-//! for small batches over weights stored as rows, a matrix-vector kernel over the rows,
-//! each in two builds: AVX2 (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on
-//! 256-bit vectors). All compute each block's integer sum exactly and then the module's f32
-//! steps lane by lane, so their results equal the scalar twin's bit for bit.
+//! for small batches over weights stored as rows, a matrix-vector kernel over the rows
+//! (Q4_K's sums its super-blocks row by row, [`matvec_k4`]), each in two builds: AVX2
+//! (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on 256-bit vectors). Q4_K
+//! batches on the VNNI level take sixteen rows at a time on 512-bit vectors
+//! ([`super::k4_avx512`]). All compute each block's integer sum exactly and then the
+//! module's f32 steps lane by lane, so their results equal the scalar twin's bit for bit.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::{k4, pack_panel, Format, Min, Problem, Quants, PANEL_ROWS};
+use super::{k4, k4_avx512, pack_panel, Format, Min, Problem, Quants, PANEL_ROWS};
 use crate::matmul::OutputTile;
 use crate::CpuLevel;
 
@@ -31,13 +33,23 @@ pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
     let vnni = level == CpuLevel::Avx512;
     let group_bytes = LANES * p.nb * p.f.w_bytes;
     PANEL.with_borrow_mut(|buf| {
-        for r0 in (0..p.n_rows).step_by(LANES) {
+        let mut r0 = 0;
+        while r0 < p.n_rows {
+            let batch = p.n_vecs >= MIN_PACKED_VECS;
+            if vnni && p.f.super_blocks && batch && p.n_rows - r0 >= 2 * LANES {
+                let pair = k4_pair(p, r0, buf);
+                // SAFETY: `run`'s caller checked the shape; `k4_pair` gives two panels of
+                // `nb` blocks for rows `r0..r0 + 16`, which exist; this CPU has AVX-512
+                // F/BW/VL/VNNI (`has_simd` for Avx512).
+                unsafe { k4_avx512::gemm(p, &pair, out) };
+                r0 += 2 * LANES;
+                continue;
+            }
             let rows = (p.n_rows - r0).min(LANES);
             let group = Group::new(p, r0, rows);
             let panel = if p.panels && rows == LANES {
                 p.w[r0 * p.w_row..][..group_bytes].as_ptr()
-            } else if p.n_vecs >= MIN_PACKED_VECS || p.f.super_blocks {
-                // (Q4_K has no matrix-vector kernel over rows: its rows are always packed.)
+            } else if p.n_vecs >= MIN_PACKED_VECS {
                 buf.resize(group_bytes, 0);
                 let src = std::array::from_fn(|i| {
                     &p.w[(r0 + i.min(rows - 1)) * p.w_row..][..p.nb * p.f.w_bytes]
@@ -65,8 +77,32 @@ pub(super) fn run(level: CpuLevel, p: &Problem<'_>, out: &mut OutputTile<'_>) {
                     (true, false) => matvec_avx2(p, &group, out),
                 }
             }
+            r0 += LANES;
         }
     });
+}
+
+/// Rows `r0..r0 + 16` of a Q4_K problem as two panels for the 512-bit GEMM: the matrix's
+/// own when it was repacked, else packed into `buf`. (For decode the 256-bit kernels do
+/// better: reading one panel at a time streams from memory faster than two at once.)
+fn k4_pair(p: &Problem<'_>, r0: usize, buf: &mut Vec<u8>) -> k4_avx512::Pair {
+    let group_bytes = LANES * p.nb * k4::W_BYTES;
+    let panels = if p.panels {
+        let at = |r: usize| p.w[r * p.w_row..][..group_bytes].as_ptr();
+        [at(r0), at(r0 + LANES)]
+    } else {
+        buf.resize(2 * group_bytes, 0);
+        for (g, dst) in buf.chunks_exact_mut(group_bytes).enumerate() {
+            let first = r0 + g * LANES;
+            let src = std::array::from_fn(|i| &p.w[(first + i) * p.w_row..][..p.nb * k4::W_BYTES]);
+            // SAFETY: each row of `src` holds `nb` super-blocks and `dst` one panel; this
+            // CPU has AVX2 (`has_simd`).
+            unsafe { pack_k4(p.nb, &src, dst) };
+        }
+        let (a, b) = buf.split_at(group_bytes);
+        [a.as_ptr(), b.as_ptr()]
+    };
+    k4_avx512::Pair { panels, r0 }
 }
 
 /// Eight weight rows (the last group of a matrix may have fewer real ones; its missing
@@ -123,6 +159,9 @@ unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
 trait IntDot {
     /// `Σ_j w[j]·a[j]` per group of four bytes, as eight i32 lanes.
     unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i;
+    /// `acc + Σ pairs · scale` per i32 lane: `vpmaddwd` on i16 lanes, then an add (one
+    /// `vpdpwssd` on VNNI). Exact while every pair sum fits an i32.
+    unsafe fn madd_add(acc: __m256i, pairs: __m256i, scale: __m256i) -> __m256i;
     /// A packed block's eight row sums: `Σ_q dot4(w(q), a(q))` over its eight groups.
     unsafe fn block(
         quants: Quants,
@@ -138,6 +177,11 @@ impl IntDot for Avx2 {
     #[inline(always)]
     unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
         dot4(quants, w, a)
+    }
+
+    #[inline(always)]
+    unsafe fn madd_add(acc: __m256i, pairs: __m256i, scale: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scale))
     }
 
     #[inline(always)]
@@ -186,6 +230,11 @@ impl IntDot for Vnni {
     #[inline(always)]
     unsafe fn dot4(quants: Quants, w: __m256i, a: __m256i) -> __m256i {
         Self::dot4_add(quants, _mm256_setzero_si256(), w, a)
+    }
+
+    #[inline(always)]
+    unsafe fn madd_add(acc: __m256i, pairs: __m256i, scale: __m256i) -> __m256i {
+        _mm256_dpwssd_epi32(acc, pairs, scale)
     }
 
     #[inline(always)]
@@ -327,7 +376,11 @@ unsafe fn matvec<D: IntDot>(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>
 /// `p` checked; AVX2, FMA and F16C available.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn matvec_avx2(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
-    matvec::<Avx2>(p, g, out)
+    if p.f.super_blocks {
+        matvec_k4::<Avx2>(p, g, out)
+    } else {
+        matvec::<Avx2>(p, g, out)
+    }
 }
 
 /// [`matvec`] built for AVX-512 VNNI.
@@ -336,7 +389,114 @@ unsafe fn matvec_avx2(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
 /// `p` checked; AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI available.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn matvec_vnni(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
-    matvec::<Vnni>(p, g, out)
+    if p.f.super_blocks {
+        matvec_k4::<Vnni>(p, g, out)
+    } else {
+        matvec::<Vnni>(p, g, out)
+    }
+}
+
+/// Super-blocks of each row the Q4_K matrix-vector kernel sums before it moves to the next
+/// row (a multiple of eight; Scout's rows have 20 and 32).
+const RUN_K4: usize = 32;
+
+/// Q4_K matrix-vector over the group's rows as stored (no packing): row by row, the exact
+/// `isum` and `msum` of up to [`RUN_K4`] super-blocks are kept (lanes by super-block), then
+/// transposed to lanes by row for [`k4`]'s float steps.
+///
+/// # Safety
+/// `p` checked (Q4_K); AVX2, FMA and F16C available, and whatever `D` needs.
+#[inline(always)]
+unsafe fn matvec_k4<D: IntDot>(p: &Problem<'_>, g: &Group, out: &mut OutputTile<'_>) {
+    let mut isums = [[0i32; RUN_K4]; LANES];
+    let mut msums = [[0i32; RUN_K4]; LANES];
+    for v in 0..p.n_vecs {
+        let a = p.a.as_ptr().add(v * p.a_row);
+        let mut acc = _mm256_setzero_ps();
+        for k0 in (0..p.nb).step_by(RUN_K4) {
+            let take = (p.nb - k0).min(RUN_K4);
+            for i in 0..LANES {
+                let row = g.rows[i].add(k0 * k4::W_BYTES);
+                for j0 in (0..take).step_by(8) {
+                    let mut is = [_mm256_setzero_si256(); 8];
+                    let mut ms = [_mm256_setzero_si256(); 8];
+                    for j in 0..(take - j0).min(8) {
+                        let k = j0 + j;
+                        let ab = a.add((k0 + k) * k4::A_BYTES);
+                        (is[j], ms[j]) = k4_row_block::<D>(row.add(k * k4::W_BYTES), ab);
+                    }
+                    _mm256_storeu_si256(isums[i][j0..].as_mut_ptr().cast(), totals8(is));
+                    _mm256_storeu_si256(msums[i][j0..].as_mut_ptr().cast(), totals8(ms));
+                }
+            }
+            for j0 in (0..take).step_by(8) {
+                let by_row = |sums: &[[i32; RUN_K4]; LANES]| -> [__m256i; LANES] {
+                    std::array::from_fn(|i| _mm256_loadu_si256(sums[i][j0..].as_ptr().cast()))
+                };
+                let (is, ms) = (transpose8(by_row(&isums)), transpose8(by_row(&msums)));
+                for j in 0..(take - j0).min(8) {
+                    let k = k0 + j0 + j;
+                    let half = |off: usize| {
+                        let h: [u16; LANES] = std::array::from_fn(|i| {
+                            g.rows[i]
+                                .add(k * k4::W_BYTES + off)
+                                .cast::<u16>()
+                                .read_unaligned()
+                        });
+                        _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast()))
+                    };
+                    let (dw, dmin) = (half(0), half(2));
+                    let da = a.add(k * k4::A_BYTES).cast::<f32>().read_unaligned();
+                    let da = _mm256_set1_ps(da);
+                    let t = _mm256_mul_ps(_mm256_cvtepi32_ps(is[j]), _mm256_mul_ps(dw, da));
+                    acc = _mm256_add_ps(acc, t);
+                    let t = _mm256_mul_ps(_mm256_cvtepi32_ps(ms[j]), _mm256_mul_ps(dmin, da));
+                    acc = _mm256_sub_ps(acc, t);
+                }
+            }
+        }
+        store(g, acc, out, v);
+    }
+}
+
+/// One Q4_K super-block `w` (row layout) against the Q8_K block `a`: two vectors of eight
+/// i32 whose lane totals are the block's exact `isum` and `msum` (see [`k4`]).
+#[inline(always)]
+unsafe fn k4_row_block<D: IntDot>(w: *const u8, a: *const u8) -> (__m256i, __m256i) {
+    // The 6-bit scales and minimums as bytes: sc_j = a_j & 63 and m_j = b_j & 63 for j < 4;
+    // for j ≥ 4 the low four bits come from c's nibbles and the high two from a's (b's)
+    // top bits, where `a`, `b`, `c` are the three little-endian words of the scale bytes.
+    let word = |i: usize| w.add(4 + 4 * i).cast::<u32>().read_unaligned();
+    let (sa, sb, sc) = (word(0), word(1), word(2));
+    let scales = u64::from(sa & 0x3f3f_3f3f)
+        | u64::from((sc & 0x0f0f_0f0f) | ((sa >> 2) & 0x3030_3030)) << 32;
+    let mins = u64::from(sb & 0x3f3f_3f3f)
+        | u64::from(((sc >> 4) & 0x0f0f_0f0f) | ((sb >> 2) & 0x3030_3030)) << 32;
+    let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(scales as i64)));
+    let mins = _mm_cvtsi64_si128(mins as i64);
+    let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins, mins));
+    let low = _mm256_set1_epi8(0x0F);
+    let mut isum = _mm256_setzero_si256();
+    for chunk in 0..4 {
+        let x = _mm256_loadu_si256(w.add(16 + 32 * chunk).cast());
+        let aq = a.add(k4::A_QS + 64 * chunk);
+        for (half, q) in [
+            _mm256_and_si256(x, low),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(x), low),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let j = (2 * chunk + half) as i16;
+            let pick = _mm256_set1_epi16(((2 * j + 1) << 8) | (2 * j));
+            let scale = _mm256_shuffle_epi8(scales, pick);
+            let act = _mm256_loadu_si256(aq.add(32 * half).cast());
+            isum = D::madd_add(isum, _mm256_maddubs_epi16(q, act), scale);
+        }
+    }
+    let bsums = _mm256_loadu_si256(a.add(k4::A_BSUMS).cast());
+    let msum = _mm256_madd_epi16(bsums, mins);
+    (isum, msum)
 }
 
 /// 8×8 transpose of 32-bit lanes: lane `j` of input `i` → lane `i` of output `j`.
