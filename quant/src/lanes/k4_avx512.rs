@@ -6,6 +6,7 @@
 
 use std::arch::x86_64::*;
 
+use super::x86::k4_bsum_pairs;
 use super::{k4, Problem, PANEL_ROWS};
 use crate::matmul::OutputTile;
 
@@ -75,13 +76,21 @@ unsafe fn six_bit(j: usize, low: __m512i, high: __m512i, nibble: i32) -> __m512i
     }
 }
 
+/// Minimums `2t` and `2t + 1` of each lane as an i16 pair.
+#[inline(always)]
+unsafe fn min_pair(t: usize, low: __m512i, high: __m512i) -> __m512i {
+    _mm512_or_si512(
+        six_bit(2 * t, low, high, 4),
+        _mm512_slli_epi32::<16>(six_bit(2 * t + 1, low, high, 4)),
+    )
+}
+
 /// Activation rows `v0..v0 + N` against the pair.
 #[inline(always)]
 unsafe fn tile<const N: usize>(p: &Problem<'_>, pair: &Pair, v0: usize, out: &mut OutputTile<'_>) {
     let a: [*const u8; N] = std::array::from_fn(|c| p.a.as_ptr().add((v0 + c) * p.a_row));
     let mut acc = [_mm512_setzero_ps(); N];
     let low = _mm512_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
     for k in 0..p.nb {
         let blk = k * PANEL_ROWS * k4::W_BYTES;
         // The 6-bit scales and minimums, lane per row (see `k4_scales` in `x86`).
@@ -117,23 +126,25 @@ unsafe fn tile<const N: usize>(p: &Problem<'_>, pair: &Pair, v0: usize, out: &mu
             }
         }
         // Minimums as i16 pairs per row lane, (m_2t, m_2t+1) in pair t, for `vpdpwssd`.
-        let m_pairs: [__m512i; 4] = std::array::from_fn(|t| {
-            let m = |j: usize| six_bit(j, sb, sc, 4);
-            _mm512_or_si512(m(2 * t), _mm512_slli_epi32::<16>(m(2 * t + 1)))
-        });
+        // Plain calls: a closure (`array::from_fn`, `map`) may stay out of line here and
+        // lose the target features.
+        let m_pairs = [
+            min_pair(0, sb, sc),
+            min_pair(1, sb, sc),
+            min_pair(2, sb, sc),
+            min_pair(3, sb, sc),
+        ];
         let dw = halves(pair, blk, k4::P_D);
         let dmin = halves(pair, blk, k4::P_DMIN);
         for c in 0..N {
             let ab = a[c].add(k * k4::A_BYTES);
-            // The activation's eight sub-block sums as i16 pairs (b_2t, b_2t+1) in i32 t.
-            let b = _mm256_madd_epi16(_mm256_loadu_si256(ab.add(k4::A_BSUMS).cast()), ones);
-            let b = _mm256_packs_epi32(b, b);
-            let mut pairs = [0i32; 8];
-            _mm256_storeu_si256(pairs.as_mut_ptr().cast(), b);
+            // Written out: an iterator here would not inline into the target-feature build.
+            let pairs = k4_bsum_pairs(ab);
             let mut msum = _mm512_setzero_si512();
-            for (t, idx) in [0, 1, 4, 5].into_iter().enumerate() {
-                msum = _mm512_dpwssd_epi32(msum, m_pairs[t], _mm512_set1_epi32(pairs[idx]));
-            }
+            msum = _mm512_dpwssd_epi32(msum, m_pairs[0], _mm512_set1_epi32(pairs[0]));
+            msum = _mm512_dpwssd_epi32(msum, m_pairs[1], _mm512_set1_epi32(pairs[1]));
+            msum = _mm512_dpwssd_epi32(msum, m_pairs[2], _mm512_set1_epi32(pairs[2]));
+            msum = _mm512_dpwssd_epi32(msum, m_pairs[3], _mm512_set1_epi32(pairs[3]));
             let da = _mm512_set1_ps(ab.cast::<f32>().read_unaligned());
             let t = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dw, da));
             acc[c] = _mm512_add_ps(acc[c], t);

@@ -680,7 +680,6 @@ unsafe fn tile_k4<D: IntDot, const N: usize>(
     let a: [*const u8; N] = std::array::from_fn(|c| p.a.as_ptr().add((v0 + c) * p.a_row));
     let mut acc = [_mm256_setzero_ps(); N];
     let low = _mm256_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
     for k in 0..p.nb {
         let blk = panel.add(k * LANES * k4::W_BYTES);
         let (sc, m) = k4_scales(blk);
@@ -711,15 +710,12 @@ unsafe fn tile_k4<D: IntDot, const N: usize>(
         });
         for c in 0..N {
             let ab = a[c].add(k * k4::A_BYTES);
-            // The eight sub-block sums of the activation (|b_j| ≤ 32·128, an i16), packed
-            // as i16 pairs: i32 element 0, 1 of the low half = (b0, b1), (b2, b3); 4, 5 =
-            // (b4, b5), (b6, b7).
-            let b = _mm256_madd_epi16(_mm256_loadu_si256(ab.add(k4::A_BSUMS).cast()), ones);
-            let b = _mm256_packs_epi32(b, b);
+            // Written out: an iterator here would not inline into the target-feature build.
+            let pairs = k4_bsum_pairs(ab);
             let mut msum = _mm256_setzero_si256();
-            for (t, idx) in [0, 1, 4, 5].into_iter().enumerate() {
-                let pair = _mm256_permutevar8x32_epi32(b, _mm256_set1_epi32(idx));
-                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(m_pairs[t], pair));
+            for (t, m) in m_pairs.iter().enumerate() {
+                let pair = _mm256_set1_epi32(pairs[t]);
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(*m, pair));
             }
             let da = _mm256_set1_ps(ab.cast::<f32>().read_unaligned());
             let t = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(dw, da));
@@ -731,6 +727,23 @@ unsafe fn tile_k4<D: IntDot, const N: usize>(
     for (c, acc) in acc.into_iter().enumerate() {
         store(g, acc, out, v0 + c);
     }
+}
+
+/// The Q8_K activation block `ab`'s eight sub-block sums (|b_j| ≤ 32·128, an i16) as i16
+/// pairs `(b_2t, b_2t+1)`, one i32 per `t`, for `vpmaddwd`/`vpdpwssd` against the
+/// minimums' pairs.
+///
+/// # Safety
+/// `ab` points at a whole Q8_K block; AVX2 available.
+#[inline(always)]
+pub(super) unsafe fn k4_bsum_pairs(ab: *const u8) -> [i32; 4] {
+    let ones = _mm256_set1_epi16(1);
+    let b = _mm256_madd_epi16(_mm256_loadu_si256(ab.add(k4::A_BSUMS).cast()), ones);
+    // Packed per 128-bit half: i32 elements 0, 1 = (b0, b1), (b2, b3); 4, 5 = (b4, b5), (b6, b7).
+    let b = _mm256_packs_epi32(b, b);
+    let mut all = [0i32; 8];
+    _mm256_storeu_si256(all.as_mut_ptr().cast(), b);
+    [all[0], all[1], all[4], all[5]]
 }
 
 /// `k4::pack_panel` with 8×8 transposes of 4-byte groups: the quants of a 64-element chunk
