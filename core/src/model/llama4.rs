@@ -97,6 +97,17 @@ impl Llama4 {
         (matrices, vec![&mut self.token_embd])
     }
 
+    /// The routed experts' stacked tensors, for repacking at load.
+    pub(crate) fn experts_mut(&mut self) -> Vec<&mut ExpertTensor> {
+        let mut experts = Vec::new();
+        for l in &mut self.layers {
+            if let Ffn::Moe(m) = &mut l.ffn {
+                experts.extend([&mut m.gate_exps, &mut m.up_exps, &mut m.down_exps]);
+            }
+        }
+        experts
+    }
+
     /// Validates every tensor's presence and shape against the metadata.
     pub(crate) fn load(file: &GgufFile) -> Result<Self> {
         let embd = file

@@ -45,6 +45,9 @@ pub struct LoadOptions {
     /// place in the private mapping, so resident memory stays the file's size. Decode runs
     /// about 3× faster per matrix; loading touches every dense weight once. Skipped when
     /// those matrices exceed half of physical memory (such a model pages from its file).
+    /// MoE routed experts are repacked too when the whole model fits comfortably in the
+    /// memory available at load (half of it); otherwise they stream from the
+    /// file as stored.
     pub repack: bool,
 }
 
@@ -172,6 +175,16 @@ impl Model {
                 Architecture::Llama4(m) => m.tensors_mut(),
             };
             (repacked_bytes, repacked_types) = repack::repack_matrices(&mut file, matrices, lookup);
+            if let Architecture::Llama4(m) = &mut arch {
+                let (bytes, types) =
+                    repack::repack_experts(&mut file, m.experts_mut(), repacked_bytes);
+                repacked_bytes += bytes;
+                for ty in types {
+                    if !repacked_types.contains(&ty) {
+                        repacked_types.push(ty);
+                    }
+                }
+            }
         }
         let pool = Arc::new(ThreadPool::new(opts.n_threads, opts.idle_spin)?);
         let tokenizer = Tokenizer::from_gguf(file.metadata())

@@ -153,6 +153,11 @@ pub(crate) struct ExpertTensor {
     pub(crate) start: usize,
     /// Bytes of one expert's matrix.
     pub(crate) expert_bytes: usize,
+    /// Number of experts.
+    n_expert: usize,
+    /// How each expert's rows lie in its bytes: as in the file, or repacked at load (each
+    /// expert on its own, as a matrix of `rows` rows).
+    pub(crate) layout: WeightLayout,
 }
 
 impl ExpertTensor {
@@ -188,6 +193,8 @@ impl ExpertTensor {
             rows,
             start: r.start,
             expert_bytes: r.len / n_expert,
+            n_expert,
+            layout: WeightLayout::Rows,
         })
     }
 
@@ -197,13 +204,18 @@ impl ExpertTensor {
         start..start + self.expert_bytes
     }
 
+    /// Number of experts.
+    pub(crate) fn n_expert(&self) -> usize {
+        self.n_expert
+    }
+
     /// Expert `e`'s matrix, borrowed from the mapping.
     pub(crate) fn weight<'a>(&self, file: &'a [u8], e: usize) -> Weight<'a> {
         Weight {
             ty: self.ty,
             n_in: self.n_in,
             n_out: self.rows,
-            layout: WeightLayout::Rows,
+            layout: self.layout,
             data: &file[self.range(e)],
         }
     }
