@@ -65,6 +65,33 @@ pub fn axpy(y: &mut [f32], w: f32, x: &[f32]) {
     axpy_scalar(y, w, x);
 }
 
+/// `y[i] += w[p] · xs[p][i]` for `p = 0, 1, …` in order (row `p` of `xs` at `p · x_stride`,
+/// `y.len()` elements of it): the same rounded operations, so the same bits, as calling
+/// [`axpy`] once per row, but `y` stays in registers across rows (attention's weighted sum
+/// of values).
+///
+/// # Panics
+/// If `xs` is too short for `w.len()` rows at that stride.
+pub fn axpy_rows(y: &mut [f32], w: &[f32], xs: &[f32], x_stride: usize) {
+    let n = y.len();
+    assert!(
+        w.is_empty() || xs.len() >= (w.len() - 1) * x_stride + n,
+        "axpy_rows: {} values cannot hold {} rows of {n} at stride {x_stride}",
+        xs.len(),
+        w.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if matches!(cpu::level(), CpuLevel::Avx2 | CpuLevel::Avx512) {
+        // SAFETY: the AVX2 levels are only reported on CPUs with AVX; every row read lies in
+        // `xs` (checked above).
+        unsafe { x86::axpy_rows(y, w, xs, x_stride) };
+        return;
+    }
+    for (p, &wp) in w.iter().enumerate() {
+        axpy(y, wp, &xs[p * x_stride..p * x_stride + n]);
+    }
+}
+
 /// The scalar twin of [`axpy`].
 pub fn axpy_scalar(y: &mut [f32], w: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
@@ -110,8 +137,14 @@ fn lanes_dot_scalar(a: &[f32], b: &[f32]) -> [f32; 8] {
 
 /// The partials added left to right, then the tail's products summed left to right.
 fn finish_dot(lanes: [f32; 8], a_tail: &[f32], b_tail: &[f32]) -> f32 {
+    finish_sums(lanes.iter().sum::<f32>(), a_tail, b_tail)
+}
+
+/// [`finish_dot`] once its partials are summed (`lanes_sum`): the tail's products, summed
+/// left to right, added last.
+fn finish_sums(lanes_sum: f32, a_tail: &[f32], b_tail: &[f32]) -> f32 {
     let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
+    lanes_sum + tail
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -148,11 +181,71 @@ mod x86 {
     ) {
         let n = x.len();
         let body = n / 8 * 8;
-        for i in 0..n_rows {
+        // Eight rows at a time: their lane partials are transposed so the eight left-to-right
+        // sums of `finish_dot` run side by side, one row per lane.
+        let mut i = 0;
+        while i + 8 <= n_rows {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for c in (0..body).step_by(8) {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(c));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let r = _mm256_loadu_ps(rows.as_ptr().add((i + j) * n + c));
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(xv, r));
+                }
+            }
+            let partials = transpose8(acc);
+            // `Sum` starts from its own zero: start there too, so a row of negative zeros
+            // keeps the scalar sum's sign.
+            let mut sum = _mm256_set1_ps(std::iter::empty::<f32>().sum());
+            for p in partials {
+                sum = _mm256_add_ps(sum, p);
+            }
+            let mut sums = [0.0f32; 8];
+            _mm256_storeu_ps(sums.as_mut_ptr(), sum);
+            for (j, lanes_sum) in sums.into_iter().enumerate() {
+                let row = &rows[(i + j) * n..(i + j + 1) * n];
+                out[(i + j) * out_stride] =
+                    super::finish_sums(lanes_sum, &x[body..], &row[body..]) * scale;
+            }
+            i += 8;
+        }
+        for i in i..n_rows {
             let row = &rows[i * n..(i + 1) * n];
             let lanes = lanes_dot(&x[..body], &row[..body]);
             out[i * out_stride] = super::finish_dot(lanes, &x[body..], &row[body..]) * scale;
         }
+    }
+
+    /// 8×8 transpose: lane `k` of input `j` → lane `j` of output `k`.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
     }
 
     /// # Safety
@@ -170,6 +263,41 @@ mod x86 {
             _mm256_storeu_ps(p, v);
         }
         super::axpy_scalar(&mut y[body..], w, &x[body..]);
+    }
+
+    /// Elements of `y` held in registers at a time by [`axpy_rows`].
+    const ROWS_SPAN: usize = 32;
+
+    /// # Safety
+    /// AVX available; `xs` holds `w.len()` rows of `y.len()` elements at `x_stride`.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn axpy_rows(y: &mut [f32], w: &[f32], xs: &[f32], x_stride: usize) {
+        let n = y.len();
+        let mut i = 0;
+        while i + ROWS_SPAN <= n {
+            let yp = y.as_mut_ptr().add(i);
+            let mut acc = [_mm256_setzero_ps(); ROWS_SPAN / 8];
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_loadu_ps(yp.add(8 * j));
+            }
+            for (p, &wp) in w.iter().enumerate() {
+                let wv = _mm256_set1_ps(wp);
+                let xp = xs.as_ptr().add(p * x_stride + i);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, _mm256_loadu_ps(xp.add(8 * j))));
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(yp.add(8 * j), *a);
+            }
+            i += ROWS_SPAN;
+        }
+        if i < n {
+            for (p, &wp) in w.iter().enumerate() {
+                let row = p * x_stride;
+                axpy(&mut y[i..], wp, &xs[row + i..row + n]);
+            }
+        }
     }
 }
 
@@ -237,5 +365,70 @@ mod tests {
         // Non-finite values propagate alike.
         let a = [1.0, f32::INFINITY, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, f32::NAN];
         assert!(dot(&a, &a).is_nan() && dot_scalar(&a, &a).is_nan());
+    }
+
+    #[test]
+    fn dot_rows_gives_the_bits_of_scalar_dot_row_by_row() {
+        let mut rng = Rng::new(7);
+        // (An empty `x` has no rows: `dot_rows` counts rows by its length.)
+        for n in [1, 7, 8, 9, 36, 64, 65, 128] {
+            for n_rows in [0, 1, 7, 8, 9, 16, 23] {
+                let x: Vec<f32> = (0..n).map(|_| rng.next_f32() * 4.0 - 2.0).collect();
+                let mut rows: Vec<f32> = (0..n_rows * n).map(|_| rng.next_f32() - 0.5).collect();
+                if n_rows > 8 && n >= 8 {
+                    // A row of negative zeros against positive x, and non-finite values.
+                    rows[2 * n..3 * n].fill(-0.0);
+                    rows[4 * n + 3] = f32::INFINITY;
+                    rows[5 * n] = f32::NAN;
+                }
+                let x = if n_rows > 8 && n >= 8 {
+                    x.iter().map(|v| v.abs()).collect()
+                } else {
+                    x
+                };
+                let stride = 3;
+                let mut got = vec![f32::NAN; n_rows * stride];
+                dot_rows(&x, &rows, 0.125, &mut got, stride);
+                for r in 0..n_rows {
+                    let want = dot_scalar(&x, &rows[r * n..(r + 1) * n]) * 0.125;
+                    assert_eq!(
+                        got[r * stride].to_bits(),
+                        want.to_bits(),
+                        "dot_rows {n} row {r} of {n_rows}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn axpy_rows_gives_the_bits_of_scalar_axpy_row_by_row() {
+        let mut rng = Rng::new(5);
+        for n in [0, 1, 7, 8, 31, 32, 33, 64, 72, 128, 131] {
+            for (n_rows, stride) in [(0, n), (1, n), (5, n), (17, n + 3)] {
+                let mut xs: Vec<f32> = (0..n_rows * stride + n)
+                    .map(|_| rng.next_f32() * 8.0 - 4.0)
+                    .collect();
+                let mut w: Vec<f32> = (0..n_rows).map(|_| rng.next_f32()).collect();
+                if n_rows == 17 && n > 40 {
+                    // Overflow to infinity, then a NaN, partway through the rows.
+                    xs[3 * stride + 1] = f32::MAX;
+                    w[3] = 4.0;
+                    xs[9 * stride + 37] = f32::NAN;
+                }
+                let y0: Vec<f32> = (0..n).map(|_| rng.next_f32() * 1e3 - 5e2).collect();
+                let (mut got, mut want) = (y0.clone(), y0);
+                axpy_rows(&mut got, &w, &xs, stride);
+                for (p, &wp) in w.iter().enumerate() {
+                    axpy_scalar(&mut want, wp, &xs[p * stride..p * stride + n]);
+                }
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "axpy_rows {n} x {n_rows} at stride {stride}"
+                );
+            }
+        }
     }
 }

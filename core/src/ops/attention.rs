@@ -38,7 +38,13 @@ struct ThreadScratch {
     scores: Vec<f32>,
     /// One cached head converted to f32.
     row: Vec<f32>,
+    /// [`VALUE_CHUNK`] cached value heads converted to f32, one after another.
+    values: Vec<f32>,
 }
+
+/// Cached value heads converted at a time for the weighted sum: each query row then adds
+/// its weighted run of them with one call, its accumulators kept in registers.
+const VALUE_CHUNK: usize = 128;
 
 impl AttentionScratch {
     fn prepare(&mut self, n_threads: usize, rows: usize, group: usize, hd: usize, keys: usize) {
@@ -49,6 +55,7 @@ impl AttentionScratch {
             grow(&mut t.query, rows * group * hd);
             grow(&mut t.scores, rows * group * keys);
             grow(&mut t.row, HeadRef::buffer_len(hd));
+            grow(&mut t.values, VALUE_CHUNK * hd);
         }
     }
 }
@@ -192,14 +199,41 @@ fn attend_block(
         }
         acc[t * row_len + kv_head * group * hd..][..group * hd].fill(0.0);
     }
-    for p in lo..hi {
-        let value = kv.value_head(p, kv_head * hd, hd).to_f32(&mut th.row);
-        for t in (0..n_rows).filter(|&t| seen(t).contains(&p)) {
+    // Weighted sum of the values, a chunk of cached rows at a time; every output element
+    // still adds its terms in position order.
+    for c0 in (lo..hi).step_by(VALUE_CHUNK) {
+        let c1 = (c0 + VALUE_CHUNK).min(hi);
+        convert_values(kv, kv_head, hd, c0..c1, &mut th.row, &mut th.values);
+        for t in 0..n_rows {
+            let r = seen(t);
+            let (a, b) = (r.start.max(c0), r.end.min(c1));
+            if a >= b {
+                continue;
+            }
             let out = &mut acc[t * row_len + kv_head * group * hd..][..group * hd];
-            for (g, a) in out.chunks_exact_mut(hd).enumerate() {
-                float_ops::axpy(a, scores[(t * group + g) * n_keys + (p - lo)], value);
+            for (g, o) in out.chunks_exact_mut(hd).enumerate() {
+                let row = (t * group + g) * n_keys;
+                let weights = &scores[row + (a - lo)..row + (b - lo)];
+                float_ops::axpy_rows(o, weights, &th.values[(a - c0) * hd..], hd);
             }
         }
+    }
+}
+
+/// Converts the value heads of `kv_head` at `positions` into `values`, one after another
+/// (`row`: a conversion buffer of [`HeadRef::buffer_len`]).
+fn convert_values(
+    kv: &KvLayer,
+    kv_head: usize,
+    hd: usize,
+    positions: std::ops::Range<usize>,
+    row: &mut [f32],
+    values: &mut [f32],
+) {
+    let start = positions.start;
+    for p in positions {
+        let value = kv.value_head(p, kv_head * hd, hd).to_f32(row);
+        values[(p - start) * hd..][..hd].copy_from_slice(value);
     }
 }
 
@@ -234,12 +268,15 @@ fn attend_group(
             round_to_f16(weights);
         }
     }
-    // Weighted sum of the values, accumulated in position order for every element.
+    // Weighted sum of the values, accumulated in position order for every element, a
+    // chunk of cached rows at a time.
     acc.fill(0.0);
-    for (i, p) in seen.enumerate() {
-        let value = kv.value_head(p, kv_head * hd, hd).to_f32(&mut th.row);
+    for c0 in seen.clone().step_by(VALUE_CHUNK) {
+        let c1 = (c0 + VALUE_CHUNK).min(seen.end);
+        convert_values(kv, kv_head, hd, c0..c1, &mut th.row, &mut th.values);
         for (g, a) in acc.chunks_exact_mut(hd).enumerate() {
-            float_ops::axpy(a, scores[g * n + i], value);
+            let i = g * n + (c0 - seen.start);
+            float_ops::axpy_rows(a, &scores[i..i + (c1 - c0)], &th.values, hd);
         }
     }
 }
@@ -372,12 +409,22 @@ mod tests {
                     head_dim,
                     scale: 1.0 / (head_dim as f32).sqrt(),
                 };
-                // Whole context (a prefill of a few rows, then one decoded row), and a
-                // chunked ring of 12 cells that has wrapped around.
+                // Whole context (a prefill of a few rows, then one decoded row; again past
+                // two chunks of converted values), a chunked window whose rows straddle a
+                // chunk boundary (their windows start apart), and a chunked ring of 12 cells
+                // that has wrapped around.
                 let cases = [
                     (KvWindow::Full, 40, 23, vec![19, 20, 21, 22]),
                     (KvWindow::Full, 40, 23, vec![22]),
+                    (
+                        KvWindow::Full,
+                        300,
+                        290,
+                        (120..130).chain(280..290).collect(),
+                    ),
+                    (KvWindow::Full, 300, 290, vec![289]),
                     (KvWindow::Chunked(8), 40, 23, vec![20, 21, 22]),
+                    (KvWindow::Chunked(8), 40, 18, vec![13, 14, 15, 16, 17]),
                     (KvWindow::Chunked(8), 40, 31, vec![30]),
                 ];
                 for (window, n_ctx, n_pos, positions) in cases {
