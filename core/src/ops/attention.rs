@@ -40,6 +40,8 @@ struct ThreadScratch {
     row: Vec<f32>,
     /// [`VALUE_CHUNK`] cached value heads converted to f32, one after another.
     values: Vec<f32>,
+    /// The positions each query row of a block sees.
+    windows: Vec<std::ops::Range<usize>>,
 }
 
 /// Cached value heads converted at a time for the weighted sum: each query row then adds
@@ -168,22 +170,47 @@ fn attend_block(
         round_to_f16(qs);
     }
     let scores = &mut th.scores[..n_rows * group * n_keys];
+    let windows = &mut th.windows;
+    windows.clear();
+    windows.extend((0..n_rows).map(seen));
+    // When each row's window starts and ends no earlier than the previous row's (causal
+    // rows in order, under every window kind), the rows that see a key are one run,
+    // found by two cursors that only move forward.
+    let forward = windows
+        .windows(2)
+        .all(|w| w[0].start <= w[1].start && w[0].end <= w[1].end);
+    let (mut first_seeing, mut past_seeing) = (0, 0);
     for p in lo..hi {
         let key = kv.key_head(p, kv_head * hd, hd).to_f32(&mut th.row);
         // The rows that see `p`, a run of consecutive rows at a time: their query heads are
         // contiguous in `qs`, so one call scores the key against all of them.
+        let mut score_run = |t: usize, end: usize| {
+            let (first, last) = (t * group, end * group);
+            let out = &mut scores[first * n_keys + (p - lo)..];
+            float_ops::dot_rows(key, &qs[first * hd..last * hd], shape.scale, out, n_keys);
+        };
+        if forward {
+            while first_seeing < n_rows && windows[first_seeing].end <= p {
+                first_seeing += 1;
+            }
+            while past_seeing < n_rows && windows[past_seeing].start <= p {
+                past_seeing += 1;
+            }
+            if first_seeing < past_seeing {
+                score_run(first_seeing, past_seeing);
+            }
+            continue;
+        }
         let mut t = 0;
         while t < n_rows {
-            if !seen(t).contains(&p) {
+            if !windows[t].contains(&p) {
                 t += 1;
                 continue;
             }
             let end = (t..n_rows)
-                .find(|&u| !seen(u).contains(&p))
+                .find(|&u| !windows[u].contains(&p))
                 .unwrap_or(n_rows);
-            let (first, last) = (t * group, end * group);
-            let out = &mut scores[first * n_keys + (p - lo)..];
-            float_ops::dot_rows(key, &qs[first * hd..last * hd], shape.scale, out, n_keys);
+            score_run(t, end);
             t = end;
         }
     }
@@ -411,8 +438,8 @@ mod tests {
                 };
                 // Whole context (a prefill of a few rows, then one decoded row; again past
                 // two chunks of converted values), a chunked window whose rows straddle a
-                // chunk boundary (their windows start apart), and a chunked ring of 12 cells
-                // that has wrapped around.
+                // chunk boundary (their windows start apart), rows out of order, and a
+                // chunked ring of 12 cells that has wrapped around.
                 let cases = [
                     (KvWindow::Full, 40, 23, vec![19, 20, 21, 22]),
                     (KvWindow::Full, 40, 23, vec![22]),
@@ -425,6 +452,7 @@ mod tests {
                     (KvWindow::Full, 300, 290, vec![289]),
                     (KvWindow::Chunked(8), 40, 23, vec![20, 21, 22]),
                     (KvWindow::Chunked(8), 40, 18, vec![13, 14, 15, 16, 17]),
+                    (KvWindow::Chunked(8), 40, 23, vec![22, 13, 17, 20, 9]),
                     (KvWindow::Chunked(8), 40, 31, vec![30]),
                 ];
                 for (window, n_ctx, n_pos, positions) in cases {
