@@ -35,7 +35,7 @@ pub fn dot_rows(x: &[f32], rows: &[f32], scale: f32, out: &mut [f32], out_stride
     );
     #[cfg(target_arch = "x86_64")]
     if matches!(cpu::level(), CpuLevel::Avx2 | CpuLevel::Avx512) {
-        // SAFETY: the AVX2 levels are only reported on CPUs with AVX; every row read lies in
+        // SAFETY: the AVX2 levels are only reported on CPUs with AVX2; every row read lies in
         // `rows`, every output written in `out` (checked above).
         unsafe { x86::dot_rows(x, rows, n_rows, scale, out, out_stride) };
         return;
@@ -168,9 +168,9 @@ mod x86 {
     }
 
     /// # Safety
-    /// AVX available; `rows` holds `n_rows` rows of `x.len()`; `out` holds index
+    /// AVX2 available; `rows` holds `n_rows` rows of `x.len()`; `out` holds index
     /// `(n_rows - 1) * out_stride`.
-    #[target_feature(enable = "avx")]
+    #[target_feature(enable = "avx,avx2")]
     pub(super) unsafe fn dot_rows(
         x: &[f32],
         rows: &[f32],
@@ -193,12 +193,16 @@ mod x86 {
                     *a = _mm256_add_ps(*a, _mm256_mul_ps(xv, r));
                 }
             }
-            let partials = transpose8(acc);
+            let mut lanes = [_mm256_setzero_si256(); 8];
+            for (l, a) in lanes.iter_mut().zip(acc) {
+                *l = _mm256_castps_si256(a);
+            }
+            let partials = crate::x86_transpose::transpose8(lanes);
             // `Sum` starts from its own zero: start there too, so a row of negative zeros
             // keeps the scalar sum's sign.
             let mut sum = _mm256_set1_ps(std::iter::empty::<f32>().sum());
             for p in partials {
-                sum = _mm256_add_ps(sum, p);
+                sum = _mm256_add_ps(sum, _mm256_castsi256_ps(p));
             }
             let mut sums = [0.0f32; 8];
             _mm256_storeu_ps(sums.as_mut_ptr(), sum);
@@ -214,38 +218,6 @@ mod x86 {
             let lanes = lanes_dot(&x[..body], &row[..body]);
             out[i * out_stride] = super::finish_dot(lanes, &x[body..], &row[body..]) * scale;
         }
-    }
-
-    /// 8×8 transpose: lane `k` of input `j` → lane `j` of output `k`.
-    #[inline]
-    #[target_feature(enable = "avx")]
-    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ]
     }
 
     /// # Safety

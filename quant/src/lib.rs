@@ -42,6 +42,8 @@ mod lanes;
 pub mod matmul;
 pub mod rng;
 pub mod types;
+#[cfg(target_arch = "x86_64")]
+mod x86_transpose;
 
 pub use bytes::{view_blocks, Block};
 pub use cpu::CpuLevel;

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 
 use super::{k4, k4_avx512, pack_panel, Format, Min, Problem, Quants, PANEL_ROWS};
 use crate::matmul::OutputTile;
+use crate::x86_transpose::transpose8;
 use crate::CpuLevel;
 
 /// Weight rows per lane group (one f32 lane each).
@@ -497,44 +498,6 @@ unsafe fn k4_row_block<D: IntDot>(w: *const u8, a: *const u8) -> (__m256i, __m25
     let bsums = _mm256_loadu_si256(a.add(k4::A_BSUMS).cast());
     let msum = _mm256_madd_epi16(bsums, mins);
     (isum, msum)
-}
-
-/// 8×8 transpose of 32-bit lanes: lane `j` of input `i` → lane `i` of output `j`.
-#[inline(always)]
-unsafe fn transpose8(u: [__m256i; LANES]) -> [__m256i; LANES] {
-    let lo01 = _mm256_unpacklo_epi32(u[0], u[1]);
-    let hi01 = _mm256_unpackhi_epi32(u[0], u[1]);
-    let lo23 = _mm256_unpacklo_epi32(u[2], u[3]);
-    let hi23 = _mm256_unpackhi_epi32(u[2], u[3]);
-    let lo45 = _mm256_unpacklo_epi32(u[4], u[5]);
-    let hi45 = _mm256_unpackhi_epi32(u[4], u[5]);
-    let lo67 = _mm256_unpacklo_epi32(u[6], u[7]);
-    let hi67 = _mm256_unpackhi_epi32(u[6], u[7]);
-    // sJa: lanes J (low half) and J + 4 (high half) of inputs 0..4; sJb: of inputs 4..8.
-    let s = [
-        (
-            _mm256_unpacklo_epi64(lo01, lo23),
-            _mm256_unpacklo_epi64(lo45, lo67),
-        ),
-        (
-            _mm256_unpackhi_epi64(lo01, lo23),
-            _mm256_unpackhi_epi64(lo45, lo67),
-        ),
-        (
-            _mm256_unpacklo_epi64(hi01, hi23),
-            _mm256_unpacklo_epi64(hi45, hi67),
-        ),
-        (
-            _mm256_unpackhi_epi64(hi01, hi23),
-            _mm256_unpackhi_epi64(hi45, hi67),
-        ),
-    ];
-    let mut out = [_mm256_setzero_si256(); LANES];
-    for (j, (a, b)) in s.into_iter().enumerate() {
-        out[j] = _mm256_permute2x128_si256::<0x20>(a, b);
-        out[j + 4] = _mm256_permute2x128_si256::<0x31>(a, b);
-    }
-    out
 }
 
 /// The group's panel (see the `lanes` module docs, and [`k4`] for Q4_K) against every
