@@ -452,7 +452,8 @@ mod tests {
                     (KvWindow::Full, 300, 290, vec![289]),
                     (KvWindow::Chunked(8), 40, 23, vec![20, 21, 22]),
                     (KvWindow::Chunked(8), 40, 18, vec![13, 14, 15, 16, 17]),
-                    (KvWindow::Chunked(8), 40, 23, vec![22, 13, 17, 20, 9]),
+                    (KvWindow::Full, 40, 23, vec![22, 13, 17, 20, 9]),
+                    (KvWindow::Chunked(8), 40, 23, vec![22, 16, 19, 17]),
                     (KvWindow::Chunked(8), 40, 31, vec![30]),
                 ];
                 for (window, n_ctx, n_pos, positions) in cases {
