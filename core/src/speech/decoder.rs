@@ -2,6 +2,8 @@
 //! self-attention over a KV cache, cross-attention over the encoder output (its K/V computed
 //! once per window), the MLP, the final LayerNorm and the tied output projection.
 
+use fennec_quant::float_ops::{self, dot};
+
 use crate::error::{try_vec, Error, Result};
 use crate::ops::{
     add_assign, add_bias, exp_approx, layer_norm, ActivationScratch, Activations, ThreadPool,
@@ -255,26 +257,22 @@ fn attend(
             *sj = dot(qh, kh) * scale;
             max = max.max(*sj);
         }
-        let inv = 1.0 / softmax_numerators(s, max);
-        o.iter_mut().for_each(|v| *v = 0.0);
-        for (j, &w) in s.iter().enumerate() {
-            let vh = &values[j * d + head * hd..][..hd];
-            let w = w * inv;
-            for (ov, &x) in o.iter_mut().zip(vh) {
-                *ov += w * x;
-            }
-        }
+        normalize(s, max);
+        o.fill(0.0);
+        float_ops::axpy_rows(o, s, &values[head * hd..], d);
     });
 }
 
-/// `s[j] = e^(s[j] − max)`; returns their sum.
-fn softmax_numerators(s: &mut [f32], max: f32) -> f32 {
+/// Softmax of scores whose largest is `max`, in place: `e^(s[j] − max)` through
+/// [`exp_approx`], each then times the reciprocal of their sum.
+fn normalize(s: &mut [f32], max: f32) {
     let mut sum = 0.0f32;
     for sj in s.iter_mut() {
         *sj = exp_approx(*sj - max);
         sum += *sj;
     }
-    sum
+    let inv = 1.0 / sum;
+    s.iter_mut().for_each(|w| *w *= inv);
 }
 
 /// Rows of `n_head · hd` (`x`, `n` of them) regrouped head by head into `out`: per head
@@ -324,32 +322,9 @@ fn attend_head_major(
             }
         }
         let max = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let inv = 1.0 / softmax_numerators(s, max);
-        o.iter_mut().for_each(|v| *v = 0.0);
-        let vh = &values[head * n * hd..][..n * hd];
-        for (&w, v_row) in s.iter().zip(vh.chunks_exact(hd)) {
-            let w = w * inv;
-            for (ov, &x) in o.iter_mut().zip(v_row) {
-                *ov += w * x;
-            }
-        }
+        normalize(s, max);
+        o.fill(0.0);
+        float_ops::axpy_rows(o, s, &values[head * n * hd..][..n * hd], hd);
     });
 }
 
-/// `a · b` with eight partial sums (vectorizes).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
