@@ -327,4 +327,3 @@ fn attend_head_major(
         float_ops::axpy_rows(o, s, &values[head * n * hd..][..n * hd], hd);
     });
 }
-

@@ -272,22 +272,20 @@ unsafe fn totals8(p: [__m256i; LANES]) -> __m256i {
 /// The eight rows' `(d_w, m_w)` of block `k`, as lanes.
 #[inline(always)]
 unsafe fn scales8(f: &Format, g: &Group, k: usize) -> (__m256, __m256) {
-    let half = |off: usize| -> __m256 {
-        let h: [u16; LANES] = std::array::from_fn(|i| {
-            g.rows[i]
-                .add(k * f.w_bytes + off)
-                .cast::<u16>()
-                .read_unaligned()
-        });
-        _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast()))
-    };
-    let d = half(0);
+    let d = row_halves(g, k * f.w_bytes);
     let m = match f.min {
         Min::None => _mm256_setzero_ps(),
         Min::Minus8 => _mm256_mul_ps(_mm256_set1_ps(-8.0), d),
-        Min::Field => half(2),
+        Min::Field => row_halves(g, k * f.w_bytes + 2),
     };
     (d, m)
+}
+
+/// The f16 at byte `at` of each of the group's eight rows, widened into lanes.
+#[inline(always)]
+unsafe fn row_halves(g: &Group, at: usize) -> __m256 {
+    let h: [u16; LANES] = std::array::from_fn(|i| g.rows[i].add(at).cast::<u16>().read_unaligned());
+    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast()))
 }
 
 /// Adds block `k`'s contribution to the accumulator lanes: `(isum · (d_w · d_a))`, then
@@ -437,16 +435,8 @@ unsafe fn matvec_k4<D: IntDot>(p: &Problem<'_>, g: &Group, out: &mut OutputTile<
                 let (is, ms) = (transpose8(by_row(&isums)), transpose8(by_row(&msums)));
                 for j in 0..(take - j0).min(8) {
                     let k = k0 + j0 + j;
-                    let half = |off: usize| {
-                        let h: [u16; LANES] = std::array::from_fn(|i| {
-                            g.rows[i]
-                                .add(k * k4::W_BYTES + off)
-                                .cast::<u16>()
-                                .read_unaligned()
-                        });
-                        _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr().cast()))
-                    };
-                    let (dw, dmin) = (half(0), half(2));
+                    let at = k * k4::W_BYTES;
+                    let (dw, dmin) = (row_halves(g, at), row_halves(g, at + 2));
                     let da = a.add(k * k4::A_BYTES).cast::<f32>().read_unaligned();
                     let da = _mm256_set1_ps(da);
                     let t = _mm256_mul_ps(_mm256_cvtepi32_ps(is[j]), _mm256_mul_ps(dw, da));
