@@ -43,8 +43,9 @@
 //! load as one vector. A matrix whose row count is not a multiple of eight keeps its last
 //! rows as rows. Batches of weights stored as rows are packed on the fly, a group of eight
 //! rows at a time, into a per-thread panel; the GEMM micro-kernel keeps four activation
-//! rows × eight weight rows of accumulators in registers, and decode runs the same kernel
-//! with one activation row.
+//! rows × eight weight rows of accumulators in registers (Q4_K on AVX-512: eight × sixteen,
+//! two panels side by side). Decode runs that kernel with one activation row on panels,
+//! and a matrix-vector kernel over weights stored as rows.
 
 use half::f16;
 
