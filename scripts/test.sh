@@ -57,12 +57,14 @@ setup_rust() {
   command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 }
 
-setup_apt() { # system packages: ALSA for microphone capture, make and g++ for whisper.cpp's quantize
+setup_apt() { # system packages: ALSA for microphone capture, make and g++ for whisper.cpp's quantize, lavapipe
   local need=()
   pkg-config --exists alsa 2>/dev/null || need+=(libasound2-dev pkg-config)
   command -v aplay >/dev/null || need+=(alsa-utils) # ALSA's file plugin feeds capture tests
   command -v make >/dev/null || need+=(make)    # whisper.cpp's quantize makes the quantized .bin fixtures
   command -v g++ >/dev/null || need+=(g++)
+  # Mesa's lavapipe: a Vulkan driver on the CPU, so the GPU kernels run (and must pass) here.
+  ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers libvulkan1)
   if [ ${#need[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -103,6 +105,9 @@ export RUSTFLAGS="${RUSTFLAGS--D warnings}"
 # nothing is compiled twice: selecting packages with -p resolves shared dependencies with
 # other features and rebuilds them.
 stage build+clippy cargo build --workspace --all-targets --locked
+# The GPU tests fail rather than skip when they find no adapter: lavapipe is installed above.
+export REQUIRE_GPU="${REQUIRE_GPU:-1}"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 stage test cargo test --workspace --no-fail-fast
 export FENNEC_WORKSPACE_TESTED=1
 if [ -x scripts/test-aarch64.sh ]; then

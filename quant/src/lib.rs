@@ -49,5 +49,7 @@ pub use bytes::{view_blocks, Block};
 pub use cpu::CpuLevel;
 pub use dot::vec_dot;
 pub use error::QuantError;
-pub use formats::{dequantize_row, quantize_activations, quantize_row, row_bytes};
+pub use formats::{
+    dequantize_row, quantize_activations, quantize_activations_as, quantize_row, row_bytes,
+};
 pub use types::{GgmlType, TypeError};

@@ -92,7 +92,18 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
 /// `127 / amax` and rounds half to even, its NEON path keeps `1 / d` but rounds half to even.
 /// Other types, and the scalar level, use [`quantize_row`].
 pub fn quantize_activations(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-    let flavour = legacy::ActivationRounding::for_level(crate::cpu::level());
+    quantize_activations_as(crate::cpu::level(), ty, src, dst)
+}
+
+/// [`quantize_activations`] as the kernels of `level` round, whatever this CPU runs: the
+/// GPU kernels copy the x86 rounding, and their tests compare against it on any host.
+pub fn quantize_activations_as(
+    level: crate::CpuLevel,
+    ty: GgmlType,
+    src: &[f32],
+    dst: &mut [u8],
+) -> Result<(), QuantError> {
+    let flavour = legacy::ActivationRounding::for_level(level);
     let quantize: QuantizeFn = match (ty, flavour) {
         (_, legacy::ActivationRounding::Reference) => return quantize_row(ty, src, dst),
         (GgmlType::Q8_0, legacy::ActivationRounding::X86) => legacy::quantize_q8_0_x86,

@@ -1,0 +1,329 @@
+//! Opening an adapter and a device, and the pipelines compiled on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::kernels::{self, Reduction};
+use crate::GpuError;
+use fennec_quant::GgmlType;
+
+/// Largest single buffer Fennec creates, whatever the adapter allows: Adreno drivers fail
+/// allocations above 1 GiB.
+const MAX_BUFFER_BYTES: u64 = 1 << 30;
+
+/// How to open the GPU.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Use subgroup reductions where the adapter has them (otherwise shared memory).
+    pub subgroups: bool,
+    /// A cap on the bytes of one weight slice, below the adapter's own limits. `None` keeps
+    /// the adapter's; tests set a small one to split matrices into many slices.
+    pub max_slice_bytes: Option<u64>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            subgroups: true,
+            max_slice_bytes: None,
+        }
+    }
+}
+
+/// What `fennec bench` and logs report about the adapter in use.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// The adapter's name (e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub name: String,
+    /// The driver's name.
+    pub driver: String,
+    /// The driver's version string.
+    pub driver_info: String,
+    /// `Vulkan` or `Metal`.
+    pub backend: String,
+    /// Integrated, discrete, virtual or CPU.
+    pub device_type: String,
+    /// The subgroup sizes the adapter may use, when it has subgroup operations.
+    pub subgroup_sizes: Option<(u32, u32)>,
+    /// The largest storage binding, in bytes.
+    pub max_binding_bytes: u64,
+}
+
+/// Which bindings a pipeline's layout has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum LayoutKind {
+    /// weights, quantized activations, their scales, output, parameters.
+    MatvecQuantized,
+    /// weights, f32 activations, output, parameters.
+    MatvecF32,
+    /// f32 input, quants, scales, parameters.
+    Quantize,
+    /// the tensor changed in place, the second operand, parameters.
+    Rows,
+    /// logits, indices out, parameters.
+    Argmax,
+}
+
+/// A compiled pipeline and the bind group layout it was built with.
+pub(crate) struct Pipeline {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+/// An open GPU: the device, its queue and the kernels compiled so far (only those that
+/// models loaded on it have needed).
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    summary: AdapterSummary,
+    subgroups: bool,
+    pub(crate) max_slice_bytes: u64,
+    pub(crate) max_binding_bytes: u64,
+    pub(crate) max_groups: u32,
+    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    /// Opens the best Vulkan or Metal adapter (a high-performance one first), with the
+    /// adapter's own limits rather than WebGPU's defaults.
+    pub fn new(options: &GpuOptions) -> Result<Gpu, GpuError> {
+        let mut instance_desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        instance_desc.backends &= wgpu::Backends::VULKAN | wgpu::Backends::METAL;
+        let instance = wgpu::Instance::new(instance_desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let subgroups = options.subgroups && adapter.features().contains(wgpu::Features::SUBGROUP);
+        let required_features = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("fennec"),
+            required_features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::Device {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        // wgpu panics on an error nobody captures; keep them instead, for `take_errors`.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&errors);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            tracing::warn!(%error, "uncaptured GPU error");
+            if let Ok(mut errors) = sink.lock() {
+                errors.push(error.to_string());
+            }
+        }));
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let mut max_slice_bytes = max_binding.min(MAX_BUFFER_BYTES);
+        if let Some(cap) = options.max_slice_bytes {
+            max_slice_bytes = max_slice_bytes.min(cap);
+        }
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            subgroup_sizes: subgroups.then_some((info.subgroup_min_size, info.subgroup_max_size)),
+            max_binding_bytes: max_binding,
+        };
+        tracing::info!(adapter = %summary.name, driver = %summary.driver_info, subgroups, "GPU opened");
+        Ok(Gpu {
+            device,
+            queue,
+            summary,
+            subgroups,
+            max_slice_bytes: max_slice_bytes & !3,
+            max_binding_bytes: max_binding.min(MAX_BUFFER_BYTES),
+            max_groups: limits.max_compute_workgroups_per_dimension,
+            pipelines: Mutex::new(HashMap::new()),
+            errors,
+        })
+    }
+
+    /// The adapter in use.
+    pub fn summary(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// Whether the subgroup reduction can run here.
+    pub fn has_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// The reduction kernels use by default: subgroups where the device has them.
+    pub fn default_reduction(&self) -> Reduction {
+        if self.subgroups {
+            Reduction::Subgroup
+        } else {
+            Reduction::Shared
+        }
+    }
+
+    /// The largest weight slice, in bytes.
+    pub fn max_slice_bytes(&self) -> u64 {
+        self.max_slice_bytes
+    }
+
+    /// Errors the device reported outside any scope since the last call (validation, out of
+    /// memory), oldest first.
+    pub(crate) fn take_errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+
+    /// The matrix-vector pipeline for weight type `ty` with `reduction`, compiled on first use.
+    pub(crate) fn matvec_pipeline(
+        &self,
+        ty: GgmlType,
+        reduction: Reduction,
+    ) -> Result<Arc<Pipeline>, GpuError> {
+        if reduction == Reduction::Subgroup && !self.subgroups {
+            return Err(GpuError::Pipeline {
+                kernel: kernels::matvec_name(ty, reduction),
+                message: "the device has no subgroup operations".into(),
+            });
+        }
+        let source = kernels::matvec_source(ty, reduction).ok_or(GpuError::Unsupported(ty))?;
+        let kind = match kernels::activations(ty) {
+            Some(kernels::Activations::F32) => LayoutKind::MatvecF32,
+            _ => LayoutKind::MatvecQuantized,
+        };
+        self.pipeline(&kernels::matvec_name(ty, reduction), &source, "main", kind)
+    }
+
+    /// The quantizer of activations to `act` (Q8_0, Q8_1 or Q8_K), compiled on first use.
+    pub(crate) fn quantize_pipeline(&self, act: GgmlType) -> Result<Arc<Pipeline>, GpuError> {
+        let (entry, _) = kernels::quantize_entry(act).ok_or(GpuError::Unsupported(act))?;
+        self.pipeline(
+            entry,
+            &kernels::quantize_source(),
+            entry,
+            LayoutKind::Quantize,
+        )
+    }
+
+    /// The row operation `entry` of `rows.wgsl` (`rms_norm`, `rope`, `swiglu`, `add`).
+    pub(crate) fn rows_pipeline(&self, entry: &str) -> Result<Arc<Pipeline>, GpuError> {
+        self.pipeline(entry, &kernels::rows_source(), entry, LayoutKind::Rows)
+    }
+
+    /// The row-wise argmax.
+    pub(crate) fn argmax_pipeline(&self) -> Result<Arc<Pipeline>, GpuError> {
+        self.pipeline(
+            "argmax",
+            &kernels::argmax_source(),
+            "argmax",
+            LayoutKind::Argmax,
+        )
+    }
+
+    fn pipeline(
+        &self,
+        name: &str,
+        source: &str,
+        entry: &str,
+        kind: LayoutKind,
+    ) -> Result<Arc<Pipeline>, GpuError> {
+        let mut cache = self
+            .pipelines
+            .lock()
+            .map_err(|_| GpuError::Execution("pipeline cache poisoned".into()))?;
+        if let Some(pipeline) = cache.get(name) {
+            return Ok(Arc::clone(pipeline));
+        }
+        let started = std::time::Instant::now();
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let layout = self.bind_group_layout(kind);
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[],
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Pipeline {
+                kernel: name.to_string(),
+                message: error.to_string(),
+            });
+        }
+        tracing::debug!(
+            kernel = name,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "pipeline built"
+        );
+        let pipeline = Arc::new(Pipeline { pipeline, layout });
+        cache.insert(name.to_string(), Arc::clone(&pipeline));
+        Ok(pipeline)
+    }
+
+    fn bind_group_layout(&self, kind: LayoutKind) -> wgpu::BindGroupLayout {
+        use wgpu::BufferBindingType::{Storage, Uniform};
+        let read = Storage { read_only: true };
+        let write = Storage { read_only: false };
+        let bindings: &[(u32, wgpu::BufferBindingType)] = match kind {
+            LayoutKind::MatvecQuantized => {
+                &[(0, read), (1, read), (2, read), (3, write), (4, Uniform)]
+            }
+            LayoutKind::MatvecF32 => &[(0, read), (1, read), (3, write), (4, Uniform)],
+            LayoutKind::Quantize => &[(0, read), (1, write), (2, write), (3, Uniform)],
+            LayoutKind::Rows => &[(0, write), (1, read), (2, Uniform)],
+            LayoutKind::Argmax => &[(0, read), (1, write), (2, Uniform)],
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .map(|&(binding, ty)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        self.device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: None,
+                entries: &entries,
+            })
+    }
+}

@@ -1,0 +1,24 @@
+//! `fennec-gpu`: Fennec's GPU path. WGSL compute kernels (`shaders/`) over the GGUF blocks
+//! themselves, run by `wgpu` on Vulkan (Android, Linux) and Metal (iOS, macOS).
+//!
+//! Today: opening an adapter with its own limits ([`Gpu`]), weight matrices uploaded once and
+//! split by whole rows to fit every binding ([`GpuMatrix`]), activations quantized on the GPU
+//! the way the CPU quantizes them, and matrix-vector products for F32, F16, Q4_0, Q4_1, Q8_0,
+//! Q4_K and Q6_K with integer dots (`dot4I8Packed`), each with a subgroup and a
+//! shared-memory reduction ([`Reduction`]). The CPU path in `fennec-core` stays the
+//! always-correct fallback.
+
+#![warn(missing_docs)]
+
+mod device;
+mod error;
+pub mod kernels;
+mod matrix;
+mod matvec;
+mod recorder;
+
+pub use device::{AdapterSummary, Gpu, GpuOptions};
+pub use error::GpuError;
+pub use kernels::Reduction;
+pub use matrix::GpuMatrix;
+pub use recorder::{GpuIndices, GpuTensor, Recorder, RopePairs};

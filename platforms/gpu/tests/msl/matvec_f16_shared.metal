@@ -1,0 +1,255 @@
+// language: metal2.3
+#include <metal_stdlib>
+#include <simd/simd.h>
+
+using metal::uint;
+
+struct _mslBufferSizes {
+    uint size0;
+    uint size1;
+    uint size3;
+};
+
+struct Params {
+    uint n_cols;
+    uint n_rows;
+    uint row_bytes;
+    uint first_row;
+    uint out_stride;
+    uint pad0_;
+    uint pad1_;
+    uint pad2_;
+};
+typedef uint type_2[1];
+typedef float type_3[1];
+struct type_5 {
+    metal::float4 inner[64];
+};
+constant uint WG = 64u;
+constant uint ROWS = 4u;
+
+float f16_bits_to_f32_(
+    uint h
+) {
+    uint sign = (h & 32768u) << 16u;
+    uint exponent = (h >> 10u) & 31u;
+    uint mantissa = h & 1023u;
+    if (exponent == 0u) {
+        float magnitude = static_cast<float>(mantissa) * 0.000000059604645;
+        return (sign != 0u) ? -(magnitude) : magnitude;
+    }
+    if (exponent == 31u) {
+        return as_type<float>((sign | 2139095040u) | (mantissa << 13u));
+    }
+    return as_type<float>((sign | ((exponent + 112u) << 23u)) | (mantissa << 13u));
+}
+
+float round_to_f16_(
+    float x
+) {
+    uint bits = as_type<uint>(x);
+    uint sign_1 = bits & 2147483648u;
+    uint magnitude_1 = bits & 2147483647u;
+    if (magnitude_1 >= 2139095040u) {
+        return x;
+    }
+    if (magnitude_1 < 947912704u) {
+        float steps = metal::rint(as_type<float>(magnitude_1) * 16777216.0);
+        return as_type<float>(sign_1 | as_type<uint>(steps * 0.000000059604645));
+    }
+    uint rounded = ((magnitude_1 + 4095u) + ((magnitude_1 >> 13u) & 1u)) & 4294959104u;
+    if (rounded >= 1199570944u) {
+        return as_type<float>(sign_1 | 2139095040u);
+    }
+    return as_type<float>(sign_1 | rounded);
+}
+
+uint load_u32_at(
+    uint at,
+    device type_2 const& weights,
+    constant _mslBufferSizes& _buffer_sizes
+) {
+    uint word = at >> 2u;
+    uint shift = (at & 3u) * 8u;
+    uint low = weights[word];
+    if (shift == 0u) {
+        return low;
+    }
+    uint _e17 = weights[word + 1u];
+    return (low >> shift) | (_e17 << (32u - shift));
+}
+
+float load_f16_at(
+    uint at_1,
+    device type_2 const& weights,
+    constant _mslBufferSizes& _buffer_sizes
+) {
+    uint _e5 = weights[at_1 >> 2u];
+    float _e11 = f16_bits_to_f32_(_e5 >> ((at_1 & 2u) * 8u));
+    return _e11;
+}
+
+uint group_row(
+    uint group_1,
+    uint r,
+    constant Params& params
+) {
+    uint _e7 = params.n_rows;
+    return metal::min((group_1 * ROWS) + r, _e7 - 1u);
+}
+
+void write_rows(
+    uint group_2,
+    uint vector,
+    metal::float4 sums,
+    device type_3& out,
+    constant Params& params,
+    constant _mslBufferSizes& _buffer_sizes
+) {
+    uint r_1 = 0u;
+    uint2 loop_bound = uint2(4294967295u);
+    bool loop_init = true;
+    while(true) {
+        if (metal::all(loop_bound == uint2(0u))) { break; }
+        loop_bound -= uint2(loop_bound.y == 0u, 1u);
+        if (!loop_init) {
+            uint _e30 = r_1;
+            r_1 = _e30 + 1u;
+        }
+        loop_init = false;
+        uint _e5 = r_1;
+        if (_e5 < ROWS) {
+        } else {
+            break;
+        }
+        {
+            uint _e10 = r_1;
+            uint row = (group_2 * ROWS) + _e10;
+            uint _e14 = params.n_rows;
+            if (row < _e14) {
+                uint _e19 = params.out_stride;
+                uint _e23 = params.first_row;
+                uint _e27 = r_1;
+                out[((vector * _e19) + _e23) + row] = sums[_e27];
+            }
+        }
+    }
+    return;
+}
+
+metal::float4 row_partials(
+    uint group_3,
+    uint vector_1,
+    uint lid_1,
+    device type_2 const& weights,
+    constant Params& params,
+    device type_3 const& act_f,
+    constant _mslBufferSizes& _buffer_sizes
+) {
+    metal::float4 acc = metal::float4(0.0);
+    uint e = {};
+    uint r_2 = {};
+    e = lid_1;
+    uint2 loop_bound_1 = uint2(4294967295u);
+    bool loop_init_1 = true;
+    while(true) {
+        if (metal::all(loop_bound_1 == uint2(0u))) { break; }
+        loop_bound_1 -= uint2(loop_bound_1.y == 0u, 1u);
+        if (!loop_init_1) {
+            uint _e45 = e;
+            e = _e45 + WG;
+        }
+        loop_init_1 = false;
+        uint _e7 = e;
+        uint _e10 = params.n_cols;
+        if (_e7 < _e10) {
+        } else {
+            break;
+        }
+        {
+            uint _e15 = params.n_cols;
+            uint _e17 = e;
+            float x_1 = act_f[(vector_1 * _e15) + _e17];
+            r_2 = 0u;
+            uint2 loop_bound_2 = uint2(4294967295u);
+            bool loop_init_2 = true;
+            while(true) {
+                if (metal::all(loop_bound_2 == uint2(0u))) { break; }
+                loop_bound_2 -= uint2(loop_bound_2.y == 0u, 1u);
+                if (!loop_init_2) {
+                    uint _e43 = r_2;
+                    r_2 = _e43 + 1u;
+                }
+                loop_init_2 = false;
+                uint _e23 = r_2;
+                if (_e23 < ROWS) {
+                } else {
+                    break;
+                }
+                {
+                    uint _e26 = r_2;
+                    float _e28 = acc[_e26];
+                    uint _e29 = r_2;
+                    uint _e30 = group_row(group_3, _e29, params);
+                    uint _e33 = params.row_bytes;
+                    uint _e36 = e;
+                    float _e39 = load_f16_at((_e30 * _e33) + (2u * _e36), weights, _buffer_sizes);
+                    acc[_e26] = _e28 + (_e39 * x_1);
+                }
+            }
+        }
+    }
+    metal::float4 _e48 = acc;
+    return _e48;
+}
+
+struct main_Input {
+};
+[[max_total_threads_per_threadgroup(64)]] kernel void main_(
+  metal::uint3 group [[threadgroup_position_in_grid]]
+, uint lid [[thread_index_in_threadgroup]]
+, device type_2 const& weights [[user(fake0)]]
+, device type_3& out [[user(fake0)]]
+, constant Params& params [[user(fake0)]]
+, device type_3 const& act_f [[user(fake0)]]
+, threadgroup type_5& partial
+, constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
+) {
+    uint stride = 32u;
+    metal::float4 _e6 = row_partials(group.x, group.y, lid, weights, params, act_f, _buffer_sizes);
+    partial.inner[lid] = _e6;
+    metal::threadgroup_barrier(metal::mem_flags::mem_threadgroup);
+    uint2 loop_bound_3 = uint2(4294967295u);
+    bool loop_init_3 = true;
+    while(true) {
+        if (metal::all(loop_bound_3 == uint2(0u))) { break; }
+        loop_bound_3 -= uint2(loop_bound_3.y == 0u, 1u);
+        if (!loop_init_3) {
+            uint _e23 = stride;
+            stride = _e23 >> 1u;
+        }
+        loop_init_3 = false;
+        uint _e9 = stride;
+        if (_e9 > 0u) {
+        } else {
+            break;
+        }
+        {
+            uint _e12 = stride;
+            if (lid < _e12) {
+                metal::float4 _e16 = partial.inner[lid];
+                uint _e18 = stride;
+                metal::float4 _e21 = partial.inner[lid + _e18];
+                partial.inner[lid] = _e16 + _e21;
+            }
+            metal::threadgroup_barrier(metal::mem_flags::mem_threadgroup);
+        }
+    }
+    if (lid == 0u) {
+        metal::float4 _e32 = partial.inner[0];
+        write_rows(group.x, group.y, _e32, out, params, _buffer_sizes);
+        return;
+    } else {
+        return;
+    }
+}
