@@ -17,24 +17,30 @@ fn f16_bits_to_f32(h: u32) -> f32 {
     return bitcast<f32>(sign | ((exponent + 112u) << 23u) | (mantissa << 13u));
 }
 
-// `x` rounded to the nearest f16 (ties to even) and widened back to f32: what storing a
-// scale as f16 does on the CPU. Overflow gives infinity; NaN and infinities pass through.
-fn round_to_f16(x: f32) -> f32 {
+// The bits of the f16 nearest to `x` (ties to even), in the low 16 bits: what the CPU's
+// `half::f16::from_f32` gives. Overflow gives infinity; NaN stays NaN.
+fn f32_to_f16_bits(x: f32) -> u32 {
     let bits = bitcast<u32>(x);
-    let sign = bits & 0x80000000u;
+    let sign = (bits >> 16u) & 0x8000u;
     let magnitude = bits & 0x7fffffffu;
-    if (magnitude >= 0x7f800000u) {
-        return x;
+    if (magnitude > 0x7f800000u) {
+        return sign | 0x7e00u;
     }
     if (magnitude < 0x38800000u) {
-        // Below f16's smallest normal (2^-14): a multiple of 2^-24, rounded half to even.
-        let steps = round(bitcast<f32>(magnitude) * 16777216.0);
-        return bitcast<f32>(sign | bitcast<u32>(steps * 5.9604644775390625e-8));
+        // Below f16's smallest normal (2^-14): a multiple of 2^-24, rounded half to even
+        // (1024 steps carry into the smallest normal, as they should).
+        return sign | u32(round(bitcast<f32>(magnitude) * 16777216.0));
     }
     // Normal: keep 10 mantissa bits, rounding the 13 dropped ones half to even.
     let rounded = (magnitude + 0x0fffu + ((magnitude >> 13u) & 1u)) & 0xffffe000u;
     if (rounded >= 0x47800000u) {
-        return bitcast<f32>(sign | 0x7f800000u);
+        return sign | 0x7c00u;
     }
-    return bitcast<f32>(sign | rounded);
+    return sign | ((rounded - 0x38000000u) >> 13u);
+}
+
+// `x` rounded to the nearest f16 (ties to even) and widened back to f32: what storing a
+// value as f16 does on the CPU.
+fn round_to_f16(x: f32) -> f32 {
+    return f16_bits_to_f32(f32_to_f16_bits(x));
 }

@@ -62,6 +62,10 @@ pub(crate) enum LayoutKind {
     Rows,
     /// logits, indices out, parameters.
     Argmax,
+    /// rows, cache, cells, parameters.
+    KvStore,
+    /// queries, keys, values, windows, score scratch, output, parameters.
+    Attend,
 }
 
 /// A compiled pipeline and the bind group layout it was built with.
@@ -234,6 +238,26 @@ impl Gpu {
         )
     }
 
+    /// The f16 KV store.
+    pub(crate) fn kv_store_pipeline(&self) -> Result<Arc<Pipeline>, GpuError> {
+        self.pipeline(
+            "kv_store",
+            &kernels::kv_store_source(),
+            "kv_store",
+            LayoutKind::KvStore,
+        )
+    }
+
+    /// Attention over the f16 KV cache.
+    pub(crate) fn attend_pipeline(&self) -> Result<Arc<Pipeline>, GpuError> {
+        self.pipeline(
+            "attend",
+            &kernels::attend_source(),
+            "attend",
+            LayoutKind::Attend,
+        )
+    }
+
     fn pipeline(
         &self,
         name: &str,
@@ -306,6 +330,16 @@ impl Gpu {
             LayoutKind::Quantize => &[(0, read), (1, write), (2, write), (3, Uniform)],
             LayoutKind::Rows => &[(0, write), (1, read), (2, Uniform)],
             LayoutKind::Argmax => &[(0, read), (1, write), (2, Uniform)],
+            LayoutKind::KvStore => &[(0, read), (1, write), (2, read), (3, Uniform)],
+            LayoutKind::Attend => &[
+                (0, read),
+                (1, read),
+                (2, read),
+                (3, read),
+                (4, write),
+                (5, write),
+                (6, Uniform),
+            ],
         };
         let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()

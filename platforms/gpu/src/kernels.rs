@@ -16,6 +16,8 @@ const REDUCE_SUBGROUP: &str = include_str!("../shaders/reduce_subgroup.wgsl");
 const QUANTIZE: &str = include_str!("../shaders/quantize.wgsl");
 const ROWS: &str = include_str!("../shaders/rows.wgsl");
 const ARGMAX: &str = include_str!("../shaders/argmax.wgsl");
+const KV_STORE: &str = include_str!("../shaders/kv_store.wgsl");
+const ATTEND: &str = include_str!("../shaders/attend.wgsl");
 
 /// Weight types with a GPU matrix-vector kernel.
 pub const MATVEC_TYPES: [GgmlType; 7] = [
@@ -145,6 +147,16 @@ pub fn argmax_source() -> String {
     ARGMAX.to_string()
 }
 
+/// The WGSL source of the f16 KV store (entry point `kv_store`).
+pub fn kv_store_source() -> String {
+    [NUMBERS, KV_STORE].join("\n")
+}
+
+/// The WGSL source of attention over the f16 KV cache (entry point `attend`).
+pub fn attend_source() -> String {
+    [NUMBERS, ATTEND].join("\n")
+}
+
 /// Every kernel source with its name and whether it needs subgroup operations: what the
 /// translation tests check with naga.
 pub fn all_sources() -> Vec<(String, String, bool)> {
@@ -152,6 +164,8 @@ pub fn all_sources() -> Vec<(String, String, bool)> {
         ("quantize".to_string(), quantize_source(), false),
         ("rows".to_string(), rows_source(), false),
         ("argmax".to_string(), argmax_source(), false),
+        ("kv_store".to_string(), kv_store_source(), false),
+        ("attend".to_string(), attend_source(), false),
     ];
     for ty in MATVEC_TYPES {
         for reduction in Reduction::ALL {

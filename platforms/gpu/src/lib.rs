@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+mod attention;
 mod device;
 mod error;
 pub mod kernels;
@@ -17,6 +18,7 @@ mod matrix;
 mod matvec;
 mod recorder;
 
+pub use attention::{AttentionShape, GpuKvLayer, MAX_HEAD_DIM};
 pub use device::{AdapterSummary, Gpu, GpuOptions};
 pub use error::GpuError;
 pub use kernels::Reduction;

@@ -25,7 +25,7 @@ impl GpuTensor {
         self.row_len
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.n_rows * self.row_len
     }
 }
@@ -76,7 +76,7 @@ pub(crate) struct QuantizedActivations {
 
 /// Operations recorded on one command encoder; nothing runs until a `read`.
 pub struct Recorder<'g> {
-    gpu: &'g Gpu,
+    pub(crate) gpu: &'g Gpu,
     encoder: wgpu::CommandEncoder,
 }
 
@@ -123,7 +123,11 @@ impl Gpu {
         Ok(())
     }
 
-    fn empty_tensor(&self, n_rows: usize, row_len: usize) -> Result<GpuTensor, GpuError> {
+    pub(crate) fn empty_tensor(
+        &self,
+        n_rows: usize,
+        row_len: usize,
+    ) -> Result<GpuTensor, GpuError> {
         let bytes = (n_rows * row_len * 4) as u64;
         self.check_binding(bytes, "the output")?;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -139,7 +143,7 @@ impl Gpu {
         })
     }
 
-    fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
+    pub(crate) fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("parameters"),
@@ -149,7 +153,7 @@ impl Gpu {
     }
 
     /// Workgroups for `n` threads of 64 as (x, y), x within the adapter's limit.
-    fn groups_for(&self, n: usize) -> (u32, u32) {
+    pub(crate) fn groups_for(&self, n: usize) -> (u32, u32) {
         let groups = n.div_ceil(WORKGROUP_SIZE as usize).max(1) as u32;
         let x = groups.min(self.max_groups);
         (x, groups.div_ceil(x))
@@ -421,7 +425,7 @@ impl Recorder<'_> {
         Ok(())
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &mut self,
         pipeline: &crate::device::Pipeline,
         entries: &[wgpu::BindGroupEntry<'_>],

@@ -44,24 +44,35 @@ float f16_bits_to_f32_(
     return as_type<float>((sign | ((exponent + 112u) << 23u)) | (mantissa << 13u));
 }
 
-float round_to_f16_(
+uint naga_f2u32(float value) {
+    return static_cast<uint>(metal::clamp(value, 0.0, 4294967000.0));
+}
+
+uint f32_to_f16_bits(
     float x
 ) {
     uint bits = as_type<uint>(x);
-    uint sign_1 = bits & 2147483648u;
+    uint sign_1 = (bits >> 16u) & 32768u;
     uint magnitude_1 = bits & 2147483647u;
-    if (magnitude_1 >= 2139095040u) {
-        return x;
+    if (magnitude_1 > 2139095040u) {
+        return sign_1 | 32256u;
     }
     if (magnitude_1 < 947912704u) {
-        float steps = metal::rint(as_type<float>(magnitude_1) * 16777216.0);
-        return as_type<float>(sign_1 | as_type<uint>(steps * 0.000000059604645));
+        return sign_1 | naga_f2u32(metal::rint(as_type<float>(magnitude_1) * 16777216.0));
     }
     uint rounded = ((magnitude_1 + 4095u) + ((magnitude_1 >> 13u) & 1u)) & 4294959104u;
     if (rounded >= 1199570944u) {
-        return as_type<float>(sign_1 | 2139095040u);
+        return sign_1 | 31744u;
     }
-    return as_type<float>(sign_1 | rounded);
+    return sign_1 | ((rounded - 939524096u) >> 13u);
+}
+
+float round_to_f16_(
+    float x_1
+) {
+    uint _e1 = f32_to_f16_bits(x_1);
+    float _e2 = f16_bits_to_f32_(_e1);
+    return _e2;
 }
 
 uint load_u32_at(
@@ -169,7 +180,7 @@ metal::float4 row_partials(
         {
             uint _e15 = params.n_cols;
             uint _e17 = e;
-            float x_1 = act_f[(vector_1 * _e15) + _e17];
+            float x_2 = act_f[(vector_1 * _e15) + _e17];
             r_2 = 0u;
             uint2 loop_bound_2 = uint2(4294967295u);
             bool loop_init_2 = true;
@@ -194,7 +205,7 @@ metal::float4 row_partials(
                     uint _e33 = params.row_bytes;
                     uint _e36 = e;
                     float _e39 = load_f16_at((_e30 * _e33) + (2u * _e36), weights, _buffer_sizes);
-                    acc[_e26] = _e28 + (_e39 * x_1);
+                    acc[_e26] = _e28 + (_e39 * x_2);
                 }
             }
         }

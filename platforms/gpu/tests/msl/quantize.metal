@@ -35,24 +35,35 @@ float f16_bits_to_f32_(
     return as_type<float>((sign | ((exponent + 112u) << 23u)) | (mantissa << 13u));
 }
 
-float round_to_f16_(
+uint naga_f2u32(float value) {
+    return static_cast<uint>(metal::clamp(value, 0.0, 4294967000.0));
+}
+
+uint f32_to_f16_bits(
     float x
 ) {
     uint bits = as_type<uint>(x);
-    uint sign_1 = bits & 2147483648u;
+    uint sign_1 = (bits >> 16u) & 32768u;
     uint magnitude_1 = bits & 2147483647u;
-    if (magnitude_1 >= 2139095040u) {
-        return x;
+    if (magnitude_1 > 2139095040u) {
+        return sign_1 | 32256u;
     }
     if (magnitude_1 < 947912704u) {
-        float steps = metal::rint(as_type<float>(magnitude_1) * 16777216.0);
-        return as_type<float>(sign_1 | as_type<uint>(steps * 0.000000059604645));
+        return sign_1 | naga_f2u32(metal::rint(as_type<float>(magnitude_1) * 16777216.0));
     }
     uint rounded = ((magnitude_1 + 4095u) + ((magnitude_1 >> 13u) & 1u)) & 4294959104u;
     if (rounded >= 1199570944u) {
-        return as_type<float>(sign_1 | 2139095040u);
+        return sign_1 | 31744u;
     }
-    return as_type<float>(sign_1 | rounded);
+    return sign_1 | ((rounded - 939524096u) >> 13u);
+}
+
+float round_to_f16_(
+    float x_1
+) {
+    uint _e1 = f32_to_f16_bits(x_1);
+    float _e2 = f16_bits_to_f32_(_e1);
+    return _e2;
 }
 
 uint block_index(
@@ -73,7 +84,7 @@ uint naga_div(uint lhs, uint rhs) {
 
 metal::float2 quantize_q8_block(
     uint base,
-    device type_2 const& x_1,
+    device type_2 const& x_2,
     device type_3& act_q,
     constant _mslBufferSizes& _buffer_sizes
 ) {
@@ -99,7 +110,7 @@ metal::float2 quantize_q8_block(
         {
             float _e8 = amax_1;
             uint _e10 = i_1;
-            float _e13 = x_1[base + _e10];
+            float _e13 = x_2[base + _e10];
             amax_1 = metal::max(_e8, metal::abs(_e13));
         }
     }
@@ -124,10 +135,10 @@ metal::float2 quantize_q8_block(
         {
             uint _e35 = w_1;
             uint at = base + (4u * _e35);
-            float _e40 = x_1[at];
-            float _e45 = x_1[at + 1u];
-            float _e50 = x_1[at + 2u];
-            float _e55 = x_1[at + 3u];
+            float _e40 = x_2[at];
+            float _e45 = x_2[at + 1u];
+            float _e50 = x_2[at + 2u];
+            float _e55 = x_2[at + 3u];
             metal::float4 v = metal::float4(_e40, _e45, _e50, _e55);
             metal::int4 q = naga_f2i32(metal::rint(v * inverse));
             int _e60 = sum_1;
@@ -144,7 +155,7 @@ struct quantize_q8_0_Input {
 };
 [[max_total_threads_per_threadgroup(64)]] kernel void quantize_q8_0_(
   metal::uint3 id [[thread_position_in_grid]]
-, device type_2 const& x_1 [[user(fake0)]]
+, device type_2 const& x_2 [[user(fake0)]]
 , device type_3& act_q [[user(fake0)]]
 , device type_2& act_s [[user(fake0)]]
 , constant QuantizeParams& qparams [[user(fake0)]]
@@ -155,7 +166,7 @@ struct quantize_q8_0_Input {
     if (_e1 >= _e4) {
         return;
     }
-    metal::float2 _e8 = quantize_q8_block(_e1 * 32u, x_1, act_q, _buffer_sizes);
+    metal::float2 _e8 = quantize_q8_block(_e1 * 32u, x_2, act_q, _buffer_sizes);
     float _e12 = round_to_f16_(_e8.x);
     act_s[_e1] = _e12;
     return;
@@ -166,7 +177,7 @@ struct quantize_q8_1_Input {
 };
 [[max_total_threads_per_threadgroup(64)]] kernel void quantize_q8_1_(
   metal::uint3 id_1 [[thread_position_in_grid]]
-, device type_2 const& x_1 [[user(fake0)]]
+, device type_2 const& x_2 [[user(fake0)]]
 , device type_3& act_q [[user(fake0)]]
 , device type_2& act_s [[user(fake0)]]
 , constant QuantizeParams& qparams [[user(fake0)]]
@@ -177,7 +188,7 @@ struct quantize_q8_1_Input {
     if (_e1 >= _e4) {
         return;
     }
-    metal::float2 _e8 = quantize_q8_block(_e1 * 32u, x_1, act_q, _buffer_sizes);
+    metal::float2 _e8 = quantize_q8_block(_e1 * 32u, x_2, act_q, _buffer_sizes);
     float _e14 = round_to_f16_(_e8.x);
     act_s[2u * _e1] = _e14;
     float _e24 = round_to_f16_(_e8.x * _e8.y);
@@ -190,7 +201,7 @@ struct quantize_q8_kInput {
 };
 [[max_total_threads_per_threadgroup(64)]] kernel void quantize_q8_k(
   metal::uint3 id_2 [[thread_position_in_grid]]
-, device type_2 const& x_1 [[user(fake0)]]
+, device type_2 const& x_2 [[user(fake0)]]
 , device type_3& act_q [[user(fake0)]]
 , device type_2& act_s [[user(fake0)]]
 , constant QuantizeParams& qparams [[user(fake0)]]
@@ -225,7 +236,7 @@ struct quantize_q8_kInput {
         }
         {
             uint _e18 = i;
-            float v_1 = x_1[base_1 + _e18];
+            float v_1 = x_2[base_1 + _e18];
             float _e23 = amax;
             if (metal::abs(v_1) > _e23) {
                 amax = metal::abs(v_1);
@@ -273,10 +284,10 @@ struct quantize_q8_kInput {
                     uint _e50 = j;
                     uint _e54 = w;
                     uint at_1 = (base_1 + (16u * _e50)) + (4u * _e54);
-                    float _e59 = x_1[at_1];
-                    float _e64 = x_1[at_1 + 1u];
-                    float _e69 = x_1[at_1 + 2u];
-                    float _e74 = x_1[at_1 + 3u];
+                    float _e59 = x_2[at_1];
+                    float _e64 = x_2[at_1 + 1u];
+                    float _e69 = x_2[at_1 + 2u];
+                    float _e74 = x_2[at_1 + 3u];
                     metal::float4 v_2 = metal::float4(_e59, _e64, _e69, _e74);
                     metal::int4 q_1 = metal::min(naga_f2i32(metal::rint(v_2 * iscale)), metal::int4(127));
                     int _e82 = sum;
