@@ -104,6 +104,10 @@ pub enum Error {
     /// that disagree with their strides, or larger than the pixel budget.
     #[error("invalid image: {0}")]
     InvalidImage(String),
+    /// The backend a model runs on failed (a GPU device lost, a kernel that does not build,
+    /// device memory exhausted).
+    #[error("backend failed: {0}")]
+    Backend(String),
 }
 
 /// The class of an [`Error`], with stable numeric codes for foreign callers: the C ABI
@@ -230,6 +234,7 @@ impl Error {
             Error::Io(_) => ErrorKind::Io,
             Error::ThreadPool(_) => ErrorKind::Internal,
             Error::InvalidImage(_) => ErrorKind::InvalidImage,
+            Error::Backend(_) => ErrorKind::Internal,
         }
     }
 }

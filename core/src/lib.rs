@@ -100,6 +100,7 @@
 
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod chat;
 mod error;
 mod generate;

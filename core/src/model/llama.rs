@@ -1,13 +1,12 @@
 //! The `llama` architecture (Llama 2/3, SmolLM, TinyLlama, …), written top to bottom in ops.
 
-use super::blocks::{attention_block, embed_into, output_logits, AttentionWeights, Workspace};
-use super::ffn::swiglu_ffn;
+use super::blocks::embed_into;
 use super::hparams::LlamaHparams;
 use super::weights::{embedding_and_output, f32s, matrix_ref, optional_f32s, TensorRef};
+use crate::backend::{Buf, Encoder, Matrix, Vector};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
-use crate::kv_cache::{KvCache, KvLayerSpec, KvWindow};
-use crate::ops::{self, Activations, ThreadPool};
+use crate::kv_cache::{KvLayerSpec, KvWindow};
 use crate::tensor_names::{
     blk, ATTN_K, ATTN_K_BIAS, ATTN_NORM, ATTN_OUTPUT, ATTN_OUTPUT_BIAS, ATTN_Q, ATTN_Q_BIAS,
     ATTN_V, ATTN_V_BIAS, FFN_DOWN, FFN_GATE, FFN_NORM, FFN_UP, OUTPUT_NORM, ROPE_FREQS, TOKEN_EMBD,
@@ -116,57 +115,54 @@ impl Llama {
         embed_into(&self.token_embd, file, tokens, self.hp.n_embd, x)
     }
 
-    /// Runs the rows of `ws.x` at `ws.positions` (each row's cache cell is its position)
-    /// and writes the logits of the rows flagged in `ws.want` into `ws.logits`.
-    pub(crate) fn forward(
-        &self,
-        file: &[u8],
-        pool: &ThreadPool,
-        kv: &mut KvCache,
-        ws: &mut Workspace,
-    ) -> Result<()> {
+    /// Runs one micro-batch on `enc` (its rows, positions and wanted logits were given to
+    /// the encoder): every layer, then the output head of the wanted rows.
+    pub(crate) fn forward(&self, file: &[u8], enc: &mut dyn Encoder) -> Result<()> {
         let hp = &self.hp;
-        let (d, hd) = (hp.n_embd, hp.head_dim);
-        let n = ws.positions.len();
-        ws.buffers.resize(hp, n)?;
-        let (x, positions, b) = (&mut ws.x, &ws.positions, &mut ws.buffers);
-
+        let m = |tensor| Matrix { tensor, file };
         for (il, layer) in self.layers.iter().enumerate() {
-            // Attention block.
-            let weights = AttentionWeights {
-                norm: &layer.attn_norm,
-                wq: &layer.wq,
-                wk: &layer.wk,
-                wv: &layer.wv,
-                wo: &layer.wo,
-                bq: layer.bq.as_deref(),
-                bk: layer.bk.as_deref(),
-                bv: layer.bv.as_deref(),
-                bo: layer.bo.as_deref(),
-            };
-            let rope = |q: &mut [f32], k: &mut [f32]| {
-                hp.rope.apply(q, hd, positions, pool);
-                hp.rope.apply(k, hd, positions, pool);
-            };
-            let cache = &mut kv.layers[il];
-            attention_block(&weights, x, b, cache, positions, hp, file, pool, rope)?;
+            // Attention block: x += wo · attention(rope(q), rope(k), v).
+            enc.rms_norm(Buf::Normed, Buf::X, Vector(&layer.attn_norm), hp.rms_eps)?;
+            let qkv = [
+                (m(&layer.wq), Buf::Q),
+                (m(&layer.wk), Buf::K),
+                (m(&layer.wv), Buf::V),
+            ];
+            enc.matmul(Buf::Normed, &qkv)?;
+            for (buf, bias) in [
+                (Buf::Q, &layer.bq),
+                (Buf::K, &layer.bk),
+                (Buf::V, &layer.bv),
+            ] {
+                if let Some(bias) = bias {
+                    enc.add_bias(buf, Vector(bias))?;
+                }
+            }
+            enc.rope(Buf::Q, &hp.rope, hp.head_dim)?;
+            enc.rope(Buf::K, &hp.rope, hp.head_dim)?;
+            enc.attention(il)?;
+            enc.matmul(Buf::Attn, &[(m(&layer.wo), Buf::H)])?;
+            if let Some(bias) = &layer.bo {
+                enc.add_bias(Buf::H, Vector(bias))?;
+            }
+            enc.add(Buf::X, Buf::H)?;
 
-            // Feed-forward block.
-            b.normed.copy_from_slice(x);
-            ops::rms_norm(&mut b.normed, &layer.ffn_norm, hp.rms_eps, pool);
-            swiglu_ffn(
-                &mut Activations::new(&b.normed, d, &mut b.acts),
-                &layer.w_gate.weight(file),
-                &layer.w_up.weight(file),
-                &layer.w_down.weight(file),
-                &mut b.ffn,
-                &mut b.h,
-                pool,
-            )?;
-            ops::add_assign(x, &b.h);
+            // Feed-forward block: x += down · (silu(gate · x̂) ⊙ up · x̂).
+            enc.rms_norm(Buf::Normed, Buf::X, Vector(&layer.ffn_norm), hp.rms_eps)?;
+            let (gate, up, down) = (m(&layer.w_gate), m(&layer.w_up), m(&layer.w_down));
+            enc.ffn(Buf::Normed, gate, up, down, Buf::H)?;
+            enc.add(Buf::X, Buf::H)?;
         }
-
         // Only the rows whose logits are wanted go through the output head.
-        output_logits(ws, &self.output_norm, &self.output, hp, file, pool)
+        enc.logits(Vector(&self.output_norm), hp.rms_eps, m(&self.output))
+    }
+
+    /// Every matrix the forward pass multiplies by, for a backend to check and upload.
+    pub(crate) fn matrices(&self) -> Vec<&TensorRef> {
+        let mut all = vec![&self.output];
+        for l in &self.layers {
+            all.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]);
+        }
+        all
     }
 }

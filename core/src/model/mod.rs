@@ -1,9 +1,9 @@
 //! Loaded models: a validated GGUF file, its architecture's weights, its tokenizer and chat
 //! template, and worker threads.
 
-mod blocks;
+pub(crate) mod blocks;
 mod experts;
-mod ffn;
+pub(crate) mod ffn;
 mod hparams;
 mod llama;
 mod llama4;
@@ -24,6 +24,7 @@ pub(crate) use blocks::Workspace;
 use llama::Llama;
 use llama4::Llama4;
 
+use crate::backend::{Backend, CpuEncoder, DeviceSession};
 use crate::chat::{ChatError, ChatTemplate};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -49,6 +50,10 @@ pub struct LoadOptions {
     /// memory available at load (half of it); otherwise they stream from the
     /// file as stored.
     pub repack: bool,
+    /// Hardware to run on instead of the CPU (e.g. `fennec-gpu`'s wgpu backend), or `None`
+    /// for the CPU. A model loaded for a backend keeps its weights as the file stores them
+    /// (no repacking) and runs `llama` models only, so far.
+    pub backend: Option<Arc<dyn Backend>>,
 }
 
 impl Default for LoadOptions {
@@ -57,6 +62,7 @@ impl Default for LoadOptions {
             n_threads: 0,
             idle_spin: crate::ops::DEFAULT_IDLE_SPIN,
             repack: true,
+            backend: None,
         }
     }
 }
@@ -114,6 +120,16 @@ pub struct Model {
     repacked_bytes: u64,
     /// The weight types of those matrices.
     repacked_types: Vec<fennec_quant::GgmlType>,
+    /// Where sessions run, when not on the CPU.
+    backend: Option<Arc<dyn Backend>>,
+}
+
+/// Where a session's micro-batches run, with its KV cache.
+pub(crate) enum Engine {
+    /// Fennec's CPU kernels; the cache in host memory.
+    Cpu(KvCache),
+    /// A backend's session, which owns its cache.
+    Device(Box<dyn DeviceSession>),
 }
 
 // Bindings share one model between threads; keep it so.
@@ -166,9 +182,13 @@ impl Model {
         };
         // The fingerprint hashes the file's bytes as stored, so it is taken before any
         // rewrite: a session saved with repacking on restores with it off, and back.
+        if let Some(backend) = &opts.backend {
+            check_backend(backend.as_ref(), &arch, &name)?;
+        }
         let fingerprint = OnceLock::new();
         let (mut repacked_bytes, mut repacked_types) = (0, Vec::new());
-        if opts.repack {
+        // A backend reads the weights as the file stores them.
+        if opts.repack && opts.backend.is_none() {
             let _ = fingerprint.set(file_fingerprint(&file));
             let (matrices, lookup) = match &mut arch {
                 Architecture::Llama(m) => m.tensors_mut(),
@@ -205,7 +225,13 @@ impl Model {
             fingerprint,
             repacked_bytes,
             repacked_types,
+            backend: opts.backend.clone(),
         }))
+    }
+
+    /// The backend sessions run on; `None` for the CPU.
+    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.backend.as_ref()
     }
 
     /// The GGUF file.
@@ -382,15 +408,72 @@ impl Model {
         }
     }
 
-    /// Runs one micro-batch held in `ws` (rows `ws.x` at `ws.positions`) and leaves the
-    /// wanted rows' logits in `ws.logits`.
-    pub(crate) fn forward(&self, kv: &mut KvCache, ws: &mut Workspace) -> Result<()> {
-        let (file, pool) = (self.file.as_bytes(), &self.pool);
-        match &self.arch {
-            Architecture::Llama(m) => m.forward(file, pool, kv, ws),
-            Architecture::Llama4(m) => m.forward(file, pool, kv, ws),
+    /// A session's engine: the backend's own session when the model has a backend, else a
+    /// CPU KV cache.
+    pub(crate) fn new_engine(
+        &self,
+        kv_type: KvType,
+        n_ctx: usize,
+        n_ubatch: usize,
+    ) -> Result<Engine> {
+        let layout = self.kv_layout();
+        match &self.backend {
+            Some(backend) => {
+                if kv_type != KvType::F16 {
+                    return Err(Error::Unsupported(format!(
+                        "a {kv_type} KV cache on {}: backends keep an f16 cache",
+                        backend.describe()
+                    )));
+                }
+                Ok(Engine::Device(
+                    backend.new_session(&layout, n_ctx, n_ubatch)?,
+                ))
+            }
+            None => Ok(Engine::Cpu(KvCache::new(
+                kv_type, &layout, n_ctx, n_ubatch,
+            )?)),
         }
     }
+
+    /// Runs one micro-batch held in `ws` (rows `ws.x` at `ws.positions`) and leaves the
+    /// wanted rows' logits in `ws.logits`.
+    pub(crate) fn forward(&self, engine: &mut Engine, ws: &mut Workspace) -> Result<()> {
+        let (file, pool) = (self.file.as_bytes(), &self.pool);
+        match (&self.arch, engine) {
+            (Architecture::Llama(m), Engine::Cpu(kv)) => {
+                let mut enc = CpuEncoder::new(file, pool, &m.hp, kv, ws)?;
+                m.forward(file, &mut enc)
+            }
+            (Architecture::Llama(m), Engine::Device(device)) => {
+                device.begin(&m.hp, &ws.positions, &ws.want, &ws.x)?;
+                m.forward(file, device.as_mut())?;
+                device.finish(&mut ws.logits)
+            }
+            (Architecture::Llama4(m), Engine::Cpu(kv)) => m.forward(file, pool, kv, ws),
+            (Architecture::Llama4(_), Engine::Device(_)) => Err(Error::Unsupported(
+                "llama4 models run on the CPU only, so far".into(),
+            )),
+        }
+    }
+}
+
+/// Refuses at load a model `backend` cannot run: another architecture than `llama`, or a
+/// matrix type it has no kernel for.
+fn check_backend(backend: &dyn Backend, arch: &Architecture, name: &str) -> Result<()> {
+    let Architecture::Llama(m) = arch else {
+        return Err(Error::Unsupported(format!(
+            "{} runs llama models only, so far; load this {name} model on the CPU",
+            backend.describe()
+        )));
+    };
+    if let Some(t) = m.matrices().into_iter().find(|t| !backend.supports(t.ty)) {
+        return Err(Error::Unsupported(format!(
+            "{} has no kernel for {} matrices; load this model on the CPU",
+            backend.describe(),
+            t.ty
+        )));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Model {

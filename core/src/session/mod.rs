@@ -12,6 +12,7 @@ pub use input::{Input, EMBEDDING_TOKEN};
 use crate::error::{try_resize, Error, Result};
 use crate::generate::CancelHandle;
 use crate::kv_cache::{KvCache, KvType};
+use crate::model::Engine;
 use crate::model::{Model, Workspace};
 use input::{EmbeddingSpan, History};
 
@@ -71,7 +72,8 @@ type Watch<'a> = (&'a CancelHandle, &'a mut dyn FnMut(usize, usize));
 pub struct Session {
     model: Arc<Model>,
     opts: SessionOptions,
-    kv: KvCache,
+    /// Where micro-batches run, with the KV cache.
+    engine: Engine,
     history: History,
     ws: Workspace,
     /// Logits of the last evaluation, `n_vocab` per returned row.
@@ -117,24 +119,24 @@ impl Session {
                 });
             }
         }
-        let kv = KvCache::new(opts.kv_type, &layout, opts.n_ctx, opts.n_ubatch)?;
-        let ring_layers = kv
-            .layers
+        let engine = model.new_engine(opts.kv_type, opts.n_ctx, opts.n_ubatch)?;
+        let ring_layers = layout
             .iter()
-            .filter(|l| l.n_cells() < opts.n_ctx)
+            .filter(|l| l.window.cells(opts.n_ctx, opts.n_ubatch) < opts.n_ctx)
             .count();
         tracing::info!(
             n_ctx = opts.n_ctx,
             kv_type = %opts.kv_type,
-            kv_mib = kv.bytes() as f64 / (1 << 20) as f64,
+            kv_mib = engine.kv_bytes() as f64 / (1 << 20) as f64,
             full_layers = layout.len() - ring_layers,
             chunked_ring_layers = ring_layers,
+            backend = model.backend().map(|b| b.describe()),
             "session created"
         );
         Ok(Self {
             model,
             opts,
-            kv,
+            engine,
             history: History::default(),
             ws: Workspace::default(),
             logits: Vec::new(),
@@ -169,13 +171,13 @@ impl Session {
 
     /// Bytes held by the KV cache.
     pub fn kv_bytes(&self) -> usize {
-        self.kv.bytes()
+        self.engine.kv_bytes()
     }
 
     /// Forgets the context.
     pub fn clear(&mut self) {
         self.history.clear();
-        self.kv.clear();
+        self.engine.clear();
     }
 
     /// Drops the context back to its first `n` positions (to rewind or reuse a prefix).
@@ -188,7 +190,7 @@ impl Session {
         if n >= self.n_past() {
             return Ok(());
         }
-        if !self.kv.can_resume_at(n) {
+        if !self.engine.can_resume_at(n) {
             return Err(Error::CannotRewind {
                 n,
                 earliest: self.earliest_rewind(),
@@ -200,7 +202,7 @@ impl Session {
 
     /// Whether [`Session::truncate`] to `n` would succeed.
     pub fn can_truncate(&self, n: usize) -> bool {
-        n >= self.n_past() || self.kv.can_resume_at(n)
+        n >= self.n_past() || self.engine.can_resume_at(n)
     }
 
     /// The smallest `n >= 1` the session can rewind to with [`Session::truncate`] (1 when
@@ -208,7 +210,7 @@ impl Session {
     /// the same as [`Session::clear`]).
     pub fn earliest_rewind(&self) -> usize {
         (1..=self.n_past())
-            .find(|&n| self.kv.can_resume_at(n))
+            .find(|&n| self.engine.can_resume_at(n))
             .unwrap_or(self.n_past())
     }
 
@@ -236,7 +238,7 @@ impl Session {
     /// system prompt evaluated once, then forked per user.
     pub fn fork(&self) -> Result<Session> {
         let mut copy = Session::new(self.model.clone(), self.opts.clone())?;
-        copy.kv.copy_from(&self.kv);
+        copy.engine.cpu_kv_mut()?.copy_from(self.engine.cpu_kv()?);
         copy.history = self.history.try_clone()?;
         Ok(copy)
     }
@@ -337,7 +339,7 @@ impl Session {
             }
             let n = n_ubatch.min(total - done);
             self.fill_batch(inputs, done, n, logits, total)?;
-            self.model.forward(&mut self.kv, &mut self.ws)?;
+            self.model.forward(&mut self.engine, &mut self.ws)?;
             let rows = &self.ws.logits;
             self.logits[written..written + rows.len()].copy_from_slice(rows);
             written += rows.len();
@@ -423,6 +425,54 @@ impl Session {
     pub(crate) fn embedding_spans(&self) -> &[EmbeddingSpan] {
         &self.history.spans
     }
+}
+
+impl Engine {
+    fn kv_bytes(&self) -> usize {
+        match self {
+            Engine::Cpu(kv) => kv.bytes(),
+            Engine::Device(device) => device.kv_bytes(),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Engine::Cpu(kv) => kv.clear(),
+            // Positions are written before they are read: nothing to forget.
+            Engine::Device(_) => {}
+        }
+    }
+
+    /// Whether every layer still holds what a query at `pos` attends to.
+    fn can_resume_at(&self, pos: usize) -> bool {
+        match self {
+            Engine::Cpu(kv) => kv.can_resume_at(pos),
+            // Backends run models whose layers keep the whole context.
+            Engine::Device(_) => true,
+        }
+    }
+
+    /// The CPU cache, or an error for a session on a backend (whose cache stays there).
+    pub(crate) fn cpu_kv(&self) -> Result<&KvCache> {
+        match self {
+            Engine::Cpu(kv) => Ok(kv),
+            Engine::Device(_) => Err(on_device("copying or saving a session")),
+        }
+    }
+
+    /// [`Engine::cpu_kv`], mutable.
+    pub(crate) fn cpu_kv_mut(&mut self) -> Result<&mut KvCache> {
+        match self {
+            Engine::Cpu(kv) => Ok(kv),
+            Engine::Device(_) => Err(on_device("copying or restoring a session")),
+        }
+    }
+}
+
+fn on_device(what: &str) -> Error {
+    Error::Unsupported(format!(
+        "{what} on a backend other than the CPU is not supported yet"
+    ))
 }
 
 impl std::fmt::Debug for Session {

@@ -154,6 +154,7 @@ impl Session {
     /// the model's [`Model::fingerprint`]. Only occupied cells are written, so a 300-token
     /// system prompt saves as ~300 positions whatever `n_ctx` is.
     pub fn save(&self, out: &mut dyn Write) -> Result<()> {
+        let kv = self.engine.cpu_kv()?;
         let mut w = Writer {
             inner: out,
             crc: crc32fast::Hasher::new(),
@@ -164,7 +165,7 @@ impl Session {
         w.bytes(&[kv_code(self.opts.kv_type)])?;
         w.u64(self.opts.n_ctx)?;
         w.u64(self.opts.n_ubatch)?;
-        w.u32(self.kv.layers.len() as u32)?;
+        w.u32(kv.layers.len() as u32)?;
         let n_past = self.n_past();
         w.u64(n_past)?;
         let mut buf = Vec::new();
@@ -181,7 +182,7 @@ impl Session {
             }
             w.bytes(&s.hash.to_le_bytes())?;
         }
-        for layer in &self.kv.layers {
+        for layer in &kv.layers {
             let held = layer.held_positions(n_past);
             w.u64(layer.n_cells())?;
             w.u64(held.start)?;
@@ -239,11 +240,11 @@ impl Session {
                 saved.kv_type, self.opts.kv_type
             )));
         }
-        if header.n_layer != self.kv.layers.len() {
+        let n_layer = self.engine.cpu_kv()?.layers.len();
+        if header.n_layer != n_layer {
             return Err(Error::CorruptSession(format!(
                 "{} layers saved, the model has {}",
-                header.n_layer,
-                self.kv.layers.len()
+                header.n_layer, n_layer
             )));
         }
         self.clear();
@@ -296,7 +297,7 @@ impl Session {
             self.history.spans.push(span);
         }
         let mut cell = Vec::new();
-        for (il, layer) in self.kv.layers.iter_mut().enumerate() {
+        for (il, layer) in self.engine.cpu_kv_mut()?.layers.iter_mut().enumerate() {
             let saved_cells = r.u64()?;
             let first = r.count("a layer's first position", n_past)?;
             let count = r.count("a layer's cell count", n_past - first)?;

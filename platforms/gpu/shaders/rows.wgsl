@@ -89,6 +89,15 @@ fn swiglu(@builtin(global_invocation_id) id: vec3<u32>) {
     }
 }
 
+// x += y for each row of x (y: one row), e.g. a bias.
+@compute @workgroup_size(64)
+fn add_rows(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = element(id);
+    if (i < rp.n_rows * rp.row_len) {
+        x[i] += y[i % rp.row_len];
+    }
+}
+
 // x += y, elementwise.
 @compute @workgroup_size(64)
 fn add(@builtin(global_invocation_id) id: vec3<u32>) {

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod attention;
+mod backend;
 mod device;
 mod error;
 pub mod kernels;
@@ -19,6 +20,7 @@ mod matvec;
 mod recorder;
 
 pub use attention::{AttentionShape, GpuKvLayer, MAX_HEAD_DIM};
+pub use backend::{GpuSession, WgpuBackend};
 pub use device::{AdapterSummary, Gpu, GpuOptions};
 pub use error::GpuError;
 pub use kernels::Reduction;

@@ -112,6 +112,11 @@ impl Gpu {
         }
     }
 
+    /// Continues recording on `encoder` (what [`Recorder::pause`] returned).
+    pub(crate) fn resume(&self, encoder: wgpu::CommandEncoder) -> Recorder<'_> {
+        Recorder { gpu: self, encoder }
+    }
+
     /// Fails when `bytes` would not fit one binding.
     pub(crate) fn check_binding(&self, bytes: u64, what: &str) -> Result<(), GpuError> {
         if bytes > self.max_binding_bytes {
@@ -177,6 +182,45 @@ impl Recorder<'_> {
         x: &GpuTensor,
         reduction: Reduction,
     ) -> Result<GpuTensor, GpuError> {
+        Ok(self.matmuls_with(x, &[w], reduction)?.remove(0))
+    }
+
+    /// `W x` for each matrix of `ws`, sharing `x`: it is quantized once per activation type
+    /// the matrices take (Q, K and V projections quantize their input once).
+    pub fn matmuls(
+        &mut self,
+        x: &GpuTensor,
+        ws: &[&GpuMatrix],
+    ) -> Result<Vec<GpuTensor>, GpuError> {
+        self.matmuls_with(x, ws, self.gpu.default_reduction())
+    }
+
+    fn matmuls_with(
+        &mut self,
+        x: &GpuTensor,
+        ws: &[&GpuMatrix],
+        reduction: Reduction,
+    ) -> Result<Vec<GpuTensor>, GpuError> {
+        let mut quantized: Vec<(GgmlType, QuantizedActivations)> = Vec::new();
+        let mut outs = Vec::with_capacity(ws.len());
+        for w in ws {
+            self.check_product(w, x)?;
+            let act = match kernels::activations(w.ty) {
+                Some(Activations::Quantized(act)) => {
+                    if !quantized.iter().any(|(t, _)| *t == act) {
+                        let q = self.quantize(act, x)?;
+                        quantized.push((act, q));
+                    }
+                    quantized.iter().find(|(t, _)| *t == act).map(|(_, q)| q)
+                }
+                _ => None,
+            };
+            outs.push(self.product(w, x, act, reduction)?);
+        }
+        Ok(outs)
+    }
+
+    fn check_product(&self, w: &GpuMatrix, x: &GpuTensor) -> Result<(), GpuError> {
         if x.row_len != w.n_cols {
             return Err(GpuError::Shape(format!(
                 "rows of {} multiplied by a matrix of {} columns",
@@ -189,17 +233,24 @@ impl Recorder<'_> {
                 x.n_rows, self.gpu.max_groups
             )));
         }
+        Ok(())
+    }
+
+    /// Records `W x` (with `x` quantized in `acts` when `W` takes quantized activations).
+    fn product(
+        &mut self,
+        w: &GpuMatrix,
+        x: &GpuTensor,
+        acts: Option<&QuantizedActivations>,
+        reduction: Reduction,
+    ) -> Result<GpuTensor, GpuError> {
         let pipeline = self.gpu.matvec_pipeline(w.ty, reduction)?;
         let out = self.gpu.empty_tensor(x.n_rows, w.n_rows)?;
-        let activations = match kernels::activations(w.ty) {
-            Some(Activations::Quantized(act)) => Some(self.quantize(act, x)?),
-            _ => None,
-        };
         let mut pass = self.encoder.begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipeline.pipeline);
         for slice in &w.slices {
             let mut entries = vec![entry(0, &slice.weights)];
-            match &activations {
+            match acts {
                 Some(q) => entries.extend([entry(1, &q.quants), entry(2, &q.scales)]),
                 None => entries.push(entry(1, &x.buffer)),
             }
@@ -358,6 +409,71 @@ impl Recorder<'_> {
             buffer,
             len: x.n_rows,
         })
+    }
+
+    /// A copy of `x`.
+    pub fn copy(&mut self, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
+        let out = self.gpu.empty_tensor(x.n_rows, x.row_len)?;
+        self.encoder
+            .copy_buffer_to_buffer(&x.buffer, 0, &out.buffer, 0, (x.len() * 4) as u64);
+        Ok(out)
+    }
+
+    /// The rows of `x` listed in `rows` (in that order), as a new tensor.
+    pub fn gather_rows(&mut self, x: &GpuTensor, rows: &[usize]) -> Result<GpuTensor, GpuError> {
+        if rows.is_empty() || rows.iter().any(|&r| r >= x.n_rows) {
+            return Err(GpuError::Shape(format!(
+                "rows {rows:?} of a tensor of {} rows",
+                x.n_rows
+            )));
+        }
+        let out = self.gpu.empty_tensor(rows.len(), x.row_len)?;
+        let row_bytes = (x.row_len * 4) as u64;
+        for (i, &r) in rows.iter().enumerate() {
+            self.encoder.copy_buffer_to_buffer(
+                &x.buffer,
+                r as u64 * row_bytes,
+                &out.buffer,
+                i as u64 * row_bytes,
+                row_bytes,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Adds `bias` (one row) to each row of `x`.
+    pub fn add_bias(&mut self, x: &GpuTensor, bias: &GpuTensor) -> Result<(), GpuError> {
+        if bias.len() != x.row_len {
+            return Err(GpuError::Shape(format!(
+                "a bias of {} for rows of {}",
+                bias.len(),
+                x.row_len
+            )));
+        }
+        let groups = self.gpu.groups_for(x.len());
+        let params = RowParams {
+            groups_x: groups.0,
+            ..self.row_params(x)
+        };
+        self.rows_op("add_rows", x, bias, params, groups)
+    }
+
+    /// Stops recording for now; [`Gpu::resume`] continues.
+    pub(crate) fn pause(self) -> wgpu::CommandEncoder {
+        self.encoder
+    }
+
+    /// Runs everything recorded and waits for it.
+    pub fn submit(self) -> Result<(), GpuError> {
+        self.gpu.queue.submit([self.encoder.finish()]);
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Execution(e.to_string()))?;
+        match self.gpu.take_errors().into_iter().next() {
+            Some(error) => Err(GpuError::Execution(error)),
+            None => Ok(()),
+        }
     }
 
     /// Runs everything recorded and returns `x`'s values.

@@ -25,11 +25,11 @@ struct type_3 {
 };
 
 uint element(
-    metal::uint3 id_3,
+    metal::uint3 id_4,
     constant RowParams& rp
 ) {
     uint _e5 = rp.groups_x;
-    return id_3.x + ((id_3.y * _e5) * 64u);
+    return id_4.x + ((id_4.y * _e5) * 64u);
 }
 
 struct rms_normInput {
@@ -217,9 +217,9 @@ struct swigluInput {
 }
 
 
-struct addInput {
+struct add_rowsInput {
 };
-[[max_total_threads_per_threadgroup(64)]] kernel void add(
+[[max_total_threads_per_threadgroup(64)]] kernel void add_rows(
   metal::uint3 id_2 [[thread_position_in_grid]]
 , device type_2& x [[user(fake0)]]
 , device type_2 const& y [[user(fake0)]]
@@ -227,6 +227,30 @@ struct addInput {
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint _e1 = element(id_2, rp);
+    uint _e4 = rp.n_rows;
+    uint _e7 = rp.row_len;
+    if (_e1 < (_e4 * _e7)) {
+        float _e12 = x[_e1];
+        uint _e16 = rp.row_len;
+        float _e19 = y[naga_mod(_e1, _e16)];
+        x[_e1] = _e12 + _e19;
+        return;
+    } else {
+        return;
+    }
+}
+
+
+struct addInput {
+};
+[[max_total_threads_per_threadgroup(64)]] kernel void add(
+  metal::uint3 id_3 [[thread_position_in_grid]]
+, device type_2& x [[user(fake0)]]
+, device type_2 const& y [[user(fake0)]]
+, constant RowParams& rp [[user(fake0)]]
+, constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
+) {
+    uint _e1 = element(id_3, rp);
     uint _e4 = rp.n_rows;
     uint _e7 = rp.row_len;
     if (_e1 < (_e4 * _e7)) {
