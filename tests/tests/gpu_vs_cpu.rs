@@ -256,3 +256,31 @@ fn what_the_gpu_cannot_do_yet_is_a_named_error() {
     let e = Session::new(gpu, q8).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
 }
+
+#[test]
+fn a_model_whose_kernels_fail_their_self_test_runs_on_the_cpu() {
+    if backend().is_none() {
+        return;
+    }
+    let faulty = GpuOptions {
+        inject_faults: vec!["matvec_q4_1_subgroup".into(), "matvec_q4_1_shared".into()],
+        ..GpuOptions::default()
+    };
+    let broken = Arc::new(WgpuBackend::new(&faulty).unwrap());
+    let opts = LoadOptions {
+        backend: Some(broken),
+        ..LoadOptions::with_threads(2)
+    };
+    let fallen_back = Model::load(smollm2_path(), &opts).unwrap();
+    assert!(
+        fallen_back.backend().is_none(),
+        "Q4_1 failed its self-test: the CPU runs it"
+    );
+    let cpu = Model::load(smollm2_path(), &LoadOptions::with_threads(2)).unwrap();
+    let tokens = &cpu.encode(TEXT, true, false).unwrap()[..16];
+    assert_eq!(
+        all_logits(&fallen_back, tokens, 512),
+        all_logits(&cpu, tokens, 512),
+        "the output is the CPU's, bit for bit"
+    );
+}

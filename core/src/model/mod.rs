@@ -52,7 +52,9 @@ pub struct LoadOptions {
     pub repack: bool,
     /// Hardware to run on instead of the CPU (e.g. `fennec-gpu`'s wgpu backend), or `None`
     /// for the CPU. A model loaded for a backend keeps its weights as the file stores them
-    /// (no repacking) and runs `llama` models only, so far.
+    /// (no repacking). A model the backend cannot run (not `llama`, so far, or a weight type
+    /// whose kernel failed its self-test on this driver) loads on the CPU with a warning:
+    /// [`Model::backend`] tells which.
     pub backend: Option<Arc<dyn Backend>>,
 }
 
@@ -182,13 +184,21 @@ impl Model {
         };
         // The fingerprint hashes the file's bytes as stored, so it is taken before any
         // rewrite: a session saved with repacking on restores with it off, and back.
-        if let Some(backend) = &opts.backend {
-            check_backend(backend.as_ref(), &arch, &name)?;
-        }
+        // A backend that cannot run this model (another architecture, a weight type whose
+        // kernel is missing or failed its self-test on this driver) leaves it on the CPU.
+        let backend = opts.backend.as_ref().and_then(|backend| {
+            match check_backend(backend.as_ref(), &arch, &name) {
+                Ok(()) => Some(backend.clone()),
+                Err(e) => {
+                    tracing::warn!("{e}; running on the CPU instead");
+                    None
+                }
+            }
+        });
         let fingerprint = OnceLock::new();
         let (mut repacked_bytes, mut repacked_types) = (0, Vec::new());
         // A backend reads the weights as the file stores them.
-        if opts.repack && opts.backend.is_none() {
+        if opts.repack && backend.is_none() {
             let _ = fingerprint.set(file_fingerprint(&file));
             let (matrices, lookup) = match &mut arch {
                 Architecture::Llama(m) => m.tensors_mut(),
@@ -225,11 +235,12 @@ impl Model {
             fingerprint,
             repacked_bytes,
             repacked_types,
-            backend: opts.backend.clone(),
+            backend,
         }))
     }
 
-    /// The backend sessions run on; `None` for the CPU.
+    /// The backend sessions run on; `None` for the CPU (also when the backend asked for in
+    /// [`LoadOptions::backend`] could not run this model).
     pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
         self.backend.as_ref()
     }

@@ -35,17 +35,19 @@ struct WeightStore {
 }
 
 impl WgpuBackend {
-    /// Opens the GPU (see [`Gpu::new`]).
+    /// Opens the GPU (see [`Gpu::new`]) and self-tests the operations every model uses; an
+    /// error when they fail on this driver (run on the CPU then).
     pub fn new(options: &GpuOptions) -> std::result::Result<Self, GpuError> {
-        Ok(Self::with_gpu(Arc::new(Gpu::new(options)?)))
+        Self::with_gpu(Arc::new(Gpu::new(options)?))
     }
 
-    /// A backend on an already open GPU.
-    pub fn with_gpu(gpu: Arc<Gpu>) -> Self {
-        Self {
+    /// A backend on an already open GPU, after the same self-test.
+    pub fn with_gpu(gpu: Arc<Gpu>) -> std::result::Result<Self, GpuError> {
+        gpu.check_row_ops()?;
+        Ok(Self {
             gpu,
             weights: Arc::default(),
-        }
+        })
     }
 
     /// The GPU.
@@ -67,7 +69,8 @@ impl Backend for WgpuBackend {
     }
 
     fn supports(&self, ty: GgmlType) -> bool {
-        kernels::activations(ty).is_some()
+        // Only types whose kernel passed its self-test on this driver.
+        kernels::activations(ty).is_some() && self.gpu.verified_reduction(ty).is_ok()
     }
 
     fn new_session(

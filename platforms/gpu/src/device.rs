@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::kernels::{self, Reduction};
-use crate::GpuError;
+use crate::{selftest, GpuError};
 use fennec_quant::GgmlType;
 
 /// Largest single buffer Fennec creates, whatever the adapter allows: Adreno drivers fail
@@ -19,6 +19,12 @@ pub struct GpuOptions {
     /// A cap on the bytes of one weight slice, below the adapter's own limits. `None` keeps
     /// the adapter's; tests set a small one to split matrices into many slices.
     pub max_slice_bytes: Option<u64>,
+    /// Where the self-test's verdicts are remembered, per adapter and driver (an app's
+    /// cache directory). `None`: the kernels a model needs are tested anew in each process.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Kernels to build wrong on purpose (e.g. `matvec_q4_1_shared`, `rms_norm`), for tests
+    /// of the self-test and of the fall-back to the CPU. Empty in real use.
+    pub inject_faults: Vec<String>,
 }
 
 impl Default for GpuOptions {
@@ -26,6 +32,8 @@ impl Default for GpuOptions {
         GpuOptions {
             subgroups: true,
             max_slice_bytes: None,
+            cache_dir: None,
+            inject_faults: Vec::new(),
         }
     }
 }
@@ -86,6 +94,10 @@ pub struct Gpu {
     pub(crate) max_groups: u32,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
+    faults: Vec<String>,
+    /// Self-test verdicts by kernel name (true: passed), and the file that keeps them.
+    verdicts: Mutex<HashMap<String, bool>>,
+    verdict_file: Option<std::path::PathBuf>,
 }
 
 impl Gpu {
@@ -146,6 +158,17 @@ impl Gpu {
             max_binding_bytes: max_binding,
         };
         tracing::info!(adapter = %summary.name, driver = %summary.driver_info, subgroups, "GPU opened");
+        let verdict_file = options.cache_dir.as_ref().map(|dir| {
+            dir.join(format!(
+                "gpu-selftest-{:016x}.txt",
+                verdict_key(&summary, &info)
+            ))
+        });
+        let verdicts = verdict_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|text| parse_verdicts(&text))
+            .unwrap_or_default();
         Ok(Gpu {
             device,
             queue,
@@ -156,7 +179,71 @@ impl Gpu {
             max_groups: limits.max_compute_workgroups_per_dimension,
             pipelines: Mutex::new(HashMap::new()),
             errors,
+            faults: options.inject_faults.clone(),
+            verdicts: Mutex::new(verdicts),
+            verdict_file,
         })
+    }
+
+    /// The reduction the matrix-vector kernel for `ty` runs with: the preferred one that has
+    /// passed its self-test (run now if it has not run on this adapter and driver).
+    pub fn verified_reduction(&self, ty: GgmlType) -> Result<Reduction, GpuError> {
+        let mut last = String::new();
+        for reduction in [self.default_reduction(), Reduction::Shared] {
+            let name = kernels::matvec_name(ty, reduction);
+            match self.verdict(&name, || selftest::check_matvec(self, ty, reduction)) {
+                Ok(()) => return Ok(reduction),
+                Err(e) => last = e,
+            }
+        }
+        Err(GpuError::SelfTest {
+            kernel: kernels::matvec_name(ty, Reduction::Shared),
+            message: last,
+        })
+    }
+
+    /// Self-tests the row operations, argmax, the KV store and attention (once per adapter
+    /// and driver when verdicts are kept).
+    pub fn check_row_ops(&self) -> Result<(), GpuError> {
+        self.verdict("row_ops", || selftest::check_row_ops(self))
+            .map_err(|message| GpuError::SelfTest {
+                kernel: "row_ops".into(),
+                message,
+            })
+    }
+
+    /// The remembered verdict on `name`, or `test`'s (then remembered).
+    fn verdict(&self, name: &str, test: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        let known = self.verdicts.lock().ok().and_then(|v| v.get(name).copied());
+        match known {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                return Err(format!("{name} failed its self-test on this driver before"))
+            }
+            None => {}
+        }
+        let result = test();
+        if let Err(e) = &result {
+            tracing::warn!(kernel = name, error = %e, "GPU kernel failed its self-test; not used");
+        }
+        if let Ok(mut verdicts) = self.verdicts.lock() {
+            verdicts.insert(name.to_string(), result.is_ok());
+            if let Some(file) = &self.verdict_file {
+                let mut lines: Vec<String> = verdicts
+                    .iter()
+                    .map(|(k, ok)| format!("{k} {}", if *ok { "ok" } else { "failed" }))
+                    .collect();
+                lines.sort();
+                let written = file
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::write(file, lines.join("\n") + "\n"));
+                if let Err(e) = written {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot keep GPU self-test verdicts");
+                }
+            }
+        }
+        result
     }
 
     /// The adapter in use.
@@ -204,7 +291,10 @@ impl Gpu {
                 message: "the device has no subgroup operations".into(),
             });
         }
-        let source = kernels::matvec_source(ty, reduction).ok_or(GpuError::Unsupported(ty))?;
+        let mut source = kernels::matvec_source(ty, reduction).ok_or(GpuError::Unsupported(ty))?;
+        if self.faults.contains(&kernels::matvec_name(ty, reduction)) {
+            source = kernels::with_fault(&source);
+        }
         let kind = match kernels::activations(ty) {
             Some(kernels::Activations::F32) => LayoutKind::MatvecF32,
             _ => LayoutKind::MatvecQuantized,
@@ -225,7 +315,11 @@ impl Gpu {
 
     /// The row operation `entry` of `rows.wgsl` (`rms_norm`, `rope`, `swiglu`, `add`).
     pub(crate) fn rows_pipeline(&self, entry: &str) -> Result<Arc<Pipeline>, GpuError> {
-        self.pipeline(entry, &kernels::rows_source(), entry, LayoutKind::Rows)
+        let mut source = kernels::rows_source();
+        if self.faults.iter().any(|f| f == entry) {
+            source = kernels::with_fault(&source);
+        }
+        self.pipeline(entry, &source, entry, LayoutKind::Rows)
     }
 
     /// The row-wise argmax.
@@ -360,4 +454,40 @@ impl Gpu {
                 entries: &entries,
             })
     }
+}
+
+/// Identifies an adapter, its driver and this kernel set: verdicts kept under another key
+/// are not trusted (a driver update or a changed kernel runs the self-test again).
+fn verdict_key(summary: &AdapterSummary, info: &wgpu::AdapterInfo) -> u64 {
+    let mut text = format!(
+        "{}|{}|{}|{}|{:x}|{:x}|{}",
+        summary.name,
+        summary.driver,
+        summary.driver_info,
+        summary.backend,
+        info.vendor,
+        info.device,
+        env!("CARGO_PKG_VERSION")
+    );
+    for (_, source, _) in kernels::all_sources() {
+        text.push_str(&source);
+    }
+    // FNV-1a: stable across runs and platforms, unlike the standard library's hasher.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Verdict lines (`name ok` / `name failed`); anything else is ignored.
+fn parse_verdicts(text: &str) -> HashMap<String, bool> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, verdict) = line.split_once(' ')?;
+            match verdict {
+                "ok" => Some((name.to_string(), true)),
+                "failed" => Some((name.to_string(), false)),
+                _ => None,
+            }
+        })
+        .collect()
 }

@@ -24,6 +24,14 @@ pub enum GpuError {
         /// The compiler's or validator's message.
         message: String,
     },
+    /// A kernel built but computed wrong answers on this driver, so it is not used.
+    #[error("kernel {kernel} failed its self-test on this device: {message}")]
+    SelfTest {
+        /// The kernel's name.
+        kernel: String,
+        /// What differed from the CPU.
+        message: String,
+    },
     /// No GPU kernel exists for this weight type.
     #[error("no GPU matrix-vector kernel for {0} weights")]
     Unsupported(GgmlType),

@@ -157,6 +157,16 @@ pub fn attend_source() -> String {
     [NUMBERS, ATTEND].join("\n")
 }
 
+/// `source` built wrong on purpose (outputs scaled by 1.5), for tests of the self-test.
+pub fn with_fault(source: &str) -> String {
+    source
+        .replace(
+            "fn write_rows(group: u32, vector: u32, sums: vec4<f32>) {",
+            "fn write_rows(group: u32, vector: u32, exact: vec4<f32>) {\n    let sums = exact * 1.5;",
+        )
+        .replace("let scale = 1.0 / sqrt(", "let scale = 1.5 / sqrt(")
+}
+
 /// Every kernel source with its name and whether it needs subgroup operations: what the
 /// translation tests check with naga.
 pub fn all_sources() -> Vec<(String, String, bool)> {

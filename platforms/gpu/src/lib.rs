@@ -18,6 +18,7 @@ pub mod kernels;
 mod matrix;
 mod matvec;
 mod recorder;
+mod selftest;
 
 pub use attention::{AttentionShape, GpuKvLayer, MAX_HEAD_DIM};
 pub use backend::{GpuSession, WgpuBackend};

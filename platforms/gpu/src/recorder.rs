@@ -170,9 +170,9 @@ const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Recorder<'_> {
-    /// `W x` for each row of `x`, with the device's default reduction.
+    /// `W x` for each row of `x`, with the self-tested reduction for `W`'s type.
     pub fn matmul(&mut self, w: &GpuMatrix, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
-        self.matmul_with(w, x, self.gpu.default_reduction())
+        Ok(self.matmuls(x, &[w])?.remove(0))
     }
 
     /// [`Recorder::matmul`] with a chosen reduction.
