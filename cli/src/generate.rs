@@ -61,12 +61,15 @@ pub struct ModelArgs {
     experts: crate::experts::ExpertArgs,
     #[command(flatten)]
     prompt_cache: crate::prompt_cache::PromptCacheArgs,
+    #[command(flatten)]
+    backend: crate::backend::BackendArgs,
 }
 
 impl ModelArgs {
     pub(crate) fn load(&self) -> Result<(std::sync::Arc<Model>, Session)> {
-        let model = Model::load(&self.model, &LoadOptions::with_threads(self.threads))
-            .with_context(|| format!("cannot load {}", self.model.display()))?;
+        let model = self
+            .backend
+            .load(&self.model, LoadOptions::with_threads(self.threads))?;
         self.experts.apply(&model);
         let session = Session::new(
             model.clone(),

@@ -1,5 +1,6 @@
 //! `fennec`: run, inspect and measure GGUF models on this device.
 
+mod backend;
 mod experts;
 mod generate;
 mod inspect;

@@ -138,6 +138,8 @@ pub struct BenchArgs {
     repack: bool,
     #[command(flatten)]
     experts: crate::experts::ExpertArgs,
+    #[command(flatten)]
+    backend: crate::backend::BackendArgs,
 }
 
 /// `on` or `off` as a bool.
@@ -209,8 +211,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         repack: args.repack,
         ..LoadOptions::with_threads(args.threads)
     };
-    let model = Model::load(&args.model, &opts)
-        .with_context(|| format!("cannot load {}", args.model.display()))?;
+    let model = args.backend.load(&args.model, opts)?;
     args.experts.apply(&model);
     let max_depth = args.depths.iter().copied().max().unwrap_or(0);
     let n_ctx = max_depth
@@ -450,6 +451,7 @@ fn bench_json(
         "tg_tokens": args.n_gen, "tg_tok_s": tg_mean, "tg_tok_s_sd": tg_sd,
         "threads": model.n_threads(), "peak_rss_mb": summary.rss,
         "kv": args.kv.to_string(), "cpu": fennec_quant::cpu::level().name(),
+        "backend": crate::backend::describe(model),
         "pp_major_faults": r.pp_faults, "tg_major_faults": r.tg_faults,
         "file_mb": summary.file_mb, "kv_mb": summary.kv_mb, "experts": experts_json,
         "repacked_mb": model.repacked_bytes() as f64 / (1024.0 * 1024.0),
@@ -501,6 +503,7 @@ fn print_bench_table(args: &BenchArgs, model: &Model, summary: &Summary, results
         kernels_line(&summary.kernels)
     );
     println!("major faults: totals over the {} measured reps", args.reps);
+    println!("backend: {}", crate::backend::describe(model));
     println!("KV cache {:.1} MB", summary.kv_mb);
     if let Some(s) = model.expert_stats() {
         let total: usize = s.layers.iter().map(|l| l.hits.len()).sum();

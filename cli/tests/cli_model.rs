@@ -167,3 +167,60 @@ fn bench_measures_at_each_context_depth_with_a_context_sized_to_fit() {
         "{out}"
     );
 }
+
+#[test]
+fn the_gpu_backend_answers_as_the_cpu_and_bench_names_it() {
+    // Mesa's lavapipe in CI (REQUIRE_GPU=1); without any adapter `--backend gpu` must fail
+    // with a message, and `auto` must fall back to the CPU.
+    let m = smollm2();
+    let run = |backend: &str| {
+        fennec(&[
+            "run",
+            "-m",
+            &m,
+            "-p",
+            "The capital of France is",
+            "--temp",
+            "0",
+            "-n",
+            "5",
+            "--json",
+            "-t",
+            "2",
+            "--backend",
+            backend,
+        ])
+    };
+    let (ok, out, err) = run("gpu");
+    if !ok && std::env::var("REQUIRE_GPU").as_deref() != Ok("1") {
+        assert!(err.contains("cannot use the GPU"), "{err}");
+        assert!(run("auto").0, "auto falls back to the CPU");
+        return;
+    }
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The same greedy tokens as llama.cpp and the CPU path.
+    assert_eq!(r["tokens"], serde_json::json!([7042, 30, 198, 198, 504]));
+    let (ok, out, err) = fennec(&[
+        "bench",
+        "-m",
+        &m,
+        "-p",
+        "8",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-t",
+        "2",
+        "--json",
+        "--backend",
+        "gpu",
+    ]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(
+        line["backend"].as_str().unwrap().starts_with("wgpu "),
+        "{line}"
+    );
+}
