@@ -118,6 +118,8 @@ struct Batch {
     /// RoPE's (cos, sin) per row, made once per micro-batch.
     rope_table: Option<(usize, GpuTensor)>,
     logits: Option<GpuTensor>,
+    /// When `begin` was called: host time spent recording ends at `finish`.
+    started: std::time::Instant,
 }
 
 fn backend(e: GpuError) -> Error {
@@ -351,6 +353,7 @@ impl DeviceSession for GpuSession {
             },
             rope_table: None,
             logits: None,
+            started: std::time::Instant::now(),
         });
         Ok(())
     }
@@ -364,12 +367,19 @@ impl DeviceSession for GpuSession {
             .encoder
             .take()
             .ok_or_else(|| Error::Backend("the micro-batch's encoder is gone".into()))?;
+        let recorded = batch.started.elapsed();
         let recorder = self.gpu.resume(encoder);
         out.clear();
         match &batch.logits {
             Some(logits) => out.extend(recorder.read(logits).map_err(backend)?),
             None => recorder.submit().map_err(backend)?,
         }
+        tracing::debug!(
+            rows = batch.positions.len(),
+            record_ms = recorded.as_secs_f64() * 1e3,
+            run_ms = (batch.started.elapsed() - recorded).as_secs_f64() * 1e3,
+            "micro-batch on the GPU"
+        );
         Ok(())
     }
 
