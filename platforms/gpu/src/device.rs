@@ -98,6 +98,8 @@ pub struct Gpu {
     /// Self-test verdicts by kernel name (true: passed), and the file that keeps them.
     verdicts: Mutex<HashMap<String, bool>>,
     verdict_file: Option<std::path::PathBuf>,
+    /// The driver's pipeline cache and the file it is kept in.
+    pipeline_cache: Option<(wgpu::PipelineCache, std::path::PathBuf)>,
 }
 
 impl Gpu {
@@ -114,11 +116,23 @@ impl Gpu {
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let subgroups = options.subgroups && adapter.features().contains(wgpu::Features::SUBGROUP);
-        let required_features = if subgroups {
+        let mut required_features = if subgroups {
             wgpu::Features::SUBGROUP
         } else {
             wgpu::Features::empty()
         };
+        // A persisted pipeline cache where the platform has one (Vulkan) and the app gave a
+        // directory; Metal keeps its own shader cache.
+        let pipeline_cache_file = options.cache_dir.as_ref().and_then(|dir| {
+            let key = wgpu::util::pipeline_cache_key(&info)?;
+            adapter
+                .features()
+                .contains(wgpu::Features::PIPELINE_CACHE)
+                .then(|| dir.join(key))
+        });
+        if pipeline_cache_file.is_some() {
+            required_features |= wgpu::Features::PIPELINE_CACHE;
+        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fennec"),
@@ -141,6 +155,21 @@ impl Gpu {
                 errors.push(error.to_string());
             }
         }));
+        let pipeline_cache = pipeline_cache_file.map(|file| {
+            let data = std::fs::read(&file).ok();
+            // SAFETY: the data is what `PipelineCache::get_data` returned on an earlier run,
+            // in a file named by `pipeline_cache_key` of this adapter (wgpu's condition for
+            // reusing it); wgpu and the driver validate its header and ignore a stale one
+            // (`fallback`).
+            let cache = unsafe {
+                device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                    label: Some("fennec pipelines"),
+                    data: data.as_deref(),
+                    fallback: true,
+                })
+            };
+            (cache, file)
+        });
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
@@ -182,6 +211,7 @@ impl Gpu {
             faults: options.inject_faults.clone(),
             verdicts: Mutex::new(verdicts),
             verdict_file,
+            pipeline_cache,
         })
     }
 
@@ -394,7 +424,7 @@ impl Gpu {
                     // Every kernel writes its workgroup memory before reading it.
                     zero_initialize_workgroup_memory: false,
                 },
-                cache: None,
+                cache: self.pipeline_cache.as_ref().map(|(cache, _)| cache),
             });
         if let Some(error) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Pipeline {
@@ -407,9 +437,30 @@ impl Gpu {
             ms = started.elapsed().as_secs_f64() * 1e3,
             "pipeline built"
         );
+        self.save_pipeline_cache();
         let pipeline = Arc::new(Pipeline { pipeline, layout });
         cache.insert(name.to_string(), Arc::clone(&pipeline));
         Ok(pipeline)
+    }
+
+    /// Writes the driver's pipeline cache to its file (through a temporary file, so a
+    /// crash never leaves half a cache).
+    fn save_pipeline_cache(&self) {
+        let Some((cache, file)) = &self.pipeline_cache else {
+            return;
+        };
+        let Some(data) = cache.get_data() else {
+            return;
+        };
+        let temporary = file.with_extension(format!("tmp{}", std::process::id()));
+        let written = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&temporary, &data))
+            .and_then(|()| std::fs::rename(&temporary, file));
+        if let Err(e) = written {
+            tracing::warn!(file = %file.display(), error = %e, "cannot keep the GPU pipeline cache");
+        }
     }
 
     fn bind_group_layout(&self, kind: LayoutKind) -> wgpu::BindGroupLayout {
