@@ -91,15 +91,38 @@ struct Agreement {
     /// those, where both pick the same top token.
     decisive: usize,
     decisive_agree: usize,
+    /// Perplexity of the tokens under each run's logits.
+    perplexity: (f64, f64),
 }
 
-fn compare(got: &[f32], expected: &[f32], n_vocab: usize, margin: f32) -> Agreement {
+impl Agreement {
+    /// Asserts the perplexities agree within `relative`.
+    fn assert_perplexity_within(&self, relative: f64) {
+        let (got, expected) = self.perplexity;
+        assert!(
+            (got / expected - 1.0).abs() <= relative,
+            "perplexity {got} vs {expected}"
+        );
+    }
+}
+
+fn compare(
+    got: &[f32],
+    expected: &[f32],
+    tokens: &[u32],
+    n_vocab: usize,
+    margin: f32,
+) -> Agreement {
     let mut a = Agreement {
         max_diff: 0.0,
         mean_diff: 0.0,
         top1: 0,
         decisive: 0,
         decisive_agree: 0,
+        perplexity: (
+            mean_nll(got, tokens, n_vocab).exp(),
+            mean_nll(expected, tokens, n_vocab).exp(),
+        ),
     };
     for (g, e) in got
         .chunks_exact(n_vocab)
@@ -153,21 +176,14 @@ fn a_float_llama_on_the_gpu_matches_the_cpu_within_5e_2_teacher_forced() {
     };
     let expected = run(&cpu, 64);
     let got = run(&gpu, 64);
-    let a = compare(&got, &expected, n_vocab, 0.0);
-    let (ppl_gpu, ppl_cpu) = (
-        mean_nll(&got, &tokens, n_vocab).exp(),
-        mean_nll(&expected, &tokens, n_vocab).exp(),
-    );
+    let a = compare(&got, &expected, &tokens, n_vocab, 0.0);
     eprintln!(
-        "tiny F32 llama: max |diff| {}, top-1 {}/256, perplexity GPU {ppl_gpu:.5} CPU {ppl_cpu:.5}",
-        a.max_diff, a.top1
+        "tiny F32 llama: max |diff| {}, top-1 {}/256, perplexity GPU/CPU {:?}",
+        a.max_diff, a.top1, a.perplexity
     );
     assert!(a.max_diff <= 5e-2, "max |logit diff| {}", a.max_diff);
     assert!(a.top1 * 100 >= 99 * 256, "top-1 agreement {}/256", a.top1);
-    assert!(
-        (ppl_gpu / ppl_cpu - 1.0).abs() <= 5e-3,
-        "perplexity {ppl_gpu} vs {ppl_cpu}"
-    );
+    a.assert_perplexity_within(5e-3);
 }
 
 #[test]
@@ -185,14 +201,10 @@ fn smollm2_on_the_gpu_follows_the_cpu_teacher_forced() {
     let n_vocab = cpu.n_vocab();
     let expected = all_logits(&cpu, tokens, 512);
     let got = all_logits(&gpu, tokens, 512);
-    let a = compare(&got, &expected, n_vocab, 0.35);
-    let (ppl_gpu, ppl_cpu) = (
-        mean_nll(&got, tokens, n_vocab).exp(),
-        mean_nll(&expected, tokens, n_vocab).exp(),
-    );
+    let a = compare(&got, &expected, tokens, n_vocab, 0.35);
     eprintln!(
-        "SmolLM2: max |diff| {}, mean {:.4}, top-1 {}/256, decisive {}/{}, perplexity GPU {ppl_gpu:.4} CPU {ppl_cpu:.4}",
-        a.max_diff, a.mean_diff, a.top1, a.decisive_agree, a.decisive
+        "SmolLM2: max |diff| {}, mean {:.4}, top-1 {}/256, decisive {}/{}, perplexity GPU/CPU {:?}",
+        a.max_diff, a.mean_diff, a.top1, a.decisive_agree, a.decisive, a.perplexity
     );
     assert!(a.max_diff < 2.0, "max |logit diff| {}", a.max_diff);
     assert!(a.mean_diff < 0.35, "mean |logit diff| {}", a.mean_diff);
@@ -200,10 +212,7 @@ fn smollm2_on_the_gpu_follows_the_cpu_teacher_forced() {
         a.decisive_agree, a.decisive,
         "top-1 differs where the CPU is decisive"
     );
-    assert!(
-        (ppl_gpu / ppl_cpu - 1.0).abs() <= 5e-3,
-        "perplexity {ppl_gpu} vs {ppl_cpu}"
-    );
+    a.assert_perplexity_within(5e-3);
 }
 
 #[test]

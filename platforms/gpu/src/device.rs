@@ -93,6 +93,8 @@ pub struct Gpu {
     pub(crate) max_binding_bytes: u64,
     pub(crate) max_groups: u32,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// Scratch buffers reused between operations.
+    pub(crate) pool: Arc<crate::pool::BufferPool>,
     errors: Arc<Mutex<Vec<String>>>,
     faults: Vec<String>,
     /// Self-test verdicts by kernel name (true: passed), and the file that keeps them.
@@ -207,6 +209,7 @@ impl Gpu {
             max_binding_bytes: max_binding.min(MAX_BUFFER_BYTES),
             max_groups: limits.max_compute_workgroups_per_dimension,
             pipelines: Mutex::new(HashMap::new()),
+            pool: Arc::default(),
             errors,
             faults: options.inject_faults.clone(),
             verdicts: Mutex::new(verdicts),

@@ -17,6 +17,7 @@ mod error;
 pub mod kernels;
 mod matrix;
 mod matvec;
+mod pool;
 mod recorder;
 mod selftest;
 

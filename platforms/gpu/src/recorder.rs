@@ -4,12 +4,13 @@
 use wgpu::util::DeviceExt;
 
 use crate::kernels::{self, Activations, Reduction, ROWS_PER_GROUP, WORKGROUP_SIZE};
+use crate::pool::PooledBuffer;
 use crate::{Gpu, GpuError, GpuMatrix};
 use fennec_quant::GgmlType;
 
 /// Rows of f32 resident on the GPU.
 pub struct GpuTensor {
-    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) buffer: PooledBuffer,
     n_rows: usize,
     row_len: usize,
 }
@@ -70,8 +71,8 @@ struct QuantizeParams {
 
 /// Activations quantized on the GPU: packed int8 quants and per-block scale data.
 pub(crate) struct QuantizedActivations {
-    pub(crate) quants: wgpu::Buffer,
-    pub(crate) scales: wgpu::Buffer,
+    pub(crate) quants: PooledBuffer,
+    pub(crate) scales: PooledBuffer,
 }
 
 /// Operations recorded on one command encoder; nothing runs until a `read`.
@@ -98,7 +99,7 @@ impl Gpu {
                 usage: TENSOR_USAGE,
             });
         Ok(GpuTensor {
-            buffer,
+            buffer: PooledBuffer::unpooled(buffer),
             n_rows: data.len() / row_len,
             row_len,
         })
@@ -135,12 +136,7 @@ impl Gpu {
     ) -> Result<GpuTensor, GpuError> {
         let bytes = (n_rows * row_len * 4) as u64;
         self.check_binding(bytes, "the output")?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("tensor"),
-            size: bytes,
-            usage: TENSOR_USAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = self.pool.take(&self.device, bytes, TENSOR_USAGE, "tensor");
         Ok(GpuTensor {
             buffer,
             n_rows,
@@ -155,6 +151,19 @@ impl Gpu {
                 contents: bytemuck::bytes_of(value),
                 usage: wgpu::BufferUsages::UNIFORM,
             })
+    }
+
+    /// The bindings `entries` for `pipeline`'s layout.
+    fn bind_group(
+        &self,
+        pipeline: &crate::device::Pipeline,
+        entries: &[wgpu::BindGroupEntry<'_>],
+    ) -> wgpu::BindGroup {
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries,
+        })
     }
 
     /// Workgroups for `n` threads of 64 as (x, y), x within the adapter's limit.
@@ -255,15 +264,7 @@ impl Recorder<'_> {
                 None => entries.push(entry(1, &x.buffer)),
             }
             entries.extend([entry(3, &out.buffer), entry(4, &slice.params)]);
-            let bind_group = self
-                .gpu
-                .device
-                .create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: None,
-                    layout: &pipeline.layout,
-                    entries: &entries,
-                });
-            pass.set_bind_group(0, &bind_group, &[]);
+            pass.set_bind_group(0, &self.gpu.bind_group(&pipeline, &entries), &[]);
             let groups = slice.n_rows.div_ceil(ROWS_PER_GROUP as usize) as u32;
             pass.dispatch_workgroups(groups, x.n_rows as u32, 1);
         }
@@ -288,14 +289,7 @@ impl Recorder<'_> {
         let pipeline = self.gpu.quantize_pipeline(act)?;
         let n_blocks = x.len() / act.block_len();
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        let buffer = |label, size| {
-            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let buffer = |label, size| self.gpu.pool.take(&self.gpu.device, size, usage, label);
         let quants = buffer("activation quants", x.len() as u64);
         let scales = buffer(
             "activation scales",
@@ -547,14 +541,7 @@ impl Recorder<'_> {
         entries: &[wgpu::BindGroupEntry<'_>],
         groups: (u32, u32),
     ) {
-        let bind_group = self
-            .gpu
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.layout,
-                entries,
-            });
+        let bind_group = self.gpu.bind_group(pipeline, entries);
         let mut pass = self.encoder.begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
