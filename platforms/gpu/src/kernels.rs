@@ -20,13 +20,16 @@ const KV_STORE: &str = include_str!("../shaders/kv_store.wgsl");
 const ATTEND: &str = include_str!("../shaders/attend.wgsl");
 
 /// Weight types with a GPU matrix-vector kernel.
-pub const MATVEC_TYPES: [GgmlType; 7] = [
+pub const MATVEC_TYPES: [GgmlType; 10] = [
     GgmlType::F32,
     GgmlType::F16,
     GgmlType::Q4_0,
     GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
     GgmlType::Q8_0,
     GgmlType::Q4K,
+    GgmlType::Q5K,
     GgmlType::Q6K,
 ];
 
@@ -87,8 +90,11 @@ fn matvec_body(ty: GgmlType) -> Option<&'static str> {
         GgmlType::F16 => include_str!("../shaders/matvec_f16.wgsl"),
         GgmlType::Q4_0 => include_str!("../shaders/matvec_q4_0.wgsl"),
         GgmlType::Q4_1 => include_str!("../shaders/matvec_q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../shaders/matvec_q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../shaders/matvec_q5_1.wgsl"),
         GgmlType::Q8_0 => include_str!("../shaders/matvec_q8_0.wgsl"),
         GgmlType::Q4K => include_str!("../shaders/matvec_q4_k.wgsl"),
+        GgmlType::Q5K => include_str!("../shaders/matvec_q5_k.wgsl"),
         GgmlType::Q6K => include_str!("../shaders/matvec_q6_k.wgsl"),
         _ => return None,
     })

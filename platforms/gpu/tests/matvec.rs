@@ -241,8 +241,8 @@ fn bad_shapes_and_types_are_named_errors() {
         Err(GpuError::Shape(_))
     ));
     assert!(matches!(
-        gpu.upload_matrix(GgmlType::Q5K, 1, 256, &[0; 176]),
-        Err(GpuError::Unsupported(GgmlType::Q5K))
+        gpu.upload_matrix(GgmlType::Q2K, 1, 256, &[0; 84]),
+        Err(GpuError::Unsupported(GgmlType::Q2K))
     ));
     let matrix = gpu.upload_matrix(GgmlType::Q4_0, 2, 64, &w).unwrap();
     let e = gpu.matvec(&matrix, &[1.0; 65]).unwrap_err();
