@@ -43,6 +43,11 @@ fn load_f16_at(at: u32) -> f32 {
     return f16_bits_to_f32(weights[at >> 2u] >> ((at & 2u) * 8u));
 }
 
+// Bits 0..3 of `bits` moved to bit 4 of bytes 0..3: Q5 formats' fifth bits of four quants.
+fn fifth_bits(bits: u32) -> u32 {
+    return ((bits & 1u) | ((bits & 2u) << 7u) | ((bits & 4u) << 14u) | ((bits & 8u) << 21u)) << 4u;
+}
+
 // Row `r` of this workgroup's group, clamped into the slice: the rows past the end of the
 // last group compute a copy of the last row, which `write_rows` then drops.
 fn group_row(group: u32, r: u32) -> u32 {

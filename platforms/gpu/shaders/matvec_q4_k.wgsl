@@ -4,21 +4,6 @@
 // Thread `lane` = 4 c + p takes bytes 32 c + 8 p .. + 7: eight elements of each. The mins go
 // in through the activations' sums of 16, one sub-block per lane for lanes 0..7.
 
-// Byte `k` (0..11) of the packed scales.
-fn k4_byte(scales: vec3<u32>, k: u32) -> u32 {
-    return (scales[k >> 2u] >> ((k & 3u) * 8u)) & 0xffu;
-}
-
-// Sub-block `j`'s (scale, min), 6 bits each.
-fn k4_scale_min(scales: vec3<u32>, j: u32) -> vec2<i32> {
-    if (j < 4u) {
-        return vec2<i32>(i32(k4_byte(scales, j) & 63u), i32(k4_byte(scales, j + 4u) & 63u));
-    }
-    let sc = (k4_byte(scales, j + 4u) & 0xfu) | ((k4_byte(scales, j - 4u) >> 6u) << 4u);
-    let m = (k4_byte(scales, j + 4u) >> 4u) | ((k4_byte(scales, j) >> 6u) << 4u);
-    return vec2<i32>(i32(sc), i32(m));
-}
-
 fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
     let n_supers = params.n_cols / 256u;
     let lane = lid & 15u;
@@ -44,8 +29,8 @@ fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
             let q1 = weights[word + 5u + 8u * c + 2u * p];
             let low = dot4I8Packed(q0 & LOW_NIBBLES, a0) + dot4I8Packed(q1 & LOW_NIBBLES, a1);
             let high = dot4I8Packed((q0 >> 4u) & LOW_NIBBLES, a2) + dot4I8Packed((q1 >> 4u) & LOW_NIBBLES, a3);
-            let sum = k4_scale_min(scales, 2u * c).x * low + k4_scale_min(scales, 2u * c + 1u).x * high;
-            let m = f32(k4_scale_min(scales, min_sub).y);
+            let sum = k_scale_min(scales, 2u * c).x * low + k_scale_min(scales, 2u * c + 1u).x * high;
+            let m = f32(k_scale_min(scales, min_sub).y);
             acc[r] += d_act * (d * f32(sum) - dmin * m * min_sum);
         }
     }

@@ -3,11 +3,6 @@
 // thread `lane` takes bytes 4 lane..4 lane + 3, elements 4 lane.. (low) and 16 + 4 lane..
 // (high); qh's bit i is element i's.
 
-// Bits 0..3 of `bits` moved to bit 4 of bytes 0..3.
-fn high_bits(bits: u32) -> u32 {
-    return ((bits & 1u) | ((bits & 2u) << 7u) | ((bits & 4u) << 14u) | ((bits & 8u) << 21u)) << 4u;
-}
-
 fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
     let n_blocks = params.n_cols / 32u;
     let lane = lid & 3u;
@@ -22,8 +17,8 @@ fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
             let at = group_row(group, r) * params.row_bytes + b * 22u;
             let qh = load_u32_at(at + 2u);
             let q = load_u32_at(at + 6u + 4u * lane);
-            let low = (q & LOW_NIBBLES) | high_bits(qh >> (4u * lane));
-            let high = ((q >> 4u) & LOW_NIBBLES) | high_bits(qh >> (16u + 4u * lane));
+            let low = (q & LOW_NIBBLES) | fifth_bits(qh >> (4u * lane));
+            let high = ((q >> 4u) & LOW_NIBBLES) | fifth_bits(qh >> (16u + 4u * lane));
             let sum = dot4I8Packed(low, a_low) + dot4I8Packed(high, a_high) - 16 * a_sum;
             acc[r] += load_f16_at(at) * d_act * f32(sum);
         }

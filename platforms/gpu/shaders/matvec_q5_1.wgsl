@@ -2,11 +2,6 @@
 // d * q + m with q = nibble | high bit << 4) times Q8_1 activations. Layout as Q5_0; the
 // block's `m * s` term is added once, by lane 0. Blocks are word-aligned.
 
-// Bits 0..3 of `bits` moved to bit 4 of bytes 0..3.
-fn high_bits(bits: u32) -> u32 {
-    return ((bits & 1u) | ((bits & 2u) << 7u) | ((bits & 4u) << 14u) | ((bits & 8u) << 21u)) << 4u;
-}
-
 fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
     let n_blocks = params.n_cols / 32u;
     let lane = lid & 3u;
@@ -22,8 +17,8 @@ fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
             let scales = weights[word];
             let qh = weights[word + 1u];
             let q = weights[word + 2u + lane];
-            let low = (q & LOW_NIBBLES) | high_bits(qh >> (4u * lane));
-            let high = ((q >> 4u) & LOW_NIBBLES) | high_bits(qh >> (16u + 4u * lane));
+            let low = (q & LOW_NIBBLES) | fifth_bits(qh >> (4u * lane));
+            let high = ((q >> 4u) & LOW_NIBBLES) | fifth_bits(qh >> (16u + 4u * lane));
             let sum = dot4I8Packed(low, a_low) + dot4I8Packed(high, a_high);
             acc[r] += f16_bits_to_f32(scales) * d_act * f32(sum) + f16_bits_to_f32(scales >> 16u) * s_act;
         }

@@ -4,21 +4,6 @@
 // (low) and 2 c + 1 (high); element l of those takes bit 2 c (resp. 2 c + 1) of qh[l].
 // Thread `lane` = 4 c + p takes nibble bytes 32 c + 8 p .. + 7 and qh bytes 8 p .. + 7.
 
-// Byte `k` (0..11) of the packed scales.
-fn k5_byte(scales: vec3<u32>, k: u32) -> u32 {
-    return (scales[k >> 2u] >> ((k & 3u) * 8u)) & 0xffu;
-}
-
-// Sub-block `j`'s (scale, min), 6 bits each (Q4_K's packing).
-fn k5_scale_min(scales: vec3<u32>, j: u32) -> vec2<i32> {
-    if (j < 4u) {
-        return vec2<i32>(i32(k5_byte(scales, j) & 63u), i32(k5_byte(scales, j + 4u) & 63u));
-    }
-    let sc = (k5_byte(scales, j + 4u) & 0xfu) | ((k5_byte(scales, j - 4u) >> 6u) << 4u);
-    let m = (k5_byte(scales, j + 4u) >> 4u) | ((k5_byte(scales, j) >> 6u) << 4u);
-    return vec2<i32>(i32(sc), i32(m));
-}
-
 fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
     let n_supers = params.n_cols / 256u;
     let lane = lid & 15u;
@@ -50,8 +35,8 @@ fn row_partials(group: u32, vector: u32, lid: u32) -> vec4<f32> {
             let high1 = ((q1 >> 4u) & LOW_NIBBLES) | (((h1 >> (2u * c + 1u)) & ONES) << 4u);
             let low = dot4I8Packed(low0, a0) + dot4I8Packed(low1, a1);
             let high = dot4I8Packed(high0, a2) + dot4I8Packed(high1, a3);
-            let sum = k5_scale_min(scales, 2u * c).x * low + k5_scale_min(scales, 2u * c + 1u).x * high;
-            let m = f32(k5_scale_min(scales, min_sub).y);
+            let sum = k_scale_min(scales, 2u * c).x * low + k_scale_min(scales, 2u * c + 1u).x * high;
+            let m = f32(k_scale_min(scales, min_sub).y);
             acc[r] += d_act * (d * f32(sum) - dmin * m * min_sum);
         }
     }

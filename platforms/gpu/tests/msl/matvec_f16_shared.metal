@@ -51,9 +51,9 @@ uint naga_f2u32(float value) {
 uint f32_to_f16_bits(
     float x
 ) {
-    uint bits = as_type<uint>(x);
-    uint sign_1 = (bits >> 16u) & 32768u;
-    uint magnitude_1 = bits & 2147483647u;
+    uint bits_1 = as_type<uint>(x);
+    uint sign_1 = (bits_1 >> 16u) & 32768u;
+    uint magnitude_1 = bits_1 & 2147483647u;
     if (magnitude_1 > 2139095040u) {
         return sign_1 | 32256u;
     }
@@ -98,6 +98,12 @@ float load_f16_at(
     uint _e5 = weights[at_1 >> 2u];
     float _e11 = f16_bits_to_f32_(_e5 >> ((at_1 & 2u) * 8u));
     return _e11;
+}
+
+uint fifth_bits(
+    uint bits
+) {
+    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
 }
 
 uint group_row(

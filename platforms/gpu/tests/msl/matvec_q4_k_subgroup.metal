@@ -54,9 +54,9 @@ uint naga_f2u32(float value) {
 uint f32_to_f16_bits(
     float x
 ) {
-    uint bits = as_type<uint>(x);
-    uint sign_1 = (bits >> 16u) & 32768u;
-    uint magnitude_1 = bits & 2147483647u;
+    uint bits_1 = as_type<uint>(x);
+    uint sign_1 = (bits_1 >> 16u) & 32768u;
+    uint magnitude_1 = bits_1 & 2147483647u;
     if (magnitude_1 > 2139095040u) {
         return sign_1 | 32256u;
     }
@@ -101,6 +101,12 @@ float load_f16_at(
     uint _e5 = weights[at_1 >> 2u];
     float _e11 = f16_bits_to_f32_(_e5 >> ((at_1 & 2u) * 8u));
     return _e11;
+}
+
+uint fifth_bits(
+    uint bits
+) {
+    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
 }
 
 uint group_row(
@@ -157,27 +163,27 @@ int sign_extend_byte(
     return as_type<int>(x_2 << 24u) >> 24u;
 }
 
-uint k4_byte(
+uint k_scale_byte(
     metal::uint3 scales,
     uint k
 ) {
     return (scales[k >> 2u] >> ((k & 3u) * 8u)) & 255u;
 }
 
-metal::int2 k4_scale_min(
+metal::int2 k_scale_min(
     metal::uint3 scales_1,
     uint j
 ) {
     if (j < 4u) {
-        uint _e4 = k4_byte(scales_1, j);
-        uint _e10 = k4_byte(scales_1, j + 4u);
+        uint _e4 = k_scale_byte(scales_1, j);
+        uint _e10 = k_scale_byte(scales_1, j + 4u);
         return metal::int2(static_cast<int>(_e4 & 63u), static_cast<int>(_e10 & 63u));
     }
-    uint _e17 = k4_byte(scales_1, j + 4u);
-    uint _e22 = k4_byte(scales_1, j - 4u);
+    uint _e17 = k_scale_byte(scales_1, j + 4u);
+    uint _e22 = k_scale_byte(scales_1, j - 4u);
     uint sc = (_e17 & 15u) | ((_e22 >> 6u) << 4u);
-    uint _e30 = k4_byte(scales_1, j + 4u);
-    uint _e33 = k4_byte(scales_1, j);
+    uint _e30 = k_scale_byte(scales_1, j + 4u);
+    uint _e33 = k_scale_byte(scales_1, j);
     uint m = (_e30 >> 4u) | ((_e33 >> 6u) << 4u);
     return metal::int2(static_cast<int>(sc), static_cast<int>(m));
 }
@@ -281,10 +287,10 @@ metal::float4 row_partials(
                     packed_char4 reinterpreted_packed_char4_e167 = as_type<packed_char4>(_e167);
                     packed_char4 reinterpreted_packed_char4_e57 = as_type<packed_char4>(a3_);
                     int high = as_type<int>(as_type<uint>(( + reinterpreted_packed_char4_e162[0] * reinterpreted_packed_char4_e52[0] + reinterpreted_packed_char4_e162[1] * reinterpreted_packed_char4_e52[1] + reinterpreted_packed_char4_e162[2] * reinterpreted_packed_char4_e52[2] + reinterpreted_packed_char4_e162[3] * reinterpreted_packed_char4_e52[3])) + as_type<uint>(( + reinterpreted_packed_char4_e167[0] * reinterpreted_packed_char4_e57[0] + reinterpreted_packed_char4_e167[1] * reinterpreted_packed_char4_e57[1] + reinterpreted_packed_char4_e167[2] * reinterpreted_packed_char4_e57[2] + reinterpreted_packed_char4_e167[3] * reinterpreted_packed_char4_e57[3])));
-                    metal::int2 _e172 = k4_scale_min(scales_2, 2u * c);
-                    metal::int2 _e179 = k4_scale_min(scales_2, (2u * c) + 1u);
+                    metal::int2 _e172 = k_scale_min(scales_2, 2u * c);
+                    metal::int2 _e179 = k_scale_min(scales_2, (2u * c) + 1u);
                     int sum = as_type<int>(as_type<uint>(as_type<int>(as_type<uint>(_e172.x) * as_type<uint>(low_1))) + as_type<uint>(as_type<int>(as_type<uint>(_e179.x) * as_type<uint>(high))));
-                    metal::int2 _e183 = k4_scale_min(scales_2, min_sub);
+                    metal::int2 _e183 = k_scale_min(scales_2, min_sub);
                     float m_1 = static_cast<float>(_e183.y);
                     uint _e186 = r_2;
                     float _e188 = acc[_e186];

@@ -103,6 +103,12 @@ float load_f16_at(
     return _e11;
 }
 
+uint fifth_bits(
+    uint bits
+) {
+    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
+}
+
 uint group_row(
     uint group_1,
     uint r,
@@ -149,12 +155,6 @@ void write_rows(
         }
     }
     return;
-}
-
-uint high_bits(
-    uint bits
-) {
-    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
 }
 
 uint naga_div(uint lhs, uint rhs) {
@@ -230,9 +230,9 @@ metal::float4 row_partials(
                     uint at_2 = (_e55 * _e58) + (_e60 * 22u);
                     uint _e66 = load_u32_at(at_2 + 2u, weights, _buffer_sizes);
                     uint _e72 = load_u32_at((at_2 + 6u) + (4u * lane), weights, _buffer_sizes);
-                    uint _e78 = high_bits(_e66 >> (4u * lane));
+                    uint _e78 = fifth_bits(_e66 >> (4u * lane));
                     uint low_1 = (_e72 & LOW_NIBBLES) | _e78;
-                    uint _e89 = high_bits(_e66 >> (16u + (4u * lane)));
+                    uint _e89 = fifth_bits(_e66 >> (16u + (4u * lane)));
                     uint high = ((_e72 >> 4u) & LOW_NIBBLES) | _e89;
                     packed_char4 reinterpreted_packed_char4_e79 = as_type<packed_char4>(low_1);
                     packed_char4 reinterpreted_packed_char4_e31 = as_type<packed_char4>(a_low);

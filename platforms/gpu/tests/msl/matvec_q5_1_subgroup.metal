@@ -103,6 +103,12 @@ float load_f16_at(
     return _e11;
 }
 
+uint fifth_bits(
+    uint bits
+) {
+    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
+}
+
 uint group_row(
     uint group_1,
     uint r,
@@ -149,12 +155,6 @@ void write_rows(
         }
     }
     return;
-}
-
-uint high_bits(
-    uint bits
-) {
-    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
 }
 
 uint naga_div(uint lhs, uint rhs) {
@@ -229,9 +229,9 @@ metal::float4 row_partials(
                     uint scales = weights[word_1];
                     uint qh = weights[word_1 + 1u];
                     uint q = weights[(word_1 + 2u) + lane_1];
-                    uint _e96 = high_bits(qh >> (4u * lane_1));
+                    uint _e96 = fifth_bits(qh >> (4u * lane_1));
                     uint low_1 = (q & LOW_NIBBLES) | _e96;
-                    uint _e107 = high_bits(qh >> (16u + (4u * lane_1)));
+                    uint _e107 = fifth_bits(qh >> (16u + (4u * lane_1)));
                     uint high = ((q >> 4u) & LOW_NIBBLES) | _e107;
                     packed_char4 reinterpreted_packed_char4_e97 = as_type<packed_char4>(low_1);
                     packed_char4 reinterpreted_packed_char4_e31 = as_type<packed_char4>(a_low);

@@ -23,7 +23,7 @@ struct Params {
 };
 typedef uint type_2[1];
 typedef float type_3[1];
-struct type_8 {
+struct type_10 {
     metal::float4 inner[64];
 };
 constant uint WG = 64u;
@@ -54,9 +54,9 @@ uint naga_f2u32(float value) {
 uint f32_to_f16_bits(
     float x
 ) {
-    uint bits = as_type<uint>(x);
-    uint sign_1 = (bits >> 16u) & 32768u;
-    uint magnitude_1 = bits & 2147483647u;
+    uint bits_1 = as_type<uint>(x);
+    uint sign_1 = (bits_1 >> 16u) & 32768u;
+    uint magnitude_1 = bits_1 & 2147483647u;
     if (magnitude_1 > 2139095040u) {
         return sign_1 | 32256u;
     }
@@ -101,6 +101,12 @@ float load_f16_at(
     uint _e5 = weights[at_1 >> 2u];
     float _e11 = f16_bits_to_f32_(_e5 >> ((at_1 & 2u) * 8u));
     return _e11;
+}
+
+uint fifth_bits(
+    uint bits
+) {
+    return ((((bits & 1u) | ((bits & 2u) << 7u)) | ((bits & 4u) << 14u)) | ((bits & 8u) << 21u)) << 4u;
 }
 
 uint group_row(
@@ -155,6 +161,31 @@ int sign_extend_byte(
     uint x_2
 ) {
     return as_type<int>(x_2 << 24u) >> 24u;
+}
+
+uint k_scale_byte(
+    metal::uint3 scales,
+    uint k
+) {
+    return (scales[k >> 2u] >> ((k & 3u) * 8u)) & 255u;
+}
+
+metal::int2 k_scale_min(
+    metal::uint3 scales_1,
+    uint j
+) {
+    if (j < 4u) {
+        uint _e4 = k_scale_byte(scales_1, j);
+        uint _e10 = k_scale_byte(scales_1, j + 4u);
+        return metal::int2(static_cast<int>(_e4 & 63u), static_cast<int>(_e10 & 63u));
+    }
+    uint _e17 = k_scale_byte(scales_1, j + 4u);
+    uint _e22 = k_scale_byte(scales_1, j - 4u);
+    uint sc = (_e17 & 15u) | ((_e22 >> 6u) << 4u);
+    uint _e30 = k_scale_byte(scales_1, j + 4u);
+    uint _e33 = k_scale_byte(scales_1, j);
+    uint m = (_e30 >> 4u) | ((_e33 >> 6u) << 4u);
+    return metal::int2(static_cast<int>(sc), static_cast<int>(m));
 }
 
 uint naga_div(uint lhs, uint rhs) {
@@ -273,11 +304,11 @@ metal::float4 row_partials(
                     int _e186 = sign_extend_byte(_e120 >> 16u);
                     int _e187 = sign_extend_byte(_e127);
                     int _e190 = sign_extend_byte(_e127 >> 16u);
-                    metal::int4 sc = metal::int4(_e183, _e186, _e187, _e190);
+                    metal::int4 sc_1 = metal::int4(_e183, _e186, _e187, _e190);
                     uint _e192 = r_2;
                     float _e194 = acc[_e192];
                     float _e197 = load_f16_at(at_2 + 208u, weights, _buffer_sizes);
-                    acc[_e192] = _e194 + ((d_act * _e197) * static_cast<float>(naga_dot_int4(sc, dots)));
+                    acc[_e192] = _e194 + ((d_act * _e197) * static_cast<float>(naga_dot_int4(sc_1, dots)));
                 }
             }
         }
@@ -296,7 +327,7 @@ struct main_Input {
 , constant Params& params [[user(fake0)]]
 , device type_2 const& act_q [[user(fake0)]]
 , device type_3 const& act_s [[user(fake0)]]
-, threadgroup type_8& partial
+, threadgroup type_10& partial
 , constant _mslBufferSizes& _buffer_sizes [[user(fake0)]]
 ) {
     uint stride = 32u;
