@@ -5,7 +5,8 @@ use crate::kernels::{self, Reduction};
 use crate::{Gpu, GpuError, GpuMatrix};
 use fennec_quant::GgmlType;
 
-/// How long a read-back may wait for its mapping after the work is done.
+/// How long a read-back may wait for its mapping once the work is done (the work itself may
+/// take as long as it takes: lavapipe under a loaded CI runs a prefill for tens of seconds).
 const READ_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Gpu {
@@ -81,8 +82,10 @@ impl Gpu {
             // The receiver waits below; a failed send means it is gone, nothing to tell.
             let _ = sender.send(result);
         });
-        // Another thread's poll may be the one that runs the callback: poll until it has.
-        let started = std::time::Instant::now();
+        // The first poll waits for the work itself, however long it takes. The mapping's
+        // callback then runs in this thread's poll or, when threads share the device, in
+        // another thread's soon after: poll until it has, within a bound counted from then.
+        let mut finished: Option<std::time::Instant> = None;
         let mapped = loop {
             self.device
                 .poll(wgpu::PollType::wait_indefinitely())
@@ -90,12 +93,20 @@ impl Gpu {
             if let Some(error) = self.take_errors().into_iter().next() {
                 return Err(GpuError::Execution(error));
             }
+            let finished = *finished.get_or_insert_with(std::time::Instant::now);
             match receiver.try_recv() {
                 Ok(result) => break result,
-                Err(_) if started.elapsed() < READ_BACK_TIMEOUT => {
+                Err(std::sync::mpsc::TryRecvError::Empty)
+                    if finished.elapsed() < READ_BACK_TIMEOUT =>
+                {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
-                Err(_) => return Err(GpuError::Execution("read-back never completed".into())),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    return Err(GpuError::Execution("read-back never completed".into()))
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return Err(GpuError::Execution("read-back was dropped by wgpu".into()))
+                }
             }
         };
         mapped.map_err(|e| GpuError::Execution(format!("read-back: {e}")))?;
